@@ -1,0 +1,1 @@
+//! lt-data: Datasets: readers, long-tail profiles, resamplers, class weights, Parquet out.

@@ -1,0 +1,1 @@
+//! lt-eval: Imbalance-aware classification metrics, pure functions.

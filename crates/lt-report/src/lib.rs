@@ -1,0 +1,1 @@
+//! lt-report: SVG figures and the HTML report comparing lt runs.

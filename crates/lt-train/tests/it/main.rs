@@ -1,0 +1,3 @@
+//! lt-train integration tests: one binary, one module per area.
+
+mod runtime;
