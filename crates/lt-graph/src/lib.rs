@@ -3,7 +3,9 @@
 //! Invariant: this crate never links onnxruntime and touches no file except through the
 //! explicit [`onnx::save`] / [`onnx::load`]. Everything that runs a graph lives in lt-train.
 
+pub mod models;
 pub mod onnx;
+pub mod train;
 
 /// Errors of graph building, encoding and file access.
 #[derive(Debug, thiserror::Error)]
@@ -16,4 +18,10 @@ pub enum GraphError {
     UnknownValue { name: String, hint: String },
     #[error("value `{name}` is defined twice; every input, initializer and node output needs a unique name")]
     DuplicateValue { name: String },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("node `{node}` ({op}): {message}")]
+    Unsupported { node: String, op: String, message: String },
+    #[error("model: {0}")]
+    Model(String),
 }

@@ -94,11 +94,26 @@ impl GraphBuilder {
         Ok(name.to_string())
     }
 
+    /// Declares a graph input whose dims may be symbolic (`Dim::Param`), e.g. a free batch size.
+    pub fn input_dims(&mut self, name: &str, elem: DataType, dims: &[Dim]) -> Result<String, GraphError> {
+        self.define(name)?;
+        self.graph.input.push(value_info_dims(name, elem, dims));
+        Ok(name.to_string())
+    }
+
     /// Adds an initializer (a constant stored in the model).
     pub fn initializer(&mut self, name: &str, value: &Tensor) -> Result<String, GraphError> {
         self.define(name)?;
         self.graph.initializer.push(value.to_proto(name));
         Ok(name.to_string())
+    }
+
+    /// Adds an initializer given as a protobuf tensor (any data type); its name is `t.name`.
+    pub fn initializer_proto(&mut self, t: TensorProto) -> Result<String, GraphError> {
+        self.define(&t.name)?;
+        let name = t.name.clone();
+        self.graph.initializer.push(t);
+        Ok(name)
     }
 
     /// Adds a constant under a fresh name.
@@ -170,6 +185,60 @@ impl GraphBuilder {
         Ok(())
     }
 
+    /// Like [`GraphBuilder::output`] with dims that may be symbolic.
+    pub fn output_dims(&mut self, value: &str, name: &str, elem: DataType, dims: &[Dim]) -> Result<(), GraphError> {
+        self.output(value, name, elem, None)?;
+        let last = self.graph.output.len() - 1;
+        self.graph.output[last] = value_info_dims(name, elem, dims);
+        Ok(())
+    }
+
+    /// Adds a node with explicit output names (used when copying nodes of another graph).
+    pub fn node_named(
+        &mut self,
+        op_type: &str,
+        inputs: &[&str],
+        outputs: &[&str],
+        attrs: Vec<AttributeProto>,
+    ) -> Result<(), GraphError> {
+        for input in inputs {
+            if !input.is_empty() && !self.defined.contains(*input) {
+                return Err(GraphError::UnknownValue {
+                    name: input.to_string(),
+                    hint: format!("used by a {op_type} node before it was defined"),
+                });
+            }
+        }
+        for o in outputs {
+            self.define(o)?;
+        }
+        let name = self.fresh(&format!("{}_node", op_type.to_ascii_lowercase()));
+        self.graph.node.push(NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: outputs.iter().map(|s| s.to_string()).collect(),
+            name,
+            op_type: op_type.to_string(),
+            attribute: attrs,
+            ..Default::default()
+        });
+        Ok(())
+    }
+
+    /// Whether `name` is already defined in this graph.
+    pub fn is_defined(&self, name: &str) -> bool {
+        self.defined.contains(name)
+    }
+
+    /// The graph built so far.
+    pub fn graph(&self) -> &GraphProto {
+        &self.graph
+    }
+
+    /// Mutable access to the graph built so far (for passes that rewrite nodes).
+    pub fn graph_mut(&mut self) -> &mut GraphProto {
+        &mut self.graph
+    }
+
     /// Number of nodes so far.
     pub fn node_count(&self) -> usize {
         self.graph.node.len()
@@ -186,6 +255,33 @@ impl GraphBuilder {
             ..Default::default()
         }
     }
+}
+
+/// One dimension of a declared shape.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Dim {
+    Fixed(i64),
+    Param(String),
+}
+
+/// A tensor value description with possibly symbolic dims.
+pub fn value_info_dims(name: &str, elem: DataType, dims: &[Dim]) -> ValueInfoProto {
+    let mut vi = value_info(name, elem, Some(&[]));
+    if let Some(type_proto::Value::TensorType(t)) = vi.r#type.as_mut().and_then(|t| t.value.as_mut()) {
+        t.shape = Some(TensorShapeProto {
+            dim: dims
+                .iter()
+                .map(|d| tensor_shape_proto::Dimension {
+                    value: Some(match d {
+                        Dim::Fixed(v) => tensor_shape_proto::dimension::Value::DimValue(*v),
+                        Dim::Param(p) => tensor_shape_proto::dimension::Value::DimParam(p.clone()),
+                    }),
+                    ..Default::default()
+                })
+                .collect(),
+        });
+    }
+    vi
 }
 
 /// A tensor value description; `dims: None` leaves the shape unspecified.
@@ -209,7 +305,8 @@ pub fn value_info(name: &str, elem: DataType, dims: Option<&[i64]>) -> ValueInfo
     }
 }
 
-fn attribute(name: &str, value: &Attr) -> AttributeProto {
+/// Converts an [`Attr`] to its protobuf form.
+pub fn attribute(name: &str, value: &Attr) -> AttributeProto {
     let mut a = AttributeProto { name: name.to_string(), ..Default::default() };
     let kind = match value {
         Attr::Int(v) => {

@@ -3,7 +3,7 @@
 mod builder;
 pub mod proto;
 
-pub use builder::{Attr, GraphBuilder, Tensor};
+pub use builder::{Attr, Dim, GraphBuilder, Tensor, attribute, value_info, value_info_dims};
 
 use std::path::Path;
 

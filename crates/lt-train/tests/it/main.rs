@@ -1,3 +1,6 @@
 //! lt-train integration tests: one binary, one module per area.
 
 mod runtime;
+mod graph_grad;
+mod graph_train;
+mod graph_util;

@@ -1,0 +1,1467 @@
+//! The training-step graph: forward (BatchNorm in training mode, decomposed), loss, a
+//! hand-written reverse-mode backward pass and the SGD update, as ONE ONNX model of standard
+//! `ai.onnx` ops (opset 17) that stock onnxruntime runs on CPU and CUDA.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::GraphError;
+use crate::onnx::proto::{AttributeProto, DataType, GraphProto, ModelProto, NodeProto, TensorProto, type_proto};
+use crate::onnx::{Attr, GraphBuilder, Tensor};
+
+/// The loss minimised by the training step. Every loss takes the per-class `class_weights`
+/// input with PyTorch's weighted-mean semantics: `Σ_n w[y_n]·l_n / Σ_n w[y_n]`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Loss {
+    /// Softmax cross-entropy, optionally label-smoothed (PyTorch's `label_smoothing`).
+    CrossEntropy { label_smoothing: f32 },
+    /// Focal loss `-(1-p_y)^γ·log p_y` (with class weights: class-balanced focal).
+    Focal { gamma: f32 },
+    /// LDAM: the true-class logit minus a margin `∝ n_c^(-1/4)` (largest = `max_margin`),
+    /// everything scaled by `scale`, then cross-entropy.
+    Ldam { max_margin: f32, scale: f32 },
+    /// Balanced softmax / logit adjustment: cross-entropy on `logits + tau·log(prior)`.
+    BalancedSoftmax { tau: f32 },
+}
+
+/// `torch.optim.SGD` (dampening 0).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sgd {
+    pub momentum: f32,
+    pub nesterov: bool,
+    pub weight_decay: f32,
+    /// When false, BatchNorm weights/biases and every 1-D bias get no weight decay.
+    pub decay_bn_and_bias: bool,
+}
+
+/// How convolution gradients are formulated (both exact; their speed differs per provider).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvGrad {
+    /// dX by a Conv with the flipped, transposed kernel; dW by one batched MatMul over shifted
+    /// copies of dY (fast on onnxruntime's CPU provider).
+    Cpu,
+    /// dX by ConvTranspose (cuDNN backward-data), dW by a Conv on batch-transposed tensors
+    /// (1x1 convs by MatMul).
+    Cuda,
+}
+
+/// What to build.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainingGraphSpec {
+    pub batch_size: usize,
+    pub loss: Loss,
+    pub sgd: Sgd,
+    /// Training examples per class (LDAM margins, balanced-softmax prior); its length must be
+    /// the number of classes.
+    pub class_counts: Vec<u64>,
+    pub conv_grad: ConvGrad,
+}
+
+/// Role of a state tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateKind {
+    Parameter,
+    Momentum,
+    RunningMean,
+    RunningVar,
+}
+
+/// A tensor fed in each step and returned updated (feed `output` back as `name`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateTensor {
+    /// Graph input name.
+    pub name: String,
+    /// Graph output carrying the updated value.
+    pub output: String,
+    pub kind: StateKind,
+    pub dims: Vec<i64>,
+    /// Initial value (from the inference model; zeros for momenta).
+    pub init: Vec<f32>,
+}
+
+/// The training step and its state.
+#[derive(Clone, Debug)]
+pub struct TrainingGraph {
+    pub model: ModelProto,
+    pub state: Vec<StateTensor>,
+    pub num_classes: usize,
+    /// `[channels, height, width]` of `images`.
+    pub image_shape: [usize; 3],
+}
+
+/// Ops [`training_graph`] differentiates.
+pub const SUPPORTED_OPS: [&str; 17] = [
+    "Conv",
+    "BatchNormalization",
+    "Relu",
+    "Concat",
+    "AveragePool",
+    "MaxPool",
+    "GlobalAveragePool",
+    "ReduceMean",
+    "Flatten",
+    "Reshape",
+    "Gemm",
+    "MatMul",
+    "Add",
+    "Identity",
+    "Constant",
+    "Dropout",
+    "Squeeze",
+];
+
+// ---------------------------------------------------------------------------------------
+// Reading models
+
+fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
+    node.attribute.iter().find(|a| a.name == name)
+}
+fn attr_i(node: &NodeProto, name: &str, default: i64) -> i64 {
+    attr(node, name).map_or(default, |a| a.i)
+}
+fn attr_f(node: &NodeProto, name: &str, default: f32) -> f32 {
+    attr(node, name).map_or(default, |a| a.f)
+}
+fn attr_ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
+    attr(node, name).map(|a| a.ints.clone())
+}
+
+/// f32 values of a tensor (raw_data or float_data).
+pub fn tensor_f32(t: &TensorProto) -> Result<Vec<f32>, GraphError> {
+    if t.data_type != DataType::Float as i32 {
+        return Err(GraphError::Model(format!(
+            "initializer `{}` has data type {}, expected float",
+            t.name, t.data_type
+        )));
+    }
+    let n: i64 = t.dims.iter().product();
+    let v: Vec<f32> = if !t.raw_data.is_empty() {
+        t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    } else {
+        t.float_data.clone()
+    };
+    if v.len() as i64 != n {
+        return Err(GraphError::Model(format!(
+            "initializer `{}` holds {} values for dims {:?}; external data is not supported",
+            t.name,
+            v.len(),
+            t.dims
+        )));
+    }
+    Ok(v)
+}
+
+/// i64 values of a tensor (raw_data or int64_data).
+pub fn tensor_i64(t: &TensorProto) -> Result<Vec<i64>, GraphError> {
+    if t.data_type != DataType::Int64 as i32 {
+        return Err(GraphError::Model(format!("tensor `{}` has data type {}, expected int64", t.name, t.data_type)));
+    }
+    if !t.raw_data.is_empty() {
+        Ok(t.raw_data
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect())
+    } else {
+        Ok(t.int64_data.clone())
+    }
+}
+
+fn graph_of(model: &ModelProto) -> Result<&GraphProto, GraphError> {
+    model.graph.as_ref().ok_or_else(|| GraphError::Model("the model has no graph".into()))
+}
+
+fn static_dims(vi: &crate::onnx::proto::ValueInfoProto) -> Vec<Option<i64>> {
+    use crate::onnx::proto::tensor_shape_proto::dimension::Value;
+    match vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(type_proto::Value::TensorType(t)) => t.shape.as_ref().map_or(vec![], |s| {
+            s.dim
+                .iter()
+                .map(|d| match d.value {
+                    Some(Value::DimValue(v)) if v > 0 => Some(v),
+                    _ => None,
+                })
+                .collect()
+        }),
+        None => vec![],
+    }
+}
+
+/// Returns the inference model with initializers replaced by `values` (names preserved):
+/// every key must name an initializer of the same element count.
+pub fn with_weights(inference: &ModelProto, values: &HashMap<String, Vec<f32>>) -> Result<ModelProto, GraphError> {
+    let mut model = inference.clone();
+    let graph = model.graph.as_mut().ok_or_else(|| GraphError::Model("the model has no graph".into()))?;
+    let mut seen = HashSet::new();
+    for t in graph.initializer.iter_mut() {
+        if let Some(v) = values.get(&t.name) {
+            let n: i64 = t.dims.iter().product();
+            if t.data_type != DataType::Float as i32 || v.len() as i64 != n {
+                return Err(GraphError::Model(format!(
+                    "with_weights: `{}` has {} values but the initializer has dims {:?} (type {}); pass values of the same shape",
+                    t.name,
+                    v.len(),
+                    t.dims,
+                    t.data_type
+                )));
+            }
+            *t = Tensor::f32(&t.dims.clone(), v.clone()).to_proto(&t.name);
+            seen.insert(t.name.clone());
+        }
+    }
+    if let Some(missing) = values.keys().find(|k| !seen.contains(*k)) {
+        return Err(GraphError::UnknownValue {
+            name: missing.clone(),
+            hint: "with_weights got a value for a name that is no initializer of the model (pass only parameters and running statistics, not momenta)".into(),
+        });
+    }
+    Ok(model)
+}
+
+// ---------------------------------------------------------------------------------------
+// Building
+
+/// Forward records, consumed in reverse by the backward pass.
+enum Rec {
+    Conv { x: String, w: String, b: Option<String>, y: String, k: [i64; 2], s: [i64; 2], p: [i64; 4], d: [i64; 2] },
+    Bn { x: String, gamma: String, beta: String, y: String, xc: String, inv: String, a: String, m: f32, axes: Vec<i64> },
+    Relu { x: String, y: String },
+    Concat { xs: Vec<String>, y: String, axis: i64 },
+    AvgPool { x: String, y: String, k: [i64; 2] },
+    MaxPool { x: String, y: String, idx: String },
+    Mean { x: String, y: String, count: f32 },
+    Reshape { x: String, y: String },
+    Gemm { a: String, b: String, c: Option<String>, y: String, alpha: f32, beta: f32, ta: bool, tb: bool },
+    Add { a: String, b: String, y: String },
+    Dropout { x: String, y: String, mask: String, scale: f32 },
+}
+
+struct Ctx {
+    g: GraphBuilder,
+    shapes: HashMap<String, Vec<i64>>,
+    consts: HashMap<String, String>,
+    needs_grad: HashSet<String>,
+    grads: HashMap<String, Vec<String>>,
+}
+
+fn ints(v: &[i64]) -> Attr {
+    Attr::Ints(v.to_vec())
+}
+
+impl Ctx {
+    fn shape(&self, v: &str) -> Vec<i64> {
+        self.shapes.get(v).cloned().unwrap_or_else(|| panic!("internal: no shape recorded for `{v}`"))
+    }
+
+    fn op(&mut self, t: &str, inputs: &[&str], attrs: &[(&str, Attr)], shape: Vec<i64>) -> Result<String, GraphError> {
+        let y = self.g.op(t, inputs, attrs)?;
+        self.shapes.insert(y.clone(), shape);
+        Ok(y)
+    }
+
+    fn f32c(&mut self, v: f32) -> String {
+        self.tensor_const(Tensor::F32 { dims: vec![], data: vec![v] })
+    }
+    fn i64c(&mut self, v: &[i64]) -> String {
+        self.tensor_const(Tensor::i64(&[v.len() as i64], v.to_vec()))
+    }
+    fn tensor_const(&mut self, t: Tensor) -> String {
+        let key = format!("{t:?}");
+        if let Some(n) = self.consts.get(&key) {
+            return n.clone();
+        }
+        let dims = match &t {
+            Tensor::F32 { dims, .. } | Tensor::I64 { dims, .. } => dims.clone(),
+        };
+        let n = self.g.constant(&t);
+        self.shapes.insert(n.clone(), dims);
+        self.consts.insert(key, n.clone());
+        n
+    }
+
+    fn mul_s(&mut self, x: &str, s: f32) -> Result<String, GraphError> {
+        if s == 1.0 {
+            return Ok(x.to_string());
+        }
+        let c = self.f32c(s);
+        let sh = self.shape(x);
+        self.op("Mul", &[x, &c], &[], sh)
+    }
+    fn bin(&mut self, t: &str, a: &str, b: &str) -> Result<String, GraphError> {
+        let sh = broadcast(&self.shape(a), &self.shape(b));
+        self.op(t, &[a, b], &[], sh)
+    }
+    fn reshape(&mut self, x: &str, dims: &[i64]) -> Result<String, GraphError> {
+        if self.shape(x) == dims {
+            return Ok(x.to_string());
+        }
+        let c = self.i64c(dims);
+        self.op("Reshape", &[x, &c], &[], dims.to_vec())
+    }
+    fn transpose(&mut self, x: &str, perm: &[i64]) -> Result<String, GraphError> {
+        let s = self.shape(x);
+        let out: Vec<i64> = perm.iter().map(|&p| s[p as usize]).collect();
+        self.op("Transpose", &[x], &[("perm", ints(perm))], out)
+    }
+    fn reduce_sum(&mut self, x: &str, axes: &[i64], keep: bool) -> Result<String, GraphError> {
+        let s = self.shape(x);
+        let out = reduced(&s, axes, keep);
+        let a = self.i64c(axes);
+        self.op("ReduceSum", &[x, &a], &[("keepdims", Attr::Int(keep as i64))], out)
+    }
+    fn matmul(&mut self, a: &str, b: &str) -> Result<String, GraphError> {
+        let (sa, sb) = (self.shape(a), self.shape(b));
+        let mut out = sa[..sa.len() - 1].to_vec();
+        out.push(sb[sb.len() - 1]);
+        self.op("MatMul", &[a, b], &[], out)
+    }
+
+    fn push_grad(&mut self, x: &str, g: String) {
+        if self.needs_grad.contains(x) {
+            self.grads.entry(x.to_string()).or_default().push(g);
+        }
+    }
+    fn take_grad(&mut self, y: &str) -> Result<Option<String>, GraphError> {
+        match self.grads.remove(y) {
+            None => Ok(None),
+            Some(mut v) if v.len() == 1 => Ok(v.pop()),
+            Some(v) => {
+                let refs: Vec<&str> = v.iter().map(String::as_str).collect();
+                let sh = self.shape(&v[0]);
+                Ok(Some(self.op("Sum", &refs, &[], sh)?))
+            }
+        }
+    }
+}
+
+fn broadcast(a: &[i64], b: &[i64]) -> Vec<i64> {
+    let n = a.len().max(b.len());
+    (0..n)
+        .map(|i| {
+            let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
+            let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+            da.max(db)
+        })
+        .collect()
+}
+
+fn reduced(s: &[i64], axes: &[i64], keep: bool) -> Vec<i64> {
+    let norm: Vec<usize> =
+        axes.iter().map(|&a| if a < 0 { (a + s.len() as i64) as usize } else { a as usize }).collect();
+    s.iter()
+        .enumerate()
+        .filter_map(|(i, &d)| if norm.contains(&i) { if keep { Some(1) } else { None } } else { Some(d) })
+        .collect()
+}
+
+fn unsupported(node: &NodeProto, message: impl Into<String>) -> GraphError {
+    GraphError::Unsupported { node: node.name.clone(), op: node.op_type.clone(), message: message.into() }
+}
+
+/// Output size of a conv/pool window along one axis.
+fn window_out(h: i64, k: i64, s: i64, p0: i64, p1: i64, d: i64) -> i64 {
+    (h + p0 + p1 - d * (k - 1) - 1) / s + 1
+}
+
+fn spatial2(node: &NodeProto, name: &str, default: i64) -> Result<[i64; 2], GraphError> {
+    match attr_ints(node, name) {
+        None => Ok([default, default]),
+        Some(v) if v.len() == 2 => Ok([v[0], v[1]]),
+        Some(v) => Err(unsupported(node, format!("`{name}` = {v:?}: only 2-D (NCHW) windows are supported"))),
+    }
+}
+
+fn pads4(node: &NodeProto) -> Result<[i64; 4], GraphError> {
+    if let Some(a) = attr(node, "auto_pad") {
+        let s = String::from_utf8_lossy(&a.s);
+        if !s.is_empty() && s != "NOTSET" && s != "VALID" {
+            return Err(unsupported(node, format!("auto_pad={s}; re-export with explicit pads")));
+        }
+    }
+    match attr_ints(node, "pads") {
+        None => Ok([0; 4]),
+        Some(v) if v.len() == 4 => Ok([v[0], v[1], v[2], v[3]]),
+        Some(v) => Err(unsupported(node, format!("pads = {v:?}: only 2-D (NCHW) windows are supported"))),
+    }
+}
+
+/// Builds the training step of `inference` (see the module docs for its inputs and outputs).
+pub fn training_graph(inference: &ModelProto, spec: &TrainingGraphSpec) -> Result<TrainingGraph, GraphError> {
+    let src = graph_of(inference)?;
+    let bsz = spec.batch_size as i64;
+    if bsz < 2 {
+        return Err(GraphError::Config(format!(
+            "batch_size {} is too small: BatchNorm in training mode needs at least 2 images",
+            spec.batch_size
+        )));
+    }
+    // Constants and initializers of the inference model.
+    let mut inits: HashMap<String, &TensorProto> = src.initializer.iter().map(|t| (t.name.clone(), t)).collect();
+    let const_nodes: Vec<TensorProto> = src
+        .node
+        .iter()
+        .filter(|n| n.op_type == "Constant")
+        .filter_map(|n| {
+            attr(n, "value").and_then(|a| a.t.clone()).map(|mut t| {
+                t.name = n.output[0].clone();
+                t
+            })
+        })
+        .collect();
+    for t in &const_nodes {
+        inits.insert(t.name.clone(), t);
+    }
+    let image_input = src
+        .input
+        .iter()
+        .find(|i| !inits.contains_key(&i.name))
+        .ok_or_else(|| GraphError::Model("the model has no image input (every input is an initializer)".into()))?;
+    let idims = static_dims(image_input);
+    if idims.len() != 4 || idims[1..].iter().any(Option::is_none) {
+        return Err(GraphError::Model(format!(
+            "image input `{}` must be [N, C, H, W] with static C, H, W (got {idims:?})",
+            image_input.name
+        )));
+    }
+    let image_shape = [idims[1].unwrap_or(0) as usize, idims[2].unwrap_or(0) as usize, idims[3].unwrap_or(0) as usize];
+    let logits_name = src
+        .output
+        .first()
+        .map(|o| o.name.clone())
+        .ok_or_else(|| GraphError::Model("the model has no output".into()))?;
+
+    // Roles of initializers: parameters (trained), running statistics, constants.
+    let mut role: HashMap<String, StateKind> = HashMap::new();
+    let mut no_decay: HashSet<String> = HashSet::new();
+    for n in &src.node {
+        let is_init = |i: usize| {
+            n.input.get(i).is_some_and(|x| inits.get(x).is_some_and(|t| t.data_type == DataType::Float as i32))
+        };
+        let mut mark = |i: usize, k: StateKind, decay: bool| {
+            if is_init(i) {
+                role.insert(n.input[i].clone(), k);
+                if !decay {
+                    no_decay.insert(n.input[i].clone());
+                }
+            }
+        };
+        match n.op_type.as_str() {
+            "Conv" => {
+                mark(1, StateKind::Parameter, true);
+                mark(2, StateKind::Parameter, false);
+            }
+            "BatchNormalization" => {
+                mark(1, StateKind::Parameter, false);
+                mark(2, StateKind::Parameter, false);
+                mark(3, StateKind::RunningMean, true);
+                mark(4, StateKind::RunningVar, true);
+            }
+            "Gemm" => {
+                mark(0, StateKind::Parameter, true);
+                mark(1, StateKind::Parameter, true);
+                mark(2, StateKind::Parameter, false);
+            }
+            "MatMul" => {
+                mark(0, StateKind::Parameter, true);
+                mark(1, StateKind::Parameter, true);
+            }
+            "Add" => {
+                for i in 0..2 {
+                    let rank1 = n.input.get(i).and_then(|x| inits.get(x)).is_some_and(|t| t.dims.len() <= 1);
+                    mark(i, StateKind::Parameter, !rank1);
+                }
+            }
+            _ => {}
+        }
+    }
+    if spec.class_counts.is_empty() {
+        return Err(GraphError::Config("class_counts is empty: pass the training examples per class".into()));
+    }
+    let num_classes = spec.class_counts.len();
+
+    let mut cx = Ctx {
+        g: GraphBuilder::new("lt_train_step"),
+        shapes: HashMap::new(),
+        consts: HashMap::new(),
+        needs_grad: HashSet::new(),
+        grads: HashMap::new(),
+    };
+    let c = num_classes as i64;
+    let ishape = vec![bsz, image_shape[0] as i64, image_shape[1] as i64, image_shape[2] as i64];
+    let images = cx.g.input("images", DataType::Float, &ishape)?;
+    cx.shapes.insert(images.clone(), ishape);
+    let labels = cx.g.input("labels", DataType::Int64, &[bsz])?;
+    cx.shapes.insert(labels.clone(), vec![bsz]);
+    let cw = cx.g.input("class_weights", DataType::Float, &[c])?;
+    cx.shapes.insert(cw.clone(), vec![c]);
+    let lr = cx.g.input("lr", DataType::Float, &[])?;
+    cx.shapes.insert(lr.clone(), vec![]);
+
+    // State inputs, in initializer order: parameters, their momenta, running statistics.
+    let mut state = Vec::new();
+    let ordered: Vec<&TensorProto> = src.initializer.iter().filter(|t| role.contains_key(&t.name)).collect();
+    for kind in [StateKind::Parameter, StateKind::RunningMean, StateKind::RunningVar] {
+        for t in ordered.iter().filter(|t| role[&t.name] == kind) {
+            let init = tensor_f32(t)?;
+            cx.g.input(&t.name, DataType::Float, &t.dims)?;
+            cx.shapes.insert(t.name.clone(), t.dims.clone());
+            state.push(StateTensor {
+                name: t.name.clone(),
+                output: format!("{}.new", t.name),
+                kind,
+                dims: t.dims.clone(),
+                init,
+            });
+            if kind == StateKind::Parameter {
+                cx.needs_grad.insert(t.name.clone());
+            }
+        }
+    }
+    let params: Vec<String> = state.iter().filter(|s| s.kind == StateKind::Parameter).map(|s| s.name.clone()).collect();
+    for p in &params {
+        let dims = cx.shape(p);
+        let name = format!("{p}.momentum");
+        cx.g.input(&name, DataType::Float, &dims)?;
+        cx.shapes.insert(name.clone(), dims.clone());
+        let n = dims.iter().product::<i64>() as usize;
+        state.push(StateTensor {
+            output: format!("{name}.new"),
+            name,
+            kind: StateKind::Momentum,
+            dims,
+            init: vec![0.0; n],
+        });
+    }
+
+    // Forward.
+    let mut val: HashMap<String, String> = HashMap::new();
+    val.insert(image_input.name.clone(), images.clone());
+    for p in role.keys() {
+        val.insert(p.clone(), p.clone());
+    }
+    let mut tape: Vec<Rec> = Vec::new();
+    let mut running_updates: Vec<(String, String)> = Vec::new();
+    for node in &src.node {
+        if node.op_type == "Constant" {
+            continue;
+        }
+        let get = |cx: &mut Ctx, val: &mut HashMap<String, String>, i: usize| -> Result<String, GraphError> {
+            let name = node.input.get(i).ok_or_else(|| unsupported(node, format!("missing input {i}")))?;
+            if let Some(v) = val.get(name) {
+                return Ok(v.clone());
+            }
+            if let Some(t) = inits.get(name) {
+                let t = (*t).clone();
+                let v = cx.g.fresh("init");
+                let mut t = t;
+                t.name = v.clone();
+                cx.shapes.insert(v.clone(), t.dims.clone());
+                cx.g.initializer(&v, &proto_tensor(&t)?)?;
+                val.insert(name.clone(), v.clone());
+                return Ok(v);
+            }
+            Err(GraphError::UnknownValue {
+                name: name.clone(),
+                hint: format!("input of node `{}` ({})", node.name, node.op_type),
+            })
+        };
+        let tape_len = tape.len();
+        let x = get(&mut cx, &mut val, 0)?;
+        let xs = cx.shape(&x);
+        let ng = |cx: &Ctx, v: &str| cx.needs_grad.contains(v);
+        let y: String = match node.op_type.as_str() {
+            "Conv" => {
+                let w = get(&mut cx, &mut val, 1)?;
+                let b = if node.input.len() > 2 && !node.input[2].is_empty() {
+                    Some(get(&mut cx, &mut val, 2)?)
+                } else {
+                    None
+                };
+                if attr_i(node, "group", 1) != 1 {
+                    return Err(unsupported(node, "grouped convolution is not supported by the training graph"));
+                }
+                let ws = cx.shape(&w);
+                if xs.len() != 4 || ws.len() != 4 {
+                    return Err(unsupported(
+                        node,
+                        format!("only 2-D convolutions on NCHW tensors (input {xs:?}, weight {ws:?})"),
+                    ));
+                }
+                let k = spatial2(node, "kernel_shape", 0)?;
+                let k = if k == [0, 0] { [ws[2], ws[3]] } else { k };
+                let s = spatial2(node, "strides", 1)?;
+                let d = spatial2(node, "dilations", 1)?;
+                let p = pads4(node)?;
+                let ho = window_out(xs[2], k[0], s[0], p[0], p[2], d[0]);
+                let wo = window_out(xs[3], k[1], s[1], p[1], p[3], d[1]);
+                let mut ins = vec![x.as_str(), w.as_str()];
+                if let Some(b) = &b {
+                    ins.push(b);
+                }
+                let y = cx.op(
+                    "Conv",
+                    &ins,
+                    &[("kernel_shape", ints(&k)), ("strides", ints(&s)), ("pads", ints(&p)), ("dilations", ints(&d))],
+                    vec![xs[0], ws[0], ho, wo],
+                )?;
+                tape.push(Rec::Conv { x: x.clone(), w, b, y: y.clone(), k, s, p, d });
+                y
+            }
+            "BatchNormalization" => {
+                let gamma = get(&mut cx, &mut val, 1)?;
+                let beta = get(&mut cx, &mut val, 2)?;
+                let rm = get(&mut cx, &mut val, 3)?;
+                let rv = get(&mut cx, &mut val, 4)?;
+                let eps = attr_f(node, "epsilon", 1e-5);
+                let mom = attr_f(node, "momentum", 0.9);
+                let ch = xs[1];
+                let axes: Vec<i64> = (0..xs.len() as i64).filter(|&a| a != 1).collect();
+                let m: i64 = axes.iter().map(|&a| xs[a as usize]).product();
+                let mut cshape = vec![1i64; xs.len()];
+                cshape[1] = ch;
+                let mean =
+                    cx.op("ReduceMean", &[&x], &[("axes", ints(&axes)), ("keepdims", Attr::Int(1))], cshape.clone())?;
+                let xc = cx.bin("Sub", &x, &mean)?;
+                let ss = cx.op(
+                    "ReduceSumSquare",
+                    &[&xc],
+                    &[("axes", ints(&axes)), ("keepdims", Attr::Int(1))],
+                    cshape.clone(),
+                )?;
+                let var = cx.mul_s(&ss, 1.0 / m as f32)?;
+                let epsc = cx.f32c(eps);
+                let ve = cx.bin("Add", &var, &epsc)?;
+                let sd = cx.op("Sqrt", &[&ve], &[], cshape.clone())?;
+                let inv = cx.op("Reciprocal", &[&sd], &[], cshape.clone())?;
+                let g4 = cx.reshape(&gamma, &cshape)?;
+                let b4 = cx.reshape(&beta, &cshape)?;
+                let a = cx.bin("Mul", &g4, &inv)?;
+                let xa = cx.bin("Mul", &xc, &a)?;
+                let y = cx.bin("Add", &xa, &b4)?;
+                // Running statistics, PyTorch's convention (unbiased variance).
+                let mean1 = cx.reshape(&mean, &[ch])?;
+                let var1 = cx.reshape(&var, &[ch])?;
+                let rm_a = cx.mul_s(&rm, mom)?;
+                let rm_b = cx.mul_s(&mean1, 1.0 - mom)?;
+                let rm_new = cx.bin("Add", &rm_a, &rm_b)?;
+                let rv_a = cx.mul_s(&rv, mom)?;
+                let unbias = if m > 1 { m as f32 / (m - 1) as f32 } else { 1.0 };
+                let rv_b = cx.mul_s(&var1, (1.0 - mom) * unbias)?;
+                let rv_new = cx.bin("Add", &rv_a, &rv_b)?;
+                if role.get(&node.input[3]) == Some(&StateKind::RunningMean) {
+                    running_updates.push((node.input[3].clone(), rm_new));
+                }
+                if role.get(&node.input[4]) == Some(&StateKind::RunningVar) {
+                    running_updates.push((node.input[4].clone(), rv_new));
+                }
+                tape.push(Rec::Bn { x: x.clone(), gamma, beta, y: y.clone(), xc, inv, a, m: m as f32, axes });
+                y
+            }
+            "Relu" => {
+                let y = cx.op("Relu", &[&x], &[], xs.clone())?;
+                tape.push(Rec::Relu { x: x.clone(), y: y.clone() });
+                y
+            }
+            "Identity" => x.clone(),
+            "Dropout" => {
+                let ratio = if node.input.len() > 1 && !node.input[1].is_empty() {
+                    let t =
+                        inits.get(&node.input[1]).ok_or_else(|| unsupported(node, "the ratio must be a constant"))?;
+                    tensor_f32(t)?.first().copied().unwrap_or(0.5)
+                } else {
+                    attr_f(node, "ratio", 0.5)
+                };
+                if ratio <= 0.0 {
+                    x.clone()
+                } else {
+                    let r = cx.f32c(ratio);
+                    let tm = cx.tensor_const_bool_true();
+                    let outs = cx.g.node("Dropout", &[&x, &r, &tm], &[], 2)?;
+                    cx.shapes.insert(outs[0].clone(), xs.clone());
+                    cx.shapes.insert(outs[1].clone(), xs.clone());
+                    tape.push(Rec::Dropout {
+                        x: x.clone(),
+                        y: outs[0].clone(),
+                        mask: outs[1].clone(),
+                        scale: 1.0 / (1.0 - ratio),
+                    });
+                    outs[0].clone()
+                }
+            }
+            "Concat" => {
+                let mut parts = vec![x.clone()];
+                for i in 1..node.input.len() {
+                    parts.push(get(&mut cx, &mut val, i)?);
+                }
+                let axis = attr_i(node, "axis", 1);
+                let axis = if axis < 0 { axis + xs.len() as i64 } else { axis };
+                let mut out = xs.clone();
+                out[axis as usize] = parts.iter().map(|p| cx.shape(p)[axis as usize]).sum();
+                let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+                let y = cx.op("Concat", &refs, &[("axis", Attr::Int(axis))], out)?;
+                tape.push(Rec::Concat { xs: parts, y: y.clone(), axis });
+                y
+            }
+            "AveragePool" | "MaxPool" => {
+                let k = spatial2(node, "kernel_shape", 0)?;
+                let s = spatial2(node, "strides", 1)?;
+                let p = pads4(node)?;
+                if attr_i(node, "ceil_mode", 0) != 0 {
+                    return Err(unsupported(node, "ceil_mode=1 is not supported; re-export with ceil_mode=0"));
+                }
+                if spatial2(node, "dilations", 1)? != [1, 1] {
+                    return Err(unsupported(node, "dilated pooling is not supported"));
+                }
+                let ho = window_out(xs[2], k[0], s[0], p[0], p[2], 1);
+                let wo = window_out(xs[3], k[1], s[1], p[1], p[3], 1);
+                let out = vec![xs[0], xs[1], ho, wo];
+                let a = [("kernel_shape", ints(&k)), ("strides", ints(&s)), ("pads", ints(&p))];
+                if node.op_type == "AveragePool" {
+                    if p != [0; 4] || k != s {
+                        return Err(unsupported(
+                            node,
+                            format!(
+                                "AveragePool is differentiated for non-overlapping windows without padding only (kernel {k:?}, strides {s:?}, pads {p:?})"
+                            ),
+                        ));
+                    }
+                    let y = cx.op("AveragePool", &[&x], &a, out)?;
+                    tape.push(Rec::AvgPool { x: x.clone(), y: y.clone(), k });
+                    y
+                } else {
+                    let outs = cx.g.node("MaxPool", &[&x], &a, 2)?;
+                    cx.shapes.insert(outs[0].clone(), out.clone());
+                    cx.shapes.insert(outs[1].clone(), out);
+                    tape.push(Rec::MaxPool { x: x.clone(), y: outs[0].clone(), idx: outs[1].clone() });
+                    outs[0].clone()
+                }
+            }
+            "GlobalAveragePool" => {
+                let mut out = xs.clone();
+                for d in out.iter_mut().skip(2) {
+                    *d = 1;
+                }
+                let y = cx.op("GlobalAveragePool", &[&x], &[], out)?;
+                let count = xs[2..].iter().product::<i64>() as f32;
+                tape.push(Rec::Mean { x: x.clone(), y: y.clone(), count });
+                y
+            }
+            "ReduceMean" => {
+                let axes = match attr_ints(node, "axes") {
+                    Some(a) => a,
+                    None if node.input.len() > 1 => {
+                        let t =
+                            inits.get(&node.input[1]).ok_or_else(|| unsupported(node, "axes must be a constant"))?;
+                        tensor_i64(t)?
+                    }
+                    None => (0..xs.len() as i64).collect(),
+                };
+                let axes: Vec<i64> = axes.iter().map(|&a| if a < 0 { a + xs.len() as i64 } else { a }).collect();
+                if axes.contains(&0) {
+                    return Err(unsupported(node, "ReduceMean over the batch axis is not supported"));
+                }
+                let keep = attr_i(node, "keepdims", 1) != 0;
+                let keep_shape = reduced(&xs, &axes, true);
+                let count = axes.iter().map(|&a| xs[a as usize]).product::<i64>() as f32;
+                let m = cx.op(
+                    "ReduceMean",
+                    &[&x],
+                    &[("axes", ints(&axes)), ("keepdims", Attr::Int(1))],
+                    keep_shape.clone(),
+                )?;
+                tape.push(Rec::Mean { x: x.clone(), y: m.clone(), count });
+                if keep {
+                    m
+                } else {
+                    let out = reduced(&xs, &axes, false);
+                    let y = cx.reshape(&m, &out)?;
+                    tape.push(Rec::Reshape { x: m, y: y.clone() });
+                    y
+                }
+            }
+            "Flatten" | "Reshape" | "Squeeze" => {
+                let out = match node.op_type.as_str() {
+                    "Flatten" => {
+                        let a = attr_i(node, "axis", 1);
+                        let a = if a < 0 { a + xs.len() as i64 } else { a } as usize;
+                        vec![xs[..a].iter().product(), xs[a..].iter().product()]
+                    }
+                    "Squeeze" => {
+                        let axes = match attr_ints(node, "axes") {
+                            Some(a) => Some(a),
+                            None if node.input.len() > 1 => {
+                                let t = inits
+                                    .get(&node.input[1])
+                                    .ok_or_else(|| unsupported(node, "axes must be a constant"))?;
+                                Some(tensor_i64(t)?)
+                            }
+                            None => None,
+                        };
+                        let r = xs.len() as i64;
+                        xs.iter()
+                            .enumerate()
+                            .filter(|&(i, &d)| match &axes {
+                                Some(a) => !a.iter().any(|&a| (if a < 0 { a + r } else { a }) == i as i64),
+                                None => d != 1,
+                            })
+                            .map(|(_, &d)| d)
+                            .collect()
+                    }
+                    _ => {
+                        let t = node
+                            .input
+                            .get(1)
+                            .and_then(|n| inits.get(n))
+                            .ok_or_else(|| unsupported(node, "the target shape must be a constant"))?;
+                        resolve_reshape(node, &xs, &tensor_i64(t)?)?
+                    }
+                };
+                if out.iter().product::<i64>() != xs.iter().product::<i64>() {
+                    return Err(unsupported(node, format!("cannot reshape {xs:?} to {out:?}")));
+                }
+                let y = cx.reshape(&x, &out)?;
+                if y != x {
+                    tape.push(Rec::Reshape { x: x.clone(), y: y.clone() });
+                }
+                y
+            }
+            "Gemm" => {
+                let b = get(&mut cx, &mut val, 1)?;
+                let cc = if node.input.len() > 2 && !node.input[2].is_empty() {
+                    Some(get(&mut cx, &mut val, 2)?)
+                } else {
+                    None
+                };
+                let alpha = attr_f(node, "alpha", 1.0);
+                let beta = attr_f(node, "beta", 1.0);
+                let ta = attr_i(node, "transA", 0) != 0;
+                let tb = attr_i(node, "transB", 0) != 0;
+                let bs = cx.shape(&b);
+                let m = if ta { xs[1] } else { xs[0] };
+                let n = if tb { bs[0] } else { bs[1] };
+                let mut ins = vec![x.as_str(), b.as_str()];
+                if let Some(cc) = &cc {
+                    ins.push(cc);
+                }
+                let y = cx.op(
+                    "Gemm",
+                    &ins,
+                    &[
+                        ("alpha", Attr::Float(alpha)),
+                        ("beta", Attr::Float(beta)),
+                        ("transA", Attr::Int(ta as i64)),
+                        ("transB", Attr::Int(tb as i64)),
+                    ],
+                    vec![m, n],
+                )?;
+                tape.push(Rec::Gemm { a: x.clone(), b, c: cc, y: y.clone(), alpha, beta, ta, tb });
+                y
+            }
+            "MatMul" => {
+                let b = get(&mut cx, &mut val, 1)?;
+                let bs = cx.shape(&b);
+                if xs.len() != 2 || bs.len() != 2 {
+                    return Err(unsupported(node, format!("only 2-D MatMul is supported ({xs:?} x {bs:?})")));
+                }
+                let y = cx.op("Gemm", &[&x, &b], &[], vec![xs[0], bs[1]])?;
+                tape.push(Rec::Gemm {
+                    a: x.clone(),
+                    b,
+                    c: None,
+                    y: y.clone(),
+                    alpha: 1.0,
+                    beta: 1.0,
+                    ta: false,
+                    tb: false,
+                });
+                y
+            }
+            "Add" => {
+                let b = get(&mut cx, &mut val, 1)?;
+                let y = cx.bin("Add", &x, &b)?;
+                tape.push(Rec::Add { a: x.clone(), b, y: y.clone() });
+                y
+            }
+            other => {
+                return Err(unsupported(
+                    node,
+                    format!("op {other} cannot be trained by lt; supported ops: {}", SUPPORTED_OPS.join(", ")),
+                ));
+            }
+        };
+        // Gradient flows to y (and the node's intermediate values) when any input needs it.
+        let any = node.input.iter().filter_map(|i| val.get(i)).any(|v| ng(&cx, v));
+        if any {
+            cx.needs_grad.insert(y.clone());
+            for rec in &tape[tape_len..] {
+                cx.needs_grad.insert(rec_output(rec).to_string());
+            }
+        }
+        let out_name = node.output.first().ok_or_else(|| unsupported(node, "node has no output"))?;
+        val.insert(out_name.clone(), y);
+    }
+    let logits = val.get(&logits_name).cloned().ok_or_else(|| GraphError::UnknownValue {
+        name: logits_name.clone(),
+        hint: "graph output never computed".into(),
+    })?;
+    let ls = cx.shape(&logits);
+    if ls != [bsz, c] {
+        return Err(GraphError::Config(format!(
+            "the model's output `{logits_name}` has shape {ls:?} but class_counts has {c} classes (expected [{bsz}, {c}])"
+        )));
+    }
+
+    // Loss and its gradient w.r.t. the logits.
+    let (loss, dlogits) = emit_loss(&mut cx, &logits, &labels, &cw, spec, bsz, c)?;
+    cx.grads.insert(logits.clone(), vec![dlogits]);
+
+    // Backward.
+    for rec in tape.iter().rev() {
+        backward(&mut cx, rec, spec.conv_grad)?;
+    }
+
+    // SGD (torch.optim.SGD) and outputs.
+    cx.g.output(&loss, "loss", DataType::Float, Some(&[]))?;
+    cx.g.output(&logits, "logits", DataType::Float, Some(&[bsz, c]))?;
+    let mu = spec.sgd.momentum;
+    for p in &params {
+        let dims = cx.shape(p);
+        let g = match cx.take_grad(p)? {
+            Some(g) => g,
+            None => cx.mul_s(p, 0.0)?,
+        };
+        let wd = if spec.sgd.decay_bn_and_bias || !no_decay.contains(p) { spec.sgd.weight_decay } else { 0.0 };
+        let gp = if wd != 0.0 {
+            let d = cx.mul_s(p, wd)?;
+            cx.bin("Add", &g, &d)?
+        } else {
+            g
+        };
+        let v = if mu != 0.0 {
+            let vm = cx.mul_s(&format!("{p}.momentum"), mu)?;
+            cx.bin("Add", &vm, &gp)?
+        } else {
+            gp.clone()
+        };
+        let upd = if spec.sgd.nesterov && mu != 0.0 {
+            let mv = cx.mul_s(&v, mu)?;
+            cx.bin("Add", &gp, &mv)?
+        } else {
+            v.clone()
+        };
+        let step = cx.bin("Mul", &upd, &lr)?;
+        let pn = cx.bin("Sub", p, &step)?;
+        cx.g.output(&pn, &format!("{p}.new"), DataType::Float, Some(&dims))?;
+        cx.g.output(&v, &format!("{p}.momentum.new"), DataType::Float, Some(&dims))?;
+    }
+    for (name, upd) in &running_updates {
+        let dims = cx.shape(name);
+        cx.g.output(upd, &format!("{name}.new"), DataType::Float, Some(&dims))?;
+    }
+    // Running statistics no node updates are passed through unchanged.
+    for s in state.iter().filter(|s| matches!(s.kind, StateKind::RunningMean | StateKind::RunningVar)) {
+        if !running_updates.iter().any(|(n, _)| n == &s.name) {
+            cx.g.output(&s.name, &s.output, DataType::Float, Some(&s.dims))?;
+        }
+    }
+    let model = cx.g.finish();
+    Ok(TrainingGraph { model, state, num_classes, image_shape })
+}
+
+impl Ctx {
+    fn tensor_const_bool_true(&mut self) -> String {
+        if let Some(n) = self.consts.get("bool_true") {
+            return n.clone();
+        }
+        let n = self.g.fresh("const");
+        let t =
+            TensorProto { data_type: DataType::Bool as i32, raw_data: vec![1], name: n.clone(), ..Default::default() };
+        self.g.initializer_proto(t).expect("fresh names are unique");
+        self.shapes.insert(n.clone(), vec![]);
+        self.consts.insert("bool_true".into(), n.clone());
+        n
+    }
+}
+
+fn proto_tensor(t: &TensorProto) -> Result<Tensor, GraphError> {
+    if t.data_type == DataType::Int64 as i32 {
+        Ok(Tensor::I64 { dims: t.dims.clone(), data: tensor_i64(t)? })
+    } else {
+        Ok(Tensor::F32 { dims: t.dims.clone(), data: tensor_f32(t)? })
+    }
+}
+
+fn resolve_reshape(node: &NodeProto, xs: &[i64], target: &[i64]) -> Result<Vec<i64>, GraphError> {
+    let total: i64 = xs.iter().product();
+    let mut out: Vec<i64> =
+        target.iter().enumerate().map(|(i, &d)| if d == 0 { xs.get(i).copied().unwrap_or(0) } else { d }).collect();
+    let known: i64 = out.iter().filter(|&&d| d != -1).product();
+    let unknown = out.iter().filter(|&&d| d == -1).count();
+    if unknown > 1 || known == 0 {
+        return Err(unsupported(node, format!("cannot resolve the reshape of {xs:?} to {target:?}")));
+    }
+    if unknown == 1 {
+        for d in out.iter_mut() {
+            if *d == -1 {
+                *d = total / known;
+            }
+        }
+    }
+    // A batch size baked into the exported shape (e.g. 1) is replaced by the static batch.
+    if out.iter().product::<i64>() != total && !out.is_empty() && xs.first().is_some_and(|&b| b > 0) {
+        let rest: i64 = out[1..].iter().product();
+        if rest > 0 && total % rest == 0 && total / rest == xs[0] {
+            out[0] = xs[0];
+        }
+    }
+    Ok(out)
+}
+
+/// Emits the loss (a scalar) and dL/dlogits.
+fn emit_loss(
+    cx: &mut Ctx,
+    z: &str,
+    labels: &str,
+    cw: &str,
+    spec: &TrainingGraphSpec,
+    b: i64,
+    c: i64,
+) -> Result<(String, String), GraphError> {
+    let depth = cx.i64c(&[c]);
+    let onoff = cx.tensor_const(Tensor::f32(&[2], vec![0.0, 1.0]));
+    let oh = cx.op("OneHot", &[labels, &depth, &onoff], &[("axis", Attr::Int(-1))], vec![b, c])?;
+    let cw2 = cx.reshape(cw, &[c, 1])?;
+    let wy2 = cx.matmul(&oh, &cw2)?; // [B,1]
+    let wsum = cx.reduce_sum(&wy2, &[0, 1], false)?; // []
+    let counts = &spec.class_counts;
+    let zero_class = counts.iter().position(|&n| n == 0);
+    // The logits the softmax sees, and the factor dz/dz' (a scale).
+    let (zz, zscale) = match spec.loss {
+        Loss::Ldam { max_margin, scale } => {
+            if let Some(k) = zero_class {
+                return Err(GraphError::Config(format!(
+                    "LDAM needs a positive count for every class; class {k} has none (drop empty classes first)"
+                )));
+            }
+            let raw: Vec<f32> = counts.iter().map(|&n| 1.0 / (n as f64).powf(0.25) as f32).collect();
+            let mx = raw.iter().cloned().fold(0.0f32, f32::max);
+            let margins: Vec<f32> = raw.iter().map(|m| m * max_margin / mx).collect();
+            let mc = cx.tensor_const(Tensor::f32(&[1, c], margins));
+            let om = cx.bin("Mul", &oh, &mc)?;
+            let zm = cx.bin("Sub", z, &om)?;
+            (cx.mul_s(&zm, scale)?, scale)
+        }
+        Loss::BalancedSoftmax { tau } => {
+            if let Some(k) = zero_class {
+                return Err(GraphError::Config(format!(
+                    "balanced softmax needs a positive count for every class (log prior); class {k} has none"
+                )));
+            }
+            let total: f64 = counts.iter().map(|&n| n as f64).sum();
+            let adj: Vec<f32> = counts.iter().map(|&n| (tau as f64 * (n as f64 / total).ln()) as f32).collect();
+            let ac = cx.tensor_const(Tensor::f32(&[1, c], adj));
+            (cx.bin("Add", z, &ac)?, 1.0)
+        }
+        _ => (z.to_string(), 1.0),
+    };
+    let ls = cx.op("LogSoftmax", &[&zz], &[("axis", Attr::Int(1))], vec![b, c])?;
+    let p = cx.op("Exp", &[&ls], &[], vec![b, c])?;
+    let inv_w = cx.op("Reciprocal", &[&wsum], &[], vec![])?;
+    let (loss, dz) = match spec.loss {
+        Loss::Focal { gamma } => {
+            let ohp = cx.bin("Mul", &oh, &p)?;
+            let py = cx.reduce_sum(&ohp, &[1], true)?; // [B,1]
+            let ohl = cx.bin("Mul", &oh, &ls)?;
+            let lpy = cx.reduce_sum(&ohl, &[1], true)?; // [B,1]
+            let one = cx.f32c(1.0);
+            let q = cx.bin("Sub", &one, &py)?;
+            let tiny = cx.f32c(1e-30);
+            let q = cx.op("Max", &[&q, &tiny], &[], vec![b, 1])?;
+            let gc = cx.f32c(gamma);
+            let qg = cx.op("Pow", &[&q, &gc], &[], vec![b, 1])?;
+            let gm1 = cx.f32c(gamma - 1.0);
+            let qg1 = cx.op("Pow", &[&q, &gm1], &[], vec![b, 1])?;
+            // l_n = -q^γ·log p_y
+            let l = cx.bin("Mul", &qg, &lpy)?;
+            let wl = cx.bin("Mul", &wy2, &l)?;
+            let s = cx.reduce_sum(&wl, &[0, 1], false)?;
+            let sw = cx.bin("Mul", &s, &inv_w)?;
+            let loss = cx.mul_s(&sw, -1.0)?;
+            // dl/dz = [q^γ − γ·p_y·q^(γ−1)·log p_y]·(p − onehot)
+            let t1 = cx.bin("Mul", &py, &qg1)?;
+            let t2 = cx.bin("Mul", &t1, &lpy)?;
+            let t3 = cx.mul_s(&t2, gamma)?;
+            let gn = cx.bin("Sub", &qg, &t3)?;
+            let gw = cx.bin("Mul", &gn, &wy2)?;
+            let gw = cx.bin("Mul", &gw, &inv_w)?;
+            let pm = cx.bin("Sub", &p, &oh)?;
+            (loss, cx.bin("Mul", &pm, &gw)?)
+        }
+        _ => {
+            let eps = match spec.loss {
+                Loss::CrossEntropy { label_smoothing } => label_smoothing,
+                _ => 0.0,
+            };
+            // Target weights T[n,c]: loss_n = −Σ_c T·log p; dz_n = (Σ_c T)·p − T.
+            let ohw = cx.bin("Mul", &oh, &wy2)?;
+            let t = if eps > 0.0 {
+                let a = cx.mul_s(&ohw, 1.0 - eps)?;
+                let cw1 = cx.reshape(cw, &[1, c])?;
+                let bsm = cx.mul_s(&cw1, eps / c as f32)?;
+                cx.bin("Add", &a, &bsm)?
+            } else {
+                ohw
+            };
+            let tl = cx.bin("Mul", &t, &ls)?;
+            let s = cx.reduce_sum(&tl, &[0, 1], false)?;
+            let sw = cx.bin("Mul", &s, &inv_w)?;
+            let loss = cx.mul_s(&sw, -1.0)?;
+            let trow = if eps > 0.0 { cx.reduce_sum(&t, &[1], true)? } else { wy2.clone() };
+            let tp = cx.bin("Mul", &p, &trow)?;
+            let d = cx.bin("Sub", &tp, &t)?;
+            (loss, cx.bin("Mul", &d, &inv_w)?)
+        }
+    };
+    let dz = cx.mul_s(&dz, zscale)?;
+    Ok((loss, dz))
+}
+
+/// Sums `g` (shaped like the broadcast output) down to `shape`.
+fn unbroadcast(cx: &mut Ctx, g: &str, shape: &[i64]) -> Result<String, GraphError> {
+    let gs = cx.shape(g);
+    if gs == shape {
+        return Ok(g.to_string());
+    }
+    let off = gs.len() - shape.len();
+    let axes: Vec<i64> =
+        (0..gs.len()).filter(|&i| i < off || (shape[i - off] == 1 && gs[i] != 1)).map(|i| i as i64).collect();
+    let r = if axes.is_empty() { g.to_string() } else { cx.reduce_sum(g, &axes, true)? };
+    cx.reshape(&r, shape)
+}
+
+fn backward(cx: &mut Ctx, rec: &Rec, mode: ConvGrad) -> Result<(), GraphError> {
+    let y = rec_output(rec).to_string();
+    let Some(dy) = cx.take_grad(&y)? else { return Ok(()) };
+    backward_rule(cx, rec, dy, y, mode)
+}
+
+fn rec_output(rec: &Rec) -> &str {
+    match rec {
+        Rec::Conv { y, .. }
+        | Rec::Bn { y, .. }
+        | Rec::Relu { y, .. }
+        | Rec::Concat { y, .. }
+        | Rec::AvgPool { y, .. }
+        | Rec::MaxPool { y, .. }
+        | Rec::Mean { y, .. }
+        | Rec::Reshape { y, .. }
+        | Rec::Gemm { y, .. }
+        | Rec::Add { y, .. }
+        | Rec::Dropout { y, .. } => y,
+    }
+}
+
+fn backward_rule(cx: &mut Ctx, rec: &Rec, dy: String, y: String, mode: ConvGrad) -> Result<(), GraphError> {
+    match rec {
+        Rec::Relu { x, y } => {
+            let zero = cx.f32c(0.0);
+            let sh = cx.shape(y);
+            let m = cx.op("Greater", &[y, &zero], &[], sh.clone())?;
+            let dx = cx.op("Where", &[&m, &dy, &zero], &[], sh)?;
+            cx.push_grad(x, dx);
+        }
+        Rec::Dropout { x, mask, scale, .. } => {
+            let zero = cx.f32c(0.0);
+            let ds = cx.mul_s(&dy, *scale)?;
+            let sh = cx.shape(&dy);
+            let dx = cx.op("Where", &[mask, &ds, &zero], &[], sh)?;
+            cx.push_grad(x, dx);
+        }
+        Rec::Reshape { x, .. } => {
+            let xs = cx.shape(x);
+            let dx = cx.reshape(&dy, &xs)?;
+            cx.push_grad(x, dx);
+        }
+        Rec::Concat { xs, axis, .. } => {
+            let sizes: Vec<i64> = xs.iter().map(|v| cx.shape(v)[*axis as usize]).collect();
+            let sc = cx.i64c(&sizes);
+            let outs = cx.g.node("Split", &[&dy, &sc], &[("axis", Attr::Int(*axis))], xs.len())?;
+            for (v, o) in xs.iter().zip(outs) {
+                let s = cx.shape(v);
+                cx.shapes.insert(o.clone(), s);
+                cx.push_grad(v, o);
+            }
+        }
+        Rec::AvgPool { x, k, .. } => {
+            let xs = cx.shape(x);
+            let ds = cx.shape(&dy);
+            let scaled = cx.mul_s(&dy, 1.0 / (k[0] * k[1]) as f32)?;
+            let r = cx.reshape(&scaled, &[ds[0], ds[1], ds[2], 1, ds[3], 1])?;
+            let es = [ds[0], ds[1], ds[2], k[0], ds[3], k[1]];
+            let ec = cx.i64c(&es);
+            let e = cx.op("Expand", &[&r, &ec], &[], es.to_vec())?;
+            let full = [ds[0], ds[1], ds[2] * k[0], ds[3] * k[1]];
+            let mut dx = cx.reshape(&e, &full)?;
+            if full[2] != xs[2] || full[3] != xs[3] {
+                let pc = cx.i64c(&[0, 0, 0, 0, 0, 0, xs[2] - full[2], xs[3] - full[3]]);
+                dx = cx.op("Pad", &[&dx, &pc], &[], xs.clone())?;
+            }
+            cx.push_grad(x, dx);
+        }
+        Rec::MaxPool { x, idx, .. } => {
+            let xs = cx.shape(x);
+            let total: i64 = xs.iter().product();
+            let n_out: i64 = cx.shape(&dy).iter().product();
+            let zshape = cx.i64c(&[total]);
+            let zeros = cx.op("ConstantOfShape", &[&zshape], &[], vec![total])?;
+            let fi = cx.reshape(idx, &[n_out])?;
+            let fd = cx.reshape(&dy, &[n_out])?;
+            let sc = cx.op(
+                "ScatterElements",
+                &[&zeros, &fi, &fd],
+                &[("axis", Attr::Int(0)), ("reduction", Attr::String("add".into()))],
+                vec![total],
+            )?;
+            let dx = cx.reshape(&sc, &xs)?;
+            cx.push_grad(x, dx);
+        }
+        Rec::Mean { x, count, .. } => {
+            let xs = cx.shape(x);
+            let s = cx.mul_s(&dy, 1.0 / count)?;
+            let ec = cx.i64c(&xs);
+            let dx = cx.op("Expand", &[&s, &ec], &[], xs)?;
+            cx.push_grad(x, dx);
+        }
+        Rec::Add { a, b, .. } => {
+            for v in [a, b] {
+                if cx.needs_grad.contains(v) {
+                    let s = cx.shape(v);
+                    let g = unbroadcast(cx, &dy, &s)?;
+                    cx.push_grad(v, g);
+                }
+            }
+        }
+        Rec::Gemm { a, b, c, alpha, beta, ta, tb, .. } => {
+            let (sa, sb) = (cx.shape(a), cx.shape(b));
+            let gemm = |cx: &mut Ctx, p: &str, q: &str, tp: bool, tq: bool, out: Vec<i64>| {
+                cx.op(
+                    "Gemm",
+                    &[p, q],
+                    &[
+                        ("alpha", Attr::Float(*alpha)),
+                        ("transA", Attr::Int(tp as i64)),
+                        ("transB", Attr::Int(tq as i64)),
+                    ],
+                    out,
+                )
+            };
+            if cx.needs_grad.contains(a) {
+                let da = if *ta { gemm(cx, b, &dy, *tb, true, sa)? } else { gemm(cx, &dy, b, false, !*tb, sa)? };
+                cx.push_grad(a, da);
+            }
+            if cx.needs_grad.contains(b) {
+                let db = if *tb { gemm(cx, &dy, a, true, *ta, sb)? } else { gemm(cx, a, &dy, !*ta, false, sb)? };
+                cx.push_grad(b, db);
+            }
+            if let Some(c) = c
+                && cx.needs_grad.contains(c)
+            {
+                let s = cx.shape(c);
+                let g = unbroadcast(cx, &dy, &s)?;
+                let g = cx.mul_s(&g, *beta)?;
+                cx.push_grad(c, g);
+            }
+        }
+        Rec::Bn { x, gamma, beta, xc, inv, a, m, axes, .. } => {
+            let ch = cx.shape(gamma);
+            let db = cx.reduce_sum(&dy, axes, true)?;
+            let dyx = cx.bin("Mul", &dy, xc)?;
+            let sxy = cx.reduce_sum(&dyx, axes, true)?;
+            let dg = cx.bin("Mul", &sxy, inv)?; // Σ dY·x̂
+            let dg1 = cx.reshape(&dg, &ch)?;
+            let db1 = cx.reshape(&db, &ch)?;
+            cx.push_grad(gamma, dg1);
+            cx.push_grad(beta, db1);
+            if cx.needs_grad.contains(x) {
+                // dX = a·(dY − x̂·dγ/M − dβ/M) with x̂ = xc·inv:  = a·dY − xc·(a·inv·dγ/M) − a·dβ/M
+                let k1 = cx.bin("Mul", &dg, inv)?;
+                let k1 = cx.bin("Mul", &k1, a)?;
+                let k1 = cx.mul_s(&k1, 1.0 / m)?;
+                let k0 = cx.bin("Mul", &db, a)?;
+                let k0 = cx.mul_s(&k0, 1.0 / m)?;
+                let t1 = cx.bin("Mul", &dy, a)?;
+                let t2 = cx.bin("Mul", xc, &k1)?;
+                let t3 = cx.bin("Sub", &t1, &t2)?;
+                let dx = cx.bin("Sub", &t3, &k0)?;
+                cx.push_grad(x, dx);
+            }
+        }
+        Rec::Conv { x, w, b, k, s, p, d, .. } => {
+            if let Some(b) = b {
+                let ch = cx.shape(b);
+                let g = cx.reduce_sum(&dy, &[0, 2, 3], false)?;
+                let g = cx.reshape(&g, &ch)?;
+                cx.push_grad(b, g);
+            }
+            let xs = cx.shape(x);
+            let ws = cx.shape(w);
+            let ds = cx.shape(&dy);
+            let unit = *s == [1, 1] && *d == [1, 1];
+            if cx.needs_grad.contains(x) {
+                let flip_ok = p[0] < k[0] && p[1] < k[1] && p[2] < k[0] && p[3] < k[1];
+                let dx = if mode == ConvGrad::Cpu && unit && flip_ok {
+                    let wt = cx.transpose(w, &[1, 0, 2, 3])?;
+                    let wf = if *k != [1, 1] {
+                        let st = cx.i64c(&[-1, -1]);
+                        let en = cx.i64c(&[-i64::MAX, -i64::MAX]);
+                        let ax = cx.i64c(&[2, 3]);
+                        let sp = cx.i64c(&[-1, -1]);
+                        let sh = cx.shape(&wt);
+                        cx.op("Slice", &[&wt, &st, &en, &ax, &sp], &[], sh)?
+                    } else {
+                        wt
+                    };
+                    let pads = [k[0] - 1 - p[0], k[1] - 1 - p[1], k[0] - 1 - p[2], k[1] - 1 - p[3]];
+                    cx.op("Conv", &[&dy, &wf], &[("kernel_shape", ints(k)), ("pads", ints(&pads))], xs.clone())?
+                } else {
+                    if p[0] != p[2] || p[1] != p[3] {
+                        return Err(GraphError::Unsupported {
+                            node: y.clone(),
+                            op: "Conv".into(),
+                            message: format!(
+                                "asymmetric pads {p:?} with strides {s:?}: the input gradient needs a ConvTranspose with symmetric pads"
+                            ),
+                        });
+                    }
+                    let op: Vec<i64> = (0..2)
+                        .map(|i| xs[2 + i] - ((ds[2 + i] - 1) * s[i] + (k[i] - 1) * d[i] + 1 - 2 * p[i]))
+                        .collect();
+                    cx.op(
+                        "ConvTranspose",
+                        &[&dy, w],
+                        &[
+                            ("kernel_shape", ints(k)),
+                            ("strides", ints(s)),
+                            ("dilations", ints(d)),
+                            ("pads", ints(p)),
+                            ("output_padding", ints(&op)),
+                        ],
+                        xs.clone(),
+                    )?
+                };
+                cx.push_grad(x, dx);
+            }
+            let dw = if unit && (mode == ConvGrad::Cpu || *k == [1, 1] && *p == [0; 4]) {
+                shifted_weight_grad(cx, x, &dy, k, p, &ws)?
+            } else {
+                transposed_conv_weight_grad(cx, x, &dy, k, s, p, d, &ws)?
+            };
+            cx.push_grad(w, dw);
+        }
+    }
+    Ok(())
+}
+
+/// dW for a stride-1, dilation-1 conv: dW[o,c,i,j] = Σ_{n,h,w} dY[n,o,h,w]·Xpad[n,c,h+i,w+j].
+/// dY is zero-padded once per kernel offset into Xpad's frame; the shifted copies are
+/// stacked along channels and contracted with Xpad in ONE batched MatMul.
+fn shifted_weight_grad(
+    cx: &mut Ctx,
+    x: &str,
+    dy: &str,
+    k: &[i64; 2],
+    p: &[i64; 4],
+    ws: &[i64],
+) -> Result<String, GraphError> {
+    let xs = cx.shape(x);
+    let ds = cx.shape(dy);
+    let (n, c, o) = (xs[0], xs[1], ds[1]);
+    let (hp, wp) = (xs[2] + p[0] + p[2], xs[3] + p[1] + p[3]);
+    let xp = if *p == [0; 4] {
+        x.to_string()
+    } else {
+        let pc = cx.i64c(&[0, 0, p[0], p[1], 0, 0, p[2], p[3]]);
+        cx.op("Pad", &[x, &pc], &[], vec![n, c, hp, wp])?
+    };
+    let taps = k[0] * k[1];
+    let stacked = if taps == 1 {
+        dy.to_string()
+    } else {
+        let mut parts = Vec::new();
+        for i in 0..k[0] {
+            for j in 0..k[1] {
+                let pc = cx.i64c(&[0, 0, i, j, 0, 0, k[0] - 1 - i, k[1] - 1 - j]);
+                parts.push(cx.op("Pad", &[dy, &pc], &[], vec![n, o, hp, wp])?);
+            }
+        }
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        cx.op("Concat", &refs, &[("axis", Attr::Int(1))], vec![n, taps * o, hp, wp])?
+    };
+    let x3 = cx.reshape(&xp, &[n, c, hp * wp])?;
+    let d3 = cx.reshape(&stacked, &[n, taps * o, hp * wp])?;
+    if c <= taps * o {
+        // [N, T·O, P] x [N, P, C] -> [N, T·O, C]
+        let xt = cx.transpose(&x3, &[0, 2, 1])?;
+        let r = cx.matmul(&d3, &xt)?;
+        let r = cx.reduce_sum(&r, &[0], false)?;
+        if taps == 1 {
+            cx.reshape(&r, ws)
+        } else {
+            let r = cx.reshape(&r, &[k[0], k[1], o, c])?;
+            cx.transpose(&r, &[2, 3, 0, 1])
+        }
+    } else {
+        // [N, C, P] x [N, P, T·O] -> [N, C, T·O]
+        let dt = cx.transpose(&d3, &[0, 2, 1])?;
+        let r = cx.matmul(&x3, &dt)?;
+        let r = cx.reduce_sum(&r, &[0], false)?;
+        let r = cx.reshape(&r, &[c, k[0], k[1], o])?;
+        cx.transpose(&r, &[3, 0, 1, 2])
+    }
+}
+
+/// dW as a Conv over batch-transposed tensors: X^T [C,N,H,W] convolved with dY^T [O,N,Ho,Wo]
+/// (strides and dilations swapped), giving [C,O,kh,kw].
+#[allow(clippy::too_many_arguments)]
+fn transposed_conv_weight_grad(
+    cx: &mut Ctx,
+    x: &str,
+    dy: &str,
+    k: &[i64; 2],
+    s: &[i64; 2],
+    p: &[i64; 4],
+    d: &[i64; 2],
+    ws: &[i64],
+) -> Result<String, GraphError> {
+    let mut xs = cx.shape(x);
+    let ds = cx.shape(dy);
+    let mut xin = x.to_string();
+    let mut hi = [0i64; 2];
+    for i in 0..2 {
+        hi[i] = (ds[2 + i] - 1) * s[i] + 1 - xs[2 + i] + (k[i] - 1) * d[i] - p[i];
+    }
+    if hi.iter().any(|&h| h < 0) {
+        // Rows the forward conv never reached: crop them instead of a negative pad.
+        let ends = [xs[2] + hi[0].min(0), xs[3] + hi[1].min(0)];
+        let st = cx.i64c(&[0, 0]);
+        let en = cx.i64c(&ends);
+        let ax = cx.i64c(&[2, 3]);
+        let sh = vec![xs[0], xs[1], ends[0], ends[1]];
+        xin = cx.op("Slice", &[&xin, &st, &en, &ax], &[], sh.clone())?;
+        xs = sh;
+        hi = [hi[0].max(0), hi[1].max(0)];
+    }
+    let _ = xs;
+    let xt = cx.transpose(&xin, &[1, 0, 2, 3])?;
+    let dt = cx.transpose(dy, &[1, 0, 2, 3])?;
+    let r = cx.op(
+        "Conv",
+        &[&xt, &dt],
+        &[
+            ("kernel_shape", ints(&[ds[2], ds[3]])),
+            ("strides", ints(d)),
+            ("dilations", ints(s)),
+            ("pads", ints(&[p[0], p[1], hi[0], hi[1]])),
+        ],
+        vec![ws[1], ws[0], k[0], k[1]],
+    )?;
+    cx.transpose(&r, &[1, 0, 2, 3])
+}

@@ -1,0 +1,138 @@
+//! `lt-train graph`: writes the training-step and evaluation graphs of a model so users can
+//! inspect them (Netron, onnx.checker) without training.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use lt_graph::models::{PRESETS, densenet, preset};
+use lt_graph::train::{ConvGrad, Loss, Sgd, StateKind, TrainingGraphSpec, training_graph};
+
+/// Options of `lt-train graph`.
+#[derive(Debug, clap::Args)]
+pub struct GraphArgs {
+    /// Built-in architecture: densenet-tiny, densenet-bc-40-k12, densenet-bc-100-k12,
+    /// densenet121 or densenet161 (weights drawn from --seed).
+    #[arg(long, conflicts_with = "model", required_unless_present = "model")]
+    pub arch: Option<String>,
+    /// An ONNX image classifier to make trainable instead of --arch (its initializer names
+    /// are kept; ops: Conv, BatchNormalization, Relu, Concat, AveragePool, MaxPool,
+    /// GlobalAveragePool, ReduceMean, Flatten, Reshape, Gemm, MatMul, Add, Identity,
+    /// Constant, Dropout).
+    #[arg(long, value_name = "FILE.onnx")]
+    pub model: Option<PathBuf>,
+    /// Number of classes of the head (--arch); with --model it must match the model's output.
+    #[arg(long, default_value_t = 10)]
+    pub classes: usize,
+    /// Loss: ce (softmax cross-entropy), focal, ldam or balanced-softmax.
+    #[arg(long, default_value = "ce", value_parser = ["ce", "focal", "ldam", "balanced-softmax"])]
+    pub loss: String,
+    /// Label smoothing of the ce loss (0 = none).
+    #[arg(long, default_value_t = 0.0)]
+    pub label_smoothing: f32,
+    /// Focusing parameter gamma of the focal loss.
+    #[arg(long, default_value_t = 2.0)]
+    pub focal_gamma: f32,
+    /// Largest LDAM margin (the rarest class gets it; margins scale as n_c^-1/4).
+    #[arg(long, default_value_t = 0.5)]
+    pub ldam_max_margin: f32,
+    /// LDAM logit scale s.
+    #[arg(long, default_value_t = 30.0)]
+    pub ldam_scale: f32,
+    /// Balanced-softmax / logit-adjustment strength tau (logits + tau·log prior).
+    #[arg(long, default_value_t = 1.0)]
+    pub tau: f32,
+    /// Training examples per class, comma-separated (LDAM margins and the balanced-softmax
+    /// prior); default: the same count for every class.
+    #[arg(long, value_delimiter = ',')]
+    pub class_counts: Vec<u64>,
+    /// Images per step; the training graph has static shapes.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f32,
+    /// Use Nesterov momentum.
+    #[arg(long)]
+    pub nesterov: bool,
+    /// L2 weight decay added to the gradient, as torch.optim.SGD.
+    #[arg(long, default_value_t = 5e-4)]
+    pub weight_decay: f32,
+    /// Do not decay BatchNorm weights and biases.
+    #[arg(long)]
+    pub no_decay_bn_bias: bool,
+    /// Convolution-gradient formulation: cpu (fast on onnxruntime's CPU provider) or cuda
+    /// (ConvTranspose / cuDNN-friendly).
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
+    pub conv_grad: String,
+    /// Output directory (created): train.onnx and eval.onnx.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Seed of the initial weights of --arch.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Builds and writes the graphs, printing a short summary.
+pub fn run(args: &GraphArgs) -> Result<()> {
+    let started = std::time::Instant::now();
+    let inference = match (&args.arch, &args.model) {
+        (Some(arch), None) => {
+            let cfg = preset(arch, args.classes)?;
+            densenet(&cfg, args.seed)?
+        }
+        (None, Some(path)) => lt_graph::onnx::load(path)?,
+        _ => bail!("pass exactly one of --arch ({}) or --model FILE.onnx", PRESETS.join(", ")),
+    };
+    let class_counts = if args.class_counts.is_empty() {
+        vec![1; args.classes]
+    } else if args.class_counts.len() != args.classes {
+        bail!("--class-counts has {} values but --classes is {}", args.class_counts.len(), args.classes);
+    } else {
+        args.class_counts.clone()
+    };
+    let loss = match args.loss.as_str() {
+        "ce" => Loss::CrossEntropy { label_smoothing: args.label_smoothing },
+        "focal" => Loss::Focal { gamma: args.focal_gamma },
+        "ldam" => Loss::Ldam { max_margin: args.ldam_max_margin, scale: args.ldam_scale },
+        "balanced-softmax" => Loss::BalancedSoftmax { tau: args.tau },
+        other => bail!("unknown loss `{other}`"),
+    };
+    let spec = TrainingGraphSpec {
+        batch_size: args.batch_size,
+        loss,
+        sgd: Sgd {
+            momentum: args.momentum,
+            nesterov: args.nesterov,
+            weight_decay: args.weight_decay,
+            decay_bn_and_bias: !args.no_decay_bn_bias,
+        },
+        class_counts,
+        conv_grad: if args.conv_grad == "cuda" { ConvGrad::Cuda } else { ConvGrad::Cpu },
+    };
+    let tg = training_graph(&inference, &spec)?;
+    let built = started.elapsed();
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let train_path = args.out.join("train.onnx");
+    let eval_path = args.out.join("eval.onnx");
+    lt_graph::onnx::save(&tg.model, &train_path)?;
+    lt_graph::onnx::save(&inference, &eval_path)?;
+    let params: usize = tg.state.iter().filter(|s| s.kind == StateKind::Parameter).map(|s| s.init.len()).sum();
+    let nodes = |m: &lt_graph::onnx::proto::ModelProto| m.graph.as_ref().map_or(0, |g| g.node.len());
+    println!(
+        "training graph: {} ({} nodes, built in {:.2}s)",
+        train_path.display(),
+        nodes(&tg.model),
+        built.as_secs_f64()
+    );
+    println!("evaluation graph: {} ({} nodes)", eval_path.display(), nodes(&inference));
+    println!(
+        "parameters: {params}; state tensors: {}; classes: {}; images: [{}, {}, {}, {}]",
+        tg.state.len(),
+        tg.num_classes,
+        args.batch_size,
+        tg.image_shape[0],
+        tg.image_shape[1],
+        tg.image_shape[2]
+    );
+    Ok(())
+}

@@ -1,0 +1,342 @@
+//! The DenseNet models and whole training steps: determinism, parameter counts, loss values
+//! against direct formulas, one SGD step by hand, BN running statistics, training on a fixed
+//! batch, the evaluation model, the CUDA-placement rules and onnx.checker.
+
+use std::collections::HashMap;
+
+use lt_graph::models::{densenet, preset};
+use lt_graph::onnx::proto::ModelProto;
+use lt_graph::train::{ConvGrad, Loss, Sgd, StateKind, TrainingGraphSpec, training_graph, with_weights};
+
+use crate::graph_util::{Rng, Trainer, ce, grad_sgd, linear_net, python, spec};
+
+fn param_count(m: &ModelProto) -> usize {
+    // Parameters = initializers that are not BN running statistics.
+    m.graph
+        .as_ref()
+        .unwrap()
+        .initializer
+        .iter()
+        .filter(|t| !t.name.ends_with("running_mean") && !t.name.ends_with("running_var"))
+        .map(|t| t.dims.iter().product::<i64>() as usize)
+        .sum()
+}
+
+#[test]
+fn presets_have_the_published_sizes_and_are_deterministic() {
+    let m100 = densenet(&preset("densenet-bc-100-k12", 10).unwrap(), 0).unwrap();
+    let n = param_count(&m100);
+    assert!((760_000..=780_000).contains(&n), "densenet-bc-100-k12 has {n} parameters, expected ~0.77M");
+    let m161 = densenet(&preset("densenet161", 10).unwrap(), 0).unwrap();
+    let n = param_count(&m161);
+    assert!((26_400_000..=26_600_000).contains(&n), "densenet161 has {n} parameters, expected ~26.5M");
+    let tiny = preset("densenet-tiny", 10).unwrap();
+    let a = lt_graph::onnx::encode(&densenet(&tiny, 7).unwrap());
+    let b = lt_graph::onnx::encode(&densenet(&tiny, 7).unwrap());
+    let c = lt_graph::onnx::encode(&densenet(&tiny, 8).unwrap());
+    assert_eq!(a, b, "same seed must give identical bytes");
+    assert_ne!(a, c, "another seed must give other weights");
+    let err = preset("resnet50", 10).unwrap_err().to_string();
+    assert!(err.contains("densenet-tiny") && err.contains("densenet161"), "{err}");
+}
+
+#[test]
+fn inference_model_runs_with_any_batch() {
+    let m = densenet(&preset("densenet121", 7).unwrap(), 1).unwrap();
+    let bytes = lt_graph::onnx::encode(&m);
+    let mut s = lt_train::session::cpu_session(&bytes, 2).unwrap();
+    for b in [1usize, 2] {
+        let x = Rng::new(b as u64).normals(b * 3 * 224 * 224);
+        let out =
+            s.run(ort::inputs!["images" => ort::value::Tensor::from_array(([b, 3, 224, 224], x)).unwrap()]).unwrap();
+        let (shape, v) = out["logits"].try_extract_tensor::<f32>().unwrap();
+        assert_eq!(shape.to_vec(), vec![b as i64, 7]);
+        assert!(v.iter().all(|x| x.is_finite()));
+    }
+}
+
+/// The loss of `loss` for logits `z` [B,C], labels, class weights and counts, in f64.
+fn direct_loss(loss: &Loss, z: &[f32], labels: &[i64], w: &[f32], counts: &[u64]) -> f64 {
+    let c = w.len();
+    let b = labels.len();
+    let total: f64 = counts.iter().map(|&n| n as f64).sum();
+    let mut num = 0.0;
+    let mut den = 0.0;
+    for n in 0..b {
+        let y = labels[n] as usize;
+        let mut row: Vec<f64> = z[n * c..(n + 1) * c].iter().map(|&v| v as f64).collect();
+        match loss {
+            Loss::Ldam { max_margin, scale } => {
+                let raw: Vec<f64> = counts.iter().map(|&n| (n as f64).powf(-0.25)).collect();
+                let mx = raw.iter().cloned().fold(0.0, f64::max);
+                row[y] -= raw[y] / mx * *max_margin as f64;
+                row.iter_mut().for_each(|v| *v *= *scale as f64);
+            }
+            Loss::BalancedSoftmax { tau } => {
+                for (k, v) in row.iter_mut().enumerate() {
+                    *v += *tau as f64 * (counts[k] as f64 / total).ln();
+                }
+            }
+            _ => {}
+        }
+        let m = row.iter().cloned().fold(f64::MIN, f64::max);
+        let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+        let logp: Vec<f64> = row.iter().map(|v| v - lse).collect();
+        let wy = w[y] as f64;
+        den += wy;
+        num += match loss {
+            Loss::CrossEntropy { label_smoothing: e } => {
+                let e = *e as f64;
+                (1.0 - e) * wy * -logp[y] + e / c as f64 * (0..c).map(|k| w[k] as f64 * -logp[k]).sum::<f64>()
+            }
+            Loss::Focal { gamma } => wy * -(1.0 - logp[y].exp()).powf(*gamma as f64) * logp[y],
+            _ => wy * -logp[y],
+        };
+    }
+    num / den
+}
+
+#[test]
+fn weighted_loss_values_equal_the_direct_formulas() {
+    let losses = [
+        Loss::CrossEntropy { label_smoothing: 0.0 },
+        Loss::CrossEntropy { label_smoothing: 0.2 },
+        Loss::Focal { gamma: 2.0 },
+        Loss::Ldam { max_margin: 0.5, scale: 30.0 },
+        Loss::BalancedSoftmax { tau: 1.0 },
+    ];
+    for (i, loss) in losses.into_iter().enumerate() {
+        let sp = spec(16, 5, loss.clone(), grad_sgd(), ConvGrad::Cpu);
+        let mut t = Trainer::new(&linear_net(5, 3, 2, 60 + i as u64), &sp, 70 + i as u64);
+        let st = t.state.clone();
+        let out = t.run_with(&st, 0.0);
+        let want = direct_loss(&loss, &out["logits"], &t.labels, &t.class_weights, &sp.class_counts);
+        let got = out["loss"][0] as f64;
+        assert!((got - want).abs() <= 1e-5 * want.abs().max(1.0), "{loss:?}: graph {got} vs direct {want}");
+        // All-ones weights give the plain mean of the per-example losses.
+        t.class_weights = vec![1.0; 5];
+        let out = t.run_with(&st, 0.0);
+        let want = direct_loss(&loss, &out["logits"], &t.labels, &t.class_weights, &sp.class_counts);
+        assert!((out["loss"][0] as f64 - want).abs() <= 1e-5 * want.abs().max(1.0), "{loss:?} unweighted");
+    }
+}
+
+#[test]
+fn two_sgd_steps_equal_a_hand_computation() {
+    // logits = x·Wᵀ + b with CE: dW = dzᵀ·x, db = Σ dz, dz = w_y·(softmax − onehot)/Σ w_y.
+    for nesterov in [false, true] {
+        let sgd = Sgd { momentum: 0.9, nesterov, weight_decay: 0.01, decay_bn_and_bias: false };
+        let (b, c, f) = (6usize, 3usize, 4usize);
+        let sp = spec(b, c, ce(), sgd.clone(), ConvGrad::Cpu);
+        let mut t = Trainer::new(&linear_net(c as i64, 1, 2, 90), &sp, 91);
+        let lr = 0.3f64;
+        let mut w: Vec<f64> = t.state["fc.weight"].iter().map(|&v| v as f64).collect();
+        let mut bias: Vec<f64> = t.state["fc.bias"].iter().map(|&v| v as f64).collect();
+        let (mut vw, mut vb) = (vec![0.0; c * f], vec![0.0; c]);
+        for _ in 0..2 {
+            t.step(lr as f32);
+            let x: Vec<f64> = t.images.iter().map(|&v| v as f64).collect();
+            let mut dw = vec![0.0; c * f];
+            let mut db = vec![0.0; c];
+            let wsum: f64 = t.labels.iter().map(|&y| t.class_weights[y as usize] as f64).sum();
+            for n in 0..b {
+                let z: Vec<f64> =
+                    (0..c).map(|k| bias[k] + (0..f).map(|j| w[k * f + j] * x[n * f + j]).sum::<f64>()).collect();
+                let m = z.iter().cloned().fold(f64::MIN, f64::max);
+                let e: Vec<f64> = z.iter().map(|v| (v - m).exp()).collect();
+                let s: f64 = e.iter().sum();
+                let y = t.labels[n] as usize;
+                let wy = t.class_weights[y] as f64 / wsum;
+                for k in 0..c {
+                    let dz = wy * (e[k] / s - if k == y { 1.0 } else { 0.0 });
+                    db[k] += dz;
+                    for j in 0..f {
+                        dw[k * f + j] += dz * x[n * f + j];
+                    }
+                }
+            }
+            for (p, v, g, decay) in [(&mut w, &mut vw, &dw, true), (&mut bias, &mut vb, &db, false)] {
+                for i in 0..p.len() {
+                    let gp = g[i] + if decay { sgd.weight_decay as f64 * p[i] } else { 0.0 };
+                    v[i] = sgd.momentum as f64 * v[i] + gp;
+                    let upd = if nesterov { gp + sgd.momentum as f64 * v[i] } else { v[i] };
+                    p[i] -= lr * upd;
+                }
+            }
+        }
+        for (name, want) in
+            [("fc.weight", &w), ("fc.bias", &bias), ("fc.weight.momentum", &vw), ("fc.bias.momentum", &vb)]
+        {
+            let got = &t.state[name];
+            for (g, w) in got.iter().zip(want.iter()) {
+                assert!((*g as f64 - w).abs() < 1e-5 * w.abs().max(1.0), "nesterov={nesterov} {name}: {g} vs {w}");
+            }
+        }
+    }
+}
+
+fn one_bn_model(final_op: &str) -> ModelProto {
+    use lt_graph::onnx::proto::DataType;
+    use lt_graph::onnx::{Dim, GraphBuilder, Tensor};
+    let mut g = GraphBuilder::new("bn");
+    let x = g
+        .input_dims("images", DataType::Float, &[Dim::Param("N".into()), Dim::Fixed(3), Dim::Fixed(4), Dim::Fixed(4)])
+        .unwrap();
+    let gamma = g.initializer("bn.weight", &Tensor::f32(&[3], vec![1.0, 2.0, 0.5])).unwrap();
+    let beta = g.initializer("bn.bias", &Tensor::f32(&[3], vec![0.0, 0.1, -0.1])).unwrap();
+    let rm = g.initializer("bn.running_mean", &Tensor::f32(&[3], vec![0.5, -0.5, 1.0])).unwrap();
+    let rv = g.initializer("bn.running_var", &Tensor::f32(&[3], vec![2.0, 1.0, 0.5])).unwrap();
+    let h = g.op("BatchNormalization", &[&x, &gamma, &beta, &rm, &rv], &[]).unwrap();
+    let gp = g.op("GlobalAveragePool", &[&h], &[]).unwrap();
+    let fl = g.op("Flatten", &[&gp], &[]).unwrap();
+    let logits = if final_op == "Flatten" { fl } else { g.op(final_op, &[&fl, &fl], &[]).unwrap() };
+    g.output_dims(&logits, "logits", DataType::Float, &[Dim::Param("N".into()), Dim::Fixed(3)]).unwrap();
+    g.finish()
+}
+
+#[test]
+fn an_op_without_a_backward_rule_is_an_error_naming_op_and_node() {
+    let sp = spec(5, 3, ce(), grad_sgd(), ConvGrad::Cpu);
+    let err = training_graph(&one_bn_model("Mul"), &sp).unwrap_err().to_string();
+    assert!(err.contains("Mul") && err.contains("mul_node"), "{err}");
+}
+
+#[test]
+fn batchnorm_running_statistics_follow_pytorch() {
+    let sp = spec(5, 3, ce(), grad_sgd(), ConvGrad::Cpu);
+    let model = one_bn_model("Flatten");
+    let mut t = Trainer::new(&model, &sp, 13);
+    let st = t.state.clone();
+    let out = t.run_with(&st, 0.1);
+    let b = 5usize;
+    for ch in 0..3 {
+        let vals: Vec<f64> = (0..b)
+            .flat_map(|n| (0..16).map(move |i| (n, i)))
+            .map(|(n, i)| t.images[(n * 3 + ch) * 16 + i] as f64)
+            .collect();
+        let m = vals.len() as f64;
+        let mean = vals.iter().sum::<f64>() / m;
+        let var_unbiased = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (m - 1.0);
+        let want_m = 0.9 * st["bn.running_mean"][ch] as f64 + 0.1 * mean;
+        let want_v = 0.9 * st["bn.running_var"][ch] as f64 + 0.1 * var_unbiased;
+        let got_m = out["bn.running_mean.new"][ch] as f64;
+        let got_v = out["bn.running_var.new"][ch] as f64;
+        assert!((got_m - want_m).abs() < 1e-5, "channel {ch}: running mean {got_m} vs {want_m}");
+        assert!((got_v - want_v).abs() < 1e-5, "channel {ch}: running var {got_v} vs {want_v}");
+    }
+}
+
+fn tiny_spec(batch: usize, conv_grad: ConvGrad) -> TrainingGraphSpec {
+    TrainingGraphSpec {
+        batch_size: batch,
+        loss: ce(),
+        sgd: Sgd { momentum: 0.9, nesterov: false, weight_decay: 5e-4, decay_bn_and_bias: true },
+        class_counts: vec![50, 20, 10, 5],
+        conv_grad,
+    }
+}
+
+#[test]
+fn densenet_tiny_learns_a_fixed_batch_and_exports_an_eval_model() {
+    let cfg = preset("densenet-tiny", 4).unwrap();
+    let inference = densenet(&cfg, 3).unwrap();
+    let mut t = Trainer::new(&inference, &tiny_spec(16, ConvGrad::Cpu), 4);
+    let losses: Vec<f32> = (0..12).map(|_| t.step(0.1)).collect();
+    assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+    assert!(losses[11] < 0.5 * losses[0], "loss did not decrease on a fixed batch: {losses:?}");
+    // With lr = 0 the weights stay and the running statistics converge to the batch's.
+    for _ in 0..40 {
+        t.step(0.0);
+    }
+
+    // The evaluation model with the trained weights: names preserved, BN in inference form.
+    let values: HashMap<String, Vec<f32>> =
+        t.tg.state
+            .iter()
+            .filter(|s| s.kind != StateKind::Momentum)
+            .map(|s| (s.name.clone(), t.state[&s.name].clone()))
+            .collect();
+    let eval = with_weights(&inference, &values).unwrap();
+    let bytes = lt_graph::onnx::encode(&eval);
+    let mut s = lt_train::session::cpu_session(&bytes, 2).unwrap();
+    let out = s
+        .run(
+            ort::inputs!["images" => ort::value::Tensor::from_array(([16usize, 3, 32, 32], t.images.clone())).unwrap()],
+        )
+        .unwrap();
+    let (_, logits) = out["logits"].try_extract_tensor::<f32>().unwrap();
+    let correct = (0..16)
+        .filter(|&n| {
+            let row = &logits[n * 4..n * 4 + 4];
+            let arg = (0..4).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap();
+            arg as i64 == t.labels[n]
+        })
+        .count();
+    assert!(correct >= 12, "the eval model fits only {correct}/16 of the memorised batch");
+    let mut bad = values.clone();
+    bad.insert("features.conv0.weight.momentum".into(), vec![0.0]);
+    assert!(with_weights(&inference, &bad).is_err());
+}
+
+#[test]
+fn both_formulations_give_the_same_step_on_densenet_tiny() {
+    let inference = densenet(&preset("densenet-tiny", 4).unwrap(), 5).unwrap();
+    let mut a = Trainer::new(&inference, &tiny_spec(4, ConvGrad::Cpu), 6);
+    let mut b = Trainer::new(&inference, &tiny_spec(4, ConvGrad::Cuda), 6);
+    let st = a.state.clone();
+    let (oa, ob) = (a.run_with(&st, 0.1), b.run_with(&st, 0.1));
+    for s in &a.tg.state {
+        let (x, y) = (&oa[&s.output], &ob[&s.output]);
+        let scale = x.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+        let diff = x.iter().zip(y).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+        assert!(diff <= 1e-4 * scale, "{}: formulations differ by {diff} (scale {scale})", s.output);
+    }
+}
+
+/// Asserts the rules that keep every node on onnxruntime's CUDA provider.
+fn assert_cuda_friendly(m: &ModelProto) {
+    assert_eq!(m.opset_import.len(), 1);
+    assert_eq!((m.opset_import[0].domain.as_str(), m.opset_import[0].version), ("", 17));
+    for n in &m.graph.as_ref().unwrap().node {
+        assert!(n.domain.is_empty(), "node {} has domain {}", n.name, n.domain);
+        assert!(!["Shape", "Size", "NonZero", "Loop", "If"].contains(&n.op_type.as_str()), "{} {}", n.op_type, n.name);
+        if n.op_type == "BatchNormalization" {
+            panic!("BatchNormalization left in the training graph: {}", n.name);
+        }
+        if n.op_type == "ConvTranspose" {
+            let pads = n.attribute.iter().find(|a| a.name == "pads").map(|a| a.ints.clone()).unwrap_or_default();
+            assert!(pads.len() == 4 && pads[0] == pads[2] && pads[1] == pads[3], "asymmetric ConvTranspose {}", n.name);
+            assert!(n.attribute.iter().all(|a| a.name != "auto_pad"), "auto_pad on {}", n.name);
+        }
+    }
+}
+
+#[test]
+fn training_graphs_follow_the_cuda_placement_rules_and_pass_onnx_checker() {
+    let py = python();
+    let dir = tempfile::tempdir().unwrap();
+    for (arch, mode) in [("densenet121", ConvGrad::Cuda), ("densenet-tiny", ConvGrad::Cpu)] {
+        let inference = densenet(&preset(arch, 5).unwrap(), 0).unwrap();
+        let mut sp = tiny_spec(2, mode);
+        sp.class_counts = vec![9, 7, 5, 3, 1];
+        let tg = training_graph(&inference, &sp).unwrap();
+        assert_cuda_friendly(&tg.model);
+        let train = dir.path().join(format!("{arch}-train.onnx"));
+        let eval = dir.path().join(format!("{arch}-eval.onnx"));
+        lt_graph::onnx::save(&tg.model, &train).unwrap();
+        lt_graph::onnx::save(&inference, &eval).unwrap();
+        for f in [&train, &eval] {
+            let out = std::process::Command::new(&py)
+                .args(["-c", "import onnx,sys; onnx.checker.check_model(sys.argv[1], full_check=True); print('ok')"])
+                .arg(f)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "onnx.checker rejected {}: {}",
+                f.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

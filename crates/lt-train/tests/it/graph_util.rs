@@ -1,0 +1,315 @@
+//! Helpers for the training-graph tests: a seeded generator, a session runner over
+//! `TrainingGraph`, and small hand-built inference models.
+
+use std::collections::HashMap;
+
+use lt_graph::onnx::proto::{DataType, ModelProto};
+use lt_graph::onnx::{Attr, Dim, GraphBuilder, Tensor};
+use lt_graph::train::{ConvGrad, Loss, Sgd, StateKind, TrainingGraph, TrainingGraphSpec, training_graph};
+use ort::session::Session;
+
+/// splitmix64: a tiny seeded generator (tests need no dependency for this).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    pub fn normal(&mut self) -> f64 {
+        let u1 = self.uniform().max(1e-300);
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+    pub fn normals(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.normal() as f32).collect()
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+pub fn spec(batch: usize, classes: usize, loss: Loss, sgd: Sgd, conv_grad: ConvGrad) -> TrainingGraphSpec {
+    TrainingGraphSpec {
+        batch_size: batch,
+        loss,
+        sgd,
+        class_counts: (0..classes as u64).map(|c| 100 / (c + 1) + 1).collect(),
+        conv_grad,
+    }
+}
+
+/// Plain SGD without momentum or decay: `<p>.momentum.new` is then exactly the gradient.
+pub fn grad_sgd() -> Sgd {
+    Sgd { momentum: 0.0, nesterov: false, weight_decay: 0.0, decay_bn_and_bias: true }
+}
+
+pub fn ce() -> Loss {
+    Loss::CrossEntropy { label_smoothing: 0.0 }
+}
+
+/// A training graph with its session and a fixed batch.
+pub struct Trainer {
+    pub tg: TrainingGraph,
+    pub session: Session,
+    pub batch: usize,
+    pub images: Vec<f32>,
+    pub labels: Vec<i64>,
+    pub class_weights: Vec<f32>,
+    pub state: HashMap<String, Vec<f32>>,
+    /// Finite-difference step per unit of the random direction.
+    pub h_scale: f64,
+}
+
+pub type Outputs = HashMap<String, Vec<f32>>;
+
+impl Trainer {
+    pub fn new(inference: &ModelProto, spec: &TrainingGraphSpec, seed: u64) -> Trainer {
+        let tg = training_graph(inference, spec).expect("training graph");
+        let bytes = lt_graph::onnx::encode(&tg.model);
+        let session = lt_train::session::cpu_session(&bytes, 2).expect("session over the training graph");
+        let mut rng = Rng::new(seed);
+        let [c, h, w] = tg.image_shape;
+        let b = spec.batch_size;
+        let images = rng.normals(b * c * h * w);
+        let labels = (0..b).map(|_| rng.below(tg.num_classes as u64) as i64).collect();
+        let class_weights = (0..tg.num_classes).map(|_| 0.25 + 1.5 * rng.uniform() as f32).collect();
+        let state = tg.state.iter().map(|s| (s.name.clone(), s.init.clone())).collect();
+        Trainer { tg, session, batch: b, images, labels, class_weights, state, h_scale: 1e-2 }
+    }
+
+    /// Runs one step on the fixed batch with `state` (not modified) and returns every output.
+    pub fn run_with(&mut self, state: &HashMap<String, Vec<f32>>, lr: f32) -> Outputs {
+        let [c, h, w] = self.tg.image_shape;
+        let b = self.batch;
+        let mut inputs: Vec<(String, ort::session::SessionInputValue<'static>)> = vec![
+            ("images".into(), ort::value::Tensor::from_array(([b, c, h, w], self.images.clone())).unwrap().into()),
+            ("labels".into(), ort::value::Tensor::from_array(([b], self.labels.clone())).unwrap().into()),
+            (
+                "class_weights".into(),
+                ort::value::Tensor::from_array(([self.tg.num_classes], self.class_weights.clone())).unwrap().into(),
+            ),
+            ("lr".into(), ort::value::Tensor::from_array(((), vec![lr])).unwrap().into()),
+        ];
+        for s in &self.tg.state {
+            let v = state[&s.name].clone();
+            inputs.push((s.name.clone(), ort::value::Tensor::from_array((s.dims.clone(), v)).unwrap().into()));
+        }
+        let outputs = self.session.run(inputs).expect("training step runs");
+        let mut out = HashMap::new();
+        for (name, v) in outputs.iter() {
+            let (_, data) = v.try_extract_tensor::<f32>().expect("f32 output");
+            out.insert(name.to_string(), data.to_vec());
+        }
+        out
+    }
+
+    /// One step that updates the state; returns the loss.
+    pub fn step(&mut self, lr: f32) -> f32 {
+        let state = self.state.clone();
+        let out = self.run_with(&state, lr);
+        for s in &self.tg.state {
+            self.state.insert(s.name.clone(), out[&s.output].clone());
+        }
+        out["loss"][0]
+    }
+
+    pub fn params(&self) -> Vec<String> {
+        self.tg.state.iter().filter(|s| s.kind == StateKind::Parameter).map(|s| s.name.clone()).collect()
+    }
+
+    /// Checks every parameter's gradient (read from the momentum output of a momentum-free
+    /// SGD) against a central finite difference of the loss along a random direction.
+    pub fn check_gradients(&mut self, what: &str, seed: u64, tolerance: f64) {
+        let base = self.state.clone();
+        let out = self.run_with(&base, 0.0);
+        let mut rng = Rng::new(seed);
+        let mut report = Vec::new();
+        let mut worst: f64 = 0.0;
+        for p in self.params() {
+            let g = &out[&format!("{p}.momentum.new")];
+            let dir: Vec<f32> = rng.normals(g.len());
+            let analytic: f64 = g.iter().zip(&dir).map(|(&a, &b)| a as f64 * b as f64).sum();
+            let norm: f64 = dir.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+            // Steps of `h_scale` and `h_scale / 3` per unit of the random direction (entries
+            // N(0,1)); the better agreement counts (large steps meet ReLU kinks, small ones
+            // float32 rounding).
+            let mut best = (f64::MAX, 0.0);
+            for h in [self.h_scale, self.h_scale / 3.0] {
+                let h = h * (g.len() as f64).sqrt() / norm.max(1e-12);
+                let loss_at = |t: &mut Trainer, sign: f64| {
+                    let mut st = base.clone();
+                    let v = st.get_mut(&p).unwrap();
+                    for (x, d) in v.iter_mut().zip(&dir) {
+                        *x += (sign * h * *d as f64) as f32;
+                    }
+                    t.run_with(&st, 0.0)["loss"][0] as f64
+                };
+                let fd = (loss_at(self, 1.0) - loss_at(self, -1.0)) / (2.0 * h);
+                // A gradient that is exactly zero (a BN bias before another BN) is compared
+                // absolutely (an absolute error of 0.1 x tolerance is allowed).
+                let err = (fd - analytic).abs() / (analytic.abs().max(fd.abs()).max(0.1));
+                if err < best.0 {
+                    best = (err, fd);
+                }
+            }
+            let (err, fd) = best;
+            worst = worst.max(err);
+            report.push(format!("{p}: analytic {analytic:.6e} fd {fd:.6e} rel {err:.2e}"));
+        }
+        assert!(worst < tolerance, "{what}: gradient check failed\n{}", report.join("\n"));
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv(
+    g: &mut GraphBuilder,
+    rng: &mut Rng,
+    x: &str,
+    name: &str,
+    cin: i64,
+    cout: i64,
+    k: i64,
+    s: i64,
+    p: i64,
+    bias: bool,
+) -> String {
+    let std = (2.0 / (cin * k * k) as f64).sqrt() as f32;
+    let w = g
+        .initializer(
+            &format!("{name}.weight"),
+            &Tensor::f32(
+                &[cout, cin, k, k],
+                rng.normals((cout * cin * k * k) as usize).iter().map(|v| v * std).collect(),
+            ),
+        )
+        .unwrap();
+    let mut ins = vec![x.to_string(), w];
+    if bias {
+        ins.push(g.initializer(&format!("{name}.bias"), &Tensor::f32(&[cout], rng.normals(cout as usize))).unwrap());
+    }
+    let refs: Vec<&str> = ins.iter().map(String::as_str).collect();
+    g.op(
+        "Conv",
+        &refs,
+        &[
+            ("kernel_shape", Attr::Ints(vec![k, k])),
+            ("strides", Attr::Ints(vec![s, s])),
+            ("pads", Attr::Ints(vec![p; 4])),
+        ],
+    )
+    .unwrap()
+}
+
+fn bn(g: &mut GraphBuilder, rng: &mut Rng, x: &str, name: &str, c: i64) -> String {
+    let gm: Vec<f32> = (0..c).map(|_| 0.5 + rng.uniform() as f32).collect();
+    let gamma = g.initializer(&format!("{name}.weight"), &Tensor::f32(&[c], gm)).unwrap();
+    let beta = g.initializer(&format!("{name}.bias"), &Tensor::f32(&[c], rng.normals(c as usize))).unwrap();
+    let rm = g.initializer(&format!("{name}.running_mean"), &Tensor::f32(&[c], vec![0.0; c as usize])).unwrap();
+    let rv = g.initializer(&format!("{name}.running_var"), &Tensor::f32(&[c], vec![1.0; c as usize])).unwrap();
+    g.op("BatchNormalization", &[x, &gamma, &beta, &rm, &rv], &[("epsilon", Attr::Float(1e-5))]).unwrap()
+}
+
+fn head(g: &mut GraphBuilder, rng: &mut Rng, x: &str, c: i64, classes: i64) -> String {
+    let gp = g.op("GlobalAveragePool", &[x], &[]).unwrap();
+    let fl = g.op("Flatten", &[&gp], &[("axis", Attr::Int(1))]).unwrap();
+    let w = g.initializer("fc.weight", &Tensor::f32(&[classes, c], rng.normals((classes * c) as usize))).unwrap();
+    let b = g.initializer("fc.bias", &Tensor::f32(&[classes], rng.normals(classes as usize))).unwrap();
+    g.op("Gemm", &[&fl, &w, &b], &[("transB", Attr::Int(1))]).unwrap()
+}
+
+fn finish(mut g: GraphBuilder, logits: &str, classes: i64, side: i64) -> ModelProto {
+    g.output_dims(logits, "logits", DataType::Float, &[Dim::Param("N".into()), Dim::Fixed(classes)]).unwrap();
+    let _ = side;
+    g.finish()
+}
+
+/// CIFAR-like composition: conv3x3 → BN → relu → conv1x1 → BN → relu → concat → BN → relu →
+/// conv1x1 → avgpool 2x2 → BN → relu → GAP → Gemm.
+/// `relu: false` drops the ReLUs: their kinks make float32 finite differences noisy, so
+/// the other rules are checked on the smooth composition at a tight tolerance.
+pub fn dense_block_net(classes: i64, side: i64, seed: u64, relu: bool) -> ModelProto {
+    let mut rng = Rng::new(seed);
+    let mut g = GraphBuilder::new("block");
+    let n = Dim::Param("N".into());
+    let x = g.input_dims("images", DataType::Float, &[n, Dim::Fixed(3), Dim::Fixed(side), Dim::Fixed(side)]).unwrap();
+    let a = conv(&mut g, &mut rng, &x, "c0", 3, 6, 3, 1, 1, false);
+    let h = bn(&mut g, &mut rng, &a, "b1", 6);
+    let h = if relu { g.op("Relu", &[&h], &[]).unwrap() } else { h };
+    let h = conv(&mut g, &mut rng, &h, "c1", 6, 8, 1, 1, 0, false);
+    let h = bn(&mut g, &mut rng, &h, "b2", 8);
+    let h = if relu { g.op("Relu", &[&h], &[]).unwrap() } else { h };
+    let h = conv(&mut g, &mut rng, &h, "c2", 8, 4, 3, 1, 1, false);
+    let cat = g.op("Concat", &[&a, &h], &[("axis", Attr::Int(1))]).unwrap();
+    let h = bn(&mut g, &mut rng, &cat, "b3", 10);
+    let h = if relu { g.op("Relu", &[&h], &[]).unwrap() } else { h };
+    let h = conv(&mut g, &mut rng, &h, "c3", 10, 5, 1, 1, 0, false);
+    let h = g
+        .op("AveragePool", &[&h], &[("kernel_shape", Attr::Ints(vec![2, 2])), ("strides", Attr::Ints(vec![2, 2]))])
+        .unwrap();
+    let h = bn(&mut g, &mut rng, &h, "b4", 5);
+    let h = if relu { g.op("Relu", &[&h], &[]).unwrap() } else { h };
+    let logits = head(&mut g, &mut rng, &h, 5, classes);
+    finish(g, &logits, classes, side)
+}
+
+/// ImageNet-stem composition: conv7x7/2 → BN → relu → maxpool 3x3/2 → conv3x3/2 with bias →
+/// relu → ReduceMean over H,W → MatMul → Add bias.
+pub fn stem_net(classes: i64, side: i64, seed: u64, relu: bool) -> ModelProto {
+    let mut rng = Rng::new(seed);
+    let mut g = GraphBuilder::new("stem");
+    let n = Dim::Param("N".into());
+    let x = g.input_dims("images", DataType::Float, &[n, Dim::Fixed(3), Dim::Fixed(side), Dim::Fixed(side)]).unwrap();
+    let h = conv(&mut g, &mut rng, &x, "c0", 3, 6, 7, 2, 3, false);
+    let h = bn(&mut g, &mut rng, &h, "b0", 6);
+    let h = if relu { g.op("Relu", &[&h], &[]).unwrap() } else { h };
+    let h = g
+        .op(
+            "MaxPool",
+            &[&h],
+            &[
+                ("kernel_shape", Attr::Ints(vec![3, 3])),
+                ("strides", Attr::Ints(vec![2, 2])),
+                ("pads", Attr::Ints(vec![1; 4])),
+            ],
+        )
+        .unwrap();
+    let h = conv(&mut g, &mut rng, &h, "c1", 6, 7, 3, 2, 1, true);
+    let h = if relu { g.op("Relu", &[&h], &[]).unwrap() } else { h };
+    let h = g.op("ReduceMean", &[&h], &[("axes", Attr::Ints(vec![2, 3])), ("keepdims", Attr::Int(0))]).unwrap();
+    let w = g.initializer("fc.weight", &Tensor::f32(&[7, classes], rng.normals((7 * classes) as usize))).unwrap();
+    let b = g.initializer("fc.bias", &Tensor::f32(&[classes], rng.normals(classes as usize))).unwrap();
+    let z = g.op("MatMul", &[&h, &w], &[]).unwrap();
+    let logits = g.op("Add", &[&z, &b], &[]).unwrap();
+    finish(g, &logits, classes, side)
+}
+
+/// Linear classifier on the flattened image: logits = flatten(x)·Wᵀ + b.
+pub fn linear_net(classes: i64, c: i64, side: i64, seed: u64) -> ModelProto {
+    let mut rng = Rng::new(seed);
+    let mut g = GraphBuilder::new("linear");
+    let n = Dim::Param("N".into());
+    let x = g.input_dims("images", DataType::Float, &[n, Dim::Fixed(c), Dim::Fixed(side), Dim::Fixed(side)]).unwrap();
+    let fl = g.op("Flatten", &[&x], &[("axis", Attr::Int(1))]).unwrap();
+    let f = c * side * side;
+    let w = g.initializer("fc.weight", &Tensor::f32(&[classes, f], rng.normals((classes * f) as usize))).unwrap();
+    let b = g.initializer("fc.bias", &Tensor::f32(&[classes], rng.normals(classes as usize))).unwrap();
+    let logits = g.op("Gemm", &[&fl, &w, &b], &[("transB", Attr::Int(1))]).unwrap();
+    finish(g, &logits, classes, side)
+}
+
+/// The Python interpreter for cross-checks; panics (never skips) when it is not configured.
+pub fn python() -> String {
+    std::env::var("LT_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("LT_TEST_PYTHON is not set: run the tests through scripts/test.sh, or export LT_TEST_PYTHON=/work/main/.venv-test/bin/python (a venv with the `onnx` package)")
+    })
+}
