@@ -1,0 +1,179 @@
+//! CIFAR-10 and CIFAR-100 binary formats.
+//!
+//! CIFAR-10: records of 1 label byte + 3072 image bytes (1024 R, 1024 G, 1024 B, row-major
+//! 32x32) in `data_batch_1.bin`..`data_batch_5.bin` and `test_batch.bin`.
+//! CIFAR-100: 1 coarse + 1 fine label byte + 3072 bytes, in `train.bin` and `test.bin`.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use super::{CIFAR10_NAMES, Dataset, Split};
+use crate::error::DataError;
+use crate::progress::Progress;
+
+/// Bytes per CIFAR image.
+pub const IMAGE_BYTES: usize = 3072;
+
+/// Layout of a CIFAR binary record.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordLayout {
+    /// Label bytes before the image (1 for CIFAR-10, 2 for CIFAR-100).
+    pub prefix: usize,
+    /// Which of the prefix bytes is the label used.
+    pub label_byte: usize,
+    /// Number of classes of that label.
+    pub classes: usize,
+    /// Name of the label in error messages.
+    pub field: &'static str,
+}
+
+impl RecordLayout {
+    fn record_len(&self) -> usize {
+        self.prefix + IMAGE_BYTES
+    }
+}
+
+/// Read CIFAR-10 binary from `dir`.
+pub fn load_cifar10(dir: &Path, progress: &dyn Progress) -> Result<Dataset, DataError> {
+    let layout = RecordLayout { prefix: 1, label_byte: 0, classes: 10, field: "label" };
+    let train_files: Vec<PathBuf> = (1..=5).map(|i| dir.join(format!("data_batch_{i}.bin"))).collect();
+    let test_files = vec![dir.join("test_batch.bin")];
+    let class_names = read_names(&dir.join("batches.meta.txt"), 10)?
+        .unwrap_or_else(|| CIFAR10_NAMES.iter().map(|s| s.to_string()).collect());
+    let (train, test) = read_splits(&train_files, &test_files, layout, progress)?;
+    Ok(Dataset { class_names, image_shape: [3, 32, 32], train, test })
+}
+
+/// Read CIFAR-100 binary from `dir` (fine labels, or the 20 coarse ones).
+pub fn load_cifar100(dir: &Path, coarse: bool, progress: &dyn Progress) -> Result<Dataset, DataError> {
+    let layout = if coarse {
+        RecordLayout { prefix: 2, label_byte: 0, classes: 20, field: "coarse label" }
+    } else {
+        RecordLayout { prefix: 2, label_byte: 1, classes: 100, field: "fine label" }
+    };
+    let names_file = dir.join(if coarse { "coarse_label_names.txt" } else { "fine_label_names.txt" });
+    let class_names = read_names(&names_file, layout.classes)?
+        .unwrap_or_else(|| (0..layout.classes).map(|i| format!("class_{i:03}")).collect());
+    let (train, test) = read_splits(&[dir.join("train.bin")], &[dir.join("test.bin")], layout, progress)?;
+    Ok(Dataset { class_names, image_shape: [3, 32, 32], train, test })
+}
+
+/// Class names, one per non-empty line; `Ok(None)` when the file does not exist.
+fn read_names(path: &Path, classes: usize) -> Result<Option<Vec<String>>, DataError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(DataError::io(path, e)),
+    };
+    let names: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+    if names.len() != classes {
+        return Err(DataError::Format {
+            path: path.into(),
+            message: format!("{} class names, expected {classes} (one per line); fix or remove the file", names.len()),
+        });
+    }
+    Ok(Some(names))
+}
+
+fn read_splits(
+    train: &[PathBuf],
+    test: &[PathBuf],
+    layout: RecordLayout,
+    progress: &dyn Progress,
+) -> Result<(Split, Split), DataError> {
+    let sizes = |files: &[PathBuf]| -> Result<Vec<u64>, DataError> {
+        files
+            .iter()
+            .map(|p| {
+                let meta = std::fs::metadata(p).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        DataError::Missing {
+                            path: p.clone(),
+                            hint: "download the data set with `lt-data fetch` or point --source at the directory holding it"
+                                .into(),
+                        }
+                    } else {
+                        DataError::io(p, e)
+                    }
+                })?;
+                let size = meta.len();
+                if size % layout.record_len() as u64 != 0 {
+                    return Err(DataError::RecordSize { path: p.clone(), size, record_size: layout.record_len() });
+                }
+                Ok(size)
+            })
+            .collect()
+    };
+    let train_sizes = sizes(train)?;
+    let test_sizes = sizes(test)?;
+    let total: u64 = train_sizes.iter().chain(&test_sizes).sum();
+    progress.stage("read source", total);
+    let (a, b) = rayon::join(
+        || read_records(train, &train_sizes, layout, progress),
+        || read_records(test, &test_sizes, layout, progress),
+    );
+    progress.finish();
+    Ok((a?, b?))
+}
+
+/// Read files of records into one buffer (in parallel), check the labels, then drop the label
+/// bytes in place so the buffer becomes the concatenated images.
+pub fn read_records(
+    files: &[PathBuf],
+    sizes: &[u64],
+    layout: RecordLayout,
+    progress: &dyn Progress,
+) -> Result<Split, DataError> {
+    let rec = layout.record_len();
+    let total: usize = sizes.iter().map(|&s| s as usize).sum();
+    let mut buf = vec![0u8; total];
+    let mut slices = Vec::with_capacity(files.len());
+    let mut rest: &mut [u8] = &mut buf;
+    for (path, &size) in files.iter().zip(sizes) {
+        let (head, tail) = rest.split_at_mut(size as usize);
+        slices.push((path, head));
+        rest = tail;
+    }
+    slices.into_par_iter().try_for_each(|(path, slice)| -> Result<(), DataError> {
+        let mut f = File::open(path).map_err(|e| DataError::io(path, e))?;
+        for chunk in slice.chunks_mut(8 << 20) {
+            f.read_exact(chunk).map_err(|e| DataError::io(path, e))?;
+            progress.advance(chunk.len() as u64);
+        }
+        // The file must not have grown since we measured it.
+        let mut probe = [0u8; 1];
+        if f.read(&mut probe).map_err(|e| DataError::io(path, e))? != 0 {
+            return Err(DataError::Format { path: path.clone(), message: "the file changed while being read".into() });
+        }
+        Ok(())
+    })?;
+    let n = total / rec;
+    let mut labels = Vec::with_capacity(n);
+    let mut record = 0usize;
+    for (path, &size) in files.iter().zip(sizes) {
+        for r in 0..size as usize / rec {
+            let value = buf[(record + r) * rec + layout.label_byte];
+            if value as usize >= layout.classes {
+                return Err(DataError::LabelRange {
+                    path: path.clone(),
+                    record: r,
+                    field: layout.field,
+                    value: u64::from(value),
+                    classes: layout.classes,
+                });
+            }
+            labels.push(u16::from(value));
+        }
+        record += size as usize / rec;
+    }
+    for r in 0..n {
+        let src = r * rec + layout.prefix;
+        buf.copy_within(src..src + IMAGE_BYTES, r * IMAGE_BYTES);
+    }
+    buf.truncate(n * IMAGE_BYTES);
+    buf.shrink_to_fit();
+    Ok(Split { labels, images: buf })
+}

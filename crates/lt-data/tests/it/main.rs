@@ -1,0 +1,11 @@
+//! lt-data integration tests: one binary, a module per area.
+
+mod build;
+mod cli;
+mod fetch;
+mod helpers;
+mod pickle;
+mod profiles;
+mod resample;
+mod sources;
+mod weights;
