@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::error::DataError;
 use crate::meta::{DatasetMeta, FORMAT_VERSION, ManifestMeta};
-use crate::parquet::{write_manifest, write_samples, write_subset};
+use crate::parquet::{SplitRows, write_manifest, write_samples, write_subset};
 use crate::profile::{Profile, count_labels, read_indices_file, select_subset};
 use crate::progress::Progress;
 use crate::resample::{Strategy, manifest};
@@ -121,7 +121,7 @@ pub fn build_from(cfg: &BuildConfig, data: Dataset, progress: &dyn Progress) -> 
         std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
     }
     std::fs::create_dir(&staging).map_err(|e| DataError::io(&staging, e))?;
-    let result = write_all(cfg, &data, &profile, &indices, &labels, &manifests, &staging, progress);
+    let result = write_all(cfg, data, &profile, &indices, &labels, &manifests, &staging, progress);
     let meta = match result {
         Ok(m) => m,
         Err(e) => {
@@ -146,7 +146,7 @@ pub fn build_from(cfg: &BuildConfig, data: Dataset, progress: &dyn Progress) -> 
 #[allow(clippy::too_many_arguments)]
 fn write_all(
     cfg: &BuildConfig,
-    data: &Dataset,
+    data: Dataset,
     profile: &Profile,
     indices: &[u32],
     labels: &[u16],
@@ -155,9 +155,15 @@ fn write_all(
     progress: &dyn Progress,
 ) -> Result<DatasetMeta, DataError> {
     let c = data.num_classes();
+    let image_len = data.image_len();
+    let Dataset { class_names, image_shape, train, test } = data;
+    let rows = vec![
+        SplitRows { name: "train", labels: &train.labels, images: train.images },
+        SplitRows { name: "test", labels: &test.labels, images: test.images },
+    ];
     // The big samples table on one thread, the small tables on another.
     let (samples, small) = rayon::join(
-        || write_samples(&dir.join("samples.parquet"), data, progress),
+        || write_samples(&dir.join("samples.parquet"), rows, image_len, progress),
         || -> Result<Vec<(String, String)>, DataError> {
             let mut hashes =
                 vec![("subset.parquet".to_string(), write_subset(&dir.join("subset.parquet"), indices, labels)?)];
@@ -172,12 +178,12 @@ fn write_all(
     files.insert("samples.parquet".to_string(), samples?);
     files.extend(small?);
 
-    let source_counts = count_labels(&data.train.labels, c);
+    let source_counts = count_labels(&train.labels, c);
     let mut manifest_meta = BTreeMap::new();
     for (s, m) in manifests {
         let mut class_counts = vec![0u64; c];
         for &i in &m.index {
-            class_counts[data.train.labels[i as usize] as usize] += 1;
+            class_counts[train.labels[i as usize] as usize] += 1;
         }
         let mut epoch_len = vec![0u64; cfg.epochs as usize];
         for &e in &m.epoch {
@@ -202,11 +208,11 @@ fn write_all(
         source: source_json(cfg),
         profile: profile.describe(&source_counts, cfg.seed),
         seed: cfg.seed,
-        class_names: data.class_names.clone(),
-        image_shape: data.image_shape,
+        class_names,
+        image_shape,
         source_counts,
         subset_counts: count_labels(labels, c),
-        test_counts: count_labels(&data.test.labels, c),
+        test_counts: count_labels(&test.labels, c),
         manifests: manifest_meta,
         files,
     };

@@ -5,36 +5,91 @@
 //! instead, so arrow-rs, pyarrow and DuckDB read plain string/binary columns.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 
 use polars::prelude::*;
+use polars_arrow::array::{BinaryViewArray, View};
+use polars_buffer::Buffer;
 use polars_parquet::write::schema_to_metadata_key;
 use sha2::{Digest, Sha256};
 
 use crate::error::DataError;
 use crate::progress::Progress;
 use crate::resample::Manifest;
-use crate::source::Dataset;
 
 /// Rows per row group of `samples.parquet` (about 25 MB of 32x32 images).
 pub const SAMPLES_ROW_GROUP: usize = 8192;
 
-/// A writer that hashes everything passing through it.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
+/// A writer that hands 4 MiB chunks to a thread which hashes (sha256) and writes them, so
+/// Parquet encoding and hashing + writing overlap.
+struct ThreadedSink {
+    buf: Vec<u8>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    worker: Option<std::thread::JoinHandle<std::io::Result<String>>>,
 }
 
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
+const SINK_CHUNK: usize = 4 << 20;
+
+impl ThreadedSink {
+    fn new(mut file: File) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let worker = std::thread::spawn(move || {
+            let mut hasher = Sha256::new();
+            let mut result = Ok(());
+            for chunk in rx {
+                hasher.update(&chunk);
+                if result.is_ok() {
+                    result = file.write_all(&chunk);
+                }
+            }
+            result.map(|()| hex::encode(hasher.finalize()))
+        });
+        Self { buf: Vec::with_capacity(SINK_CHUNK), tx: Some(tx), worker: Some(worker) }
+    }
+
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(SINK_CHUNK));
+        let tx = self.tx.as_ref().expect("sink open");
+        tx.send(chunk).map_err(|_| std::io::Error::other("the writer thread stopped"))
+    }
+
+    /// Flush, stop the thread and return the sha256 of everything written.
+    fn finish(mut self) -> std::io::Result<String> {
+        self.send()?;
+        drop(self.tx.take());
+        self.worker.take().expect("worker").join().map_err(|_| std::io::Error::other("the writer thread panicked"))?
+    }
+}
+
+impl Write for ThreadedSink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + data.len() > SINK_CHUNK {
+            self.send()?;
+        }
+        if data.len() >= SINK_CHUNK {
+            let tx = self.tx.as_ref().expect("sink open");
+            tx.send(data.to_vec()).map_err(|_| std::io::Error::other("the writer thread stopped"))?;
+        } else {
+            self.buf.extend_from_slice(data);
+        }
+        Ok(data.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
+        Ok(())
+    }
+}
+
+impl Drop for ThreadedSink {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
     }
 }
 
@@ -67,7 +122,7 @@ fn write_batches(
     compression: ParquetCompression,
 ) -> Result<String, DataError> {
     let file = File::create(path).map_err(|e| DataError::io(path, e))?;
-    let mut sink = HashingWriter { inner: BufWriter::with_capacity(1 << 20, file), hasher: Sha256::new() };
+    let mut sink = ThreadedSink::new(file);
     let arrow_schema: ArrowSchema =
         schema.iter().map(|(name, dt)| (name.clone(), ArrowField::new(name.clone(), classic(dt), true))).collect();
     let kv = schema_to_metadata_key(&arrow_schema);
@@ -83,10 +138,7 @@ fn write_batches(
         }
         writer.finish().map_err(|e| write_err(path, e))?;
     }
-    sink.flush().map_err(|e| DataError::io(path, e))?;
-    let HashingWriter { inner, hasher } = sink;
-    inner.into_inner().map_err(|e| DataError::io(path, e.into_error()))?;
-    Ok(hex::encode(hasher.finalize()))
+    sink.finish().map_err(|e| DataError::io(path, e))
 }
 
 fn col_u32(name: &str, v: Vec<u32>) -> Column {
@@ -101,29 +153,72 @@ fn frame(path: &Path, columns: Vec<Column>) -> Result<DataFrame, DataError> {
     DataFrame::new_infer_height(columns).map_err(|e| write_err(path, e))
 }
 
-/// Write `samples.parquet`: `split`, `index`, `label`, `image`, train then test, in row groups
-/// of [`SAMPLES_ROW_GROUP`] rows. Images are stored uncompressed (pixels barely compress and
-/// lt-train's reader supports only snappy).
-pub fn write_samples(path: &Path, data: &Dataset, progress: &dyn Progress) -> Result<String, DataError> {
+/// One split to write into `samples.parquet`.
+#[derive(Debug)]
+pub struct SplitRows<'a> {
+    /// `train` or `test`.
+    pub name: &'static str,
+    pub labels: &'a [u16],
+    /// The images, concatenated (`labels.len() * image_len` bytes); handed to polars without
+    /// a copy.
+    pub images: Vec<u8>,
+}
+
+/// Image column of rows `start..end` of a split: views into the split's buffer (no copy).
+fn image_column(buf: &Buffer<u8>, start: usize, end: usize, len: usize) -> Result<Column, PolarsError> {
+    let slice = buf.clone().sliced(start * len..end * len);
+    let bytes = slice.as_slice();
+    let views: Vec<View> =
+        (0..end - start).map(|k| View::new_from_bytes(&bytes[k * len..(k + 1) * len], 0, (k * len) as u32)).collect();
+    let arr =
+        BinaryViewArray::try_new(ArrowDataType::BinaryView, Buffer::from(views), Buffer::from(vec![slice]), None)?;
+    Ok(BinaryChunked::with_chunk("image".into(), arr).into_column())
+}
+
+/// Write `samples.parquet`: `split`, `index`, `label`, `image`, the splits in order, in row
+/// groups of [`SAMPLES_ROW_GROUP`] rows. Images are stored uncompressed (pixels barely compress
+/// and lt-train's reader supports only snappy).
+pub fn write_samples(
+    path: &Path,
+    splits: Vec<SplitRows<'_>>,
+    image_len: usize,
+    progress: &dyn Progress,
+) -> Result<String, DataError> {
     let schema = Schema::from_iter([
         Field::new("split".into(), DataType::String),
         Field::new("index".into(), DataType::UInt32),
         Field::new("label".into(), DataType::UInt16),
         Field::new("image".into(), DataType::Binary),
     ]);
-    let len = data.image_len();
-    let total = (data.train.len() + data.test.len()) as u64;
+    for s in &splits {
+        if s.images.len() != s.labels.len() * image_len {
+            return Err(write_err(
+                path,
+                format!(
+                    "{} split: {} image bytes for {} labels of {image_len} bytes",
+                    s.name,
+                    s.images.len(),
+                    s.labels.len()
+                ),
+            ));
+        }
+        if s.images.len() > u32::MAX as usize {
+            return Err(write_err(path, format!("{} split: more than 4 GiB of images", s.name)));
+        }
+    }
+    let total: u64 = splits.iter().map(|s| s.labels.len() as u64).sum();
     progress.stage("write samples.parquet", total);
-    let mut batches = [("train", &data.train), ("test", &data.test)].into_iter().flat_map(|(name, split)| {
-        (0..split.len()).step_by(SAMPLES_ROW_GROUP).map(move |start| {
-            let end = (start + SAMPLES_ROW_GROUP).min(split.len());
+    let splits: Vec<(&'static str, &[u16], Buffer<u8>)> =
+        splits.into_iter().map(|s| (s.name, s.labels, Buffer::from(s.images))).collect();
+    let mut batches = splits.iter().flat_map(|(name, labels, buf)| {
+        (0..labels.len()).step_by(SAMPLES_ROW_GROUP).map(move |start| {
+            let end = (start + SAMPLES_ROW_GROUP).min(labels.len());
             let n = end - start;
-            let images: Vec<&[u8]> = split.images[start * len..end * len].chunks_exact(len).collect();
             let cols = vec![
-                StringChunked::from_iter_values("split".into(), std::iter::repeat_n(name, n)).into_column(),
+                StringChunked::from_iter_values("split".into(), std::iter::repeat_n(*name, n)).into_column(),
                 col_u32("index", (start as u32..end as u32).collect()),
-                col_u16("label", split.labels[start..end].to_vec()),
-                BinaryChunked::from_slice("image".into(), &images).into_column(),
+                col_u16("label", labels[start..end].to_vec()),
+                image_column(buf, start, end, image_len).map_err(|e| write_err(path, e))?,
             ];
             progress.advance(n as u64);
             frame(path, cols)
