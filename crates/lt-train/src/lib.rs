@@ -2,5 +2,15 @@
 //!
 //! Invariant: no polars here, so the binary that travels to a GPU machine stays small.
 
+pub mod checkpoint;
+pub mod config;
+pub mod cuda_libs;
+pub mod dataset;
+pub mod device;
+pub mod engine;
+pub mod loader;
+pub mod record;
 pub mod runtime;
+pub mod schedule;
 pub mod session;
+pub mod train;

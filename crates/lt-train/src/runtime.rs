@@ -47,6 +47,10 @@ pub enum RuntimeError {
     EnvPathMissing { path: String },
     #[error("could not load onnxruntime from {path}: {message}; {INSTALL_HINT}")]
     Load { path: String, message: String },
+    #[error("training state: {message}")]
+    State { message: String },
+    #[error("{message}")]
+    Device { message: String },
     #[error("onnxruntime: {0}")]
     Ort(#[from] ort::Error),
 }

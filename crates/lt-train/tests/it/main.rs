@@ -1,6 +1,8 @@
 //! lt-train integration tests: one binary, one module per area.
 
-mod runtime;
+mod fixture;
 mod graph_grad;
 mod graph_train;
 mod graph_util;
+mod runtime;
+mod train;

@@ -1,17 +1,28 @@
-//! `lt-train`: command-line entry point.
+//! `lt-train`: train and evaluate long-tailed image classifiers with onnxruntime.
 
-use anyhow::{Context, Result};
+mod doctor;
+mod graph_cmd;
+mod train_cmd;
+
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use lt_graph::onnx::proto::DataType;
-use lt_graph::onnx::{GraphBuilder, Tensor};
-use lt_train::runtime::Runtime;
-
 #[derive(Parser)]
-#[command(name = "lt-train", version, about = "Train and evaluate long-tailed image classifiers with onnxruntime")]
+#[command(
+    name = "lt-train",
+    version,
+    about = "Train and evaluate long-tailed image classifiers with onnxruntime (CPU or CUDA)",
+    long_about = "Train and evaluate long-tailed image classifiers with onnxruntime (CPU or CUDA).\n\n\
+        Without a subcommand, trains: lt-train --data DIR (--arch NAME | --model FILE.onnx) --out RUN [options]\n\
+        Example: lt-train --data out/demo-data --arch densenet-tiny --epochs 5 --weights effective-number --out runs/reweight",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    train: train_cmd::TrainArgs,
 }
 
 #[derive(Subcommand)]
@@ -23,35 +34,16 @@ enum Command {
         #[arg(long)]
         gpu: bool,
     },
+    /// Write the training-step and evaluation graphs of a model as .onnx files to inspect
+    /// (Netron, onnx.checker) without training.
+    Graph(graph_cmd::GraphArgs),
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Doctor { gpu } => doctor(gpu),
+        Some(Command::Doctor { gpu }) => doctor::doctor(gpu),
+        Some(Command::Graph(args)) => graph_cmd::run(&args),
+        None => train_cmd::run(&cli.train),
     }
-}
-
-fn doctor(gpu: bool) -> Result<()> {
-    let rt = Runtime::get(gpu)?;
-    println!("onnxruntime: {} (from {})", rt.library.display(), rt.source);
-    println!("CUDA execution provider compiled in: {}", rt.has_cuda_provider()?);
-    // y = relu(x · W + b) on a fixed input: exercises the writer, the loader and a session.
-    let mut g = GraphBuilder::new("doctor");
-    let x = g.input("x", DataType::Float, &[1, 2])?;
-    let w = g.constant(&Tensor::f32(&[2, 2], vec![1.0, -1.0, 2.0, 0.5]));
-    let b = g.constant(&Tensor::f32(&[2], vec![0.5, -4.0]));
-    let xw = g.op("MatMul", &[&x, &w], &[])?;
-    let y = g.op("Add", &[&xw, &b], &[])?;
-    let y = g.op("Relu", &[&y], &[])?;
-    g.output(&y, "y", DataType::Float, Some(&[1, 2]))?;
-    let bytes = lt_graph::onnx::encode(&g.finish());
-    let mut session = lt_train::session::cpu_session(&bytes, 1)?;
-    let input = ort::value::Tensor::from_array(([1usize, 2], vec![1.0f32, 2.0]))?;
-    let outputs = session.run(ort::inputs!["x" => input])?;
-    let (_, y) = outputs["y"].try_extract_tensor::<f32>().context("reading output y")?;
-    println!("test graph relu([1,2]·W + b) = {y:?} (expected [5.5, 0.0])");
-    anyhow::ensure!(y == [5.5, 0.0], "onnxruntime returned {y:?} for the test graph, expected [5.5, 0.0]");
-    println!("ok");
-    Ok(())
 }

@@ -1,0 +1,257 @@
+//! `lt-train [options]`: the training run's flags, mapped onto `TrainConfig`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use lt_train::config::{Ep, LossKind, TrainConfig, WeightsKind, WeightsNormalize};
+use lt_train::loader::Augment;
+use lt_train::schedule::Schedule;
+use lt_train::train::{EpochSummary, Progress};
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Read every setting from a TOML file (keys as the flags, `_` for `-`); --out, --data,
+    /// --resume, --force and --quiet may still be given.
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
+    /// Dataset directory written by `lt-data build`.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Built-in network: densenet-tiny, densenet-bc-40-k12, densenet-bc-100-k12, densenet121, densenet161.
+    #[arg(long, value_name = "NAME", conflicts_with = "model")]
+    pub arch: Option<String>,
+    /// Start from an ONNX image classifier instead (its initializer names are kept).
+    #[arg(long, value_name = "FILE.onnx")]
+    pub model: Option<PathBuf>,
+    /// Run directory to write (run.json, metrics.parquet, predictions.parquet, model.onnx, checkpoints/).
+    #[arg(long, value_name = "RUN")]
+    pub out: Option<PathBuf>,
+    /// Execution provider; cuda without a usable GPU is an error, auto says what it picked.
+    #[arg(long, value_enum)]
+    pub ep: Option<Ep>,
+    /// CUDA device index.
+    #[arg(long)]
+    pub device: Option<i32>,
+    /// Allow TF32 math on CUDA (faster, ~1e-3 relative precision).
+    #[arg(long)]
+    pub tf32: bool,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Training batch size (the training graph is built for it; the last partial batch of an epoch is dropped).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Evaluation batch size.
+    #[arg(long)]
+    pub eval_batch_size: Option<usize>,
+    /// Base learning rate.
+    #[arg(long)]
+    pub lr: Option<f32>,
+    #[arg(long)]
+    pub momentum: Option<f32>,
+    /// Nesterov momentum (as torch.optim.SGD).
+    #[arg(long)]
+    pub nesterov: bool,
+    #[arg(long)]
+    pub weight_decay: Option<f32>,
+    /// No weight decay on BatchNorm parameters and biases.
+    #[arg(long)]
+    pub no_decay_bn_bias: bool,
+    /// Learning-rate schedule: constant, cosine, or step:E1,E2 (x0.1 from each epoch on).
+    #[arg(long)]
+    pub schedule: Option<Schedule>,
+    /// Linear warm-up epochs.
+    #[arg(long, value_name = "E")]
+    pub warmup: Option<usize>,
+    #[arg(long, value_enum)]
+    pub loss: Option<LossKind>,
+    /// Focal loss γ.
+    #[arg(long)]
+    pub focal_gamma: Option<f32>,
+    /// LDAM's largest margin.
+    #[arg(long)]
+    pub ldam_max_margin: Option<f32>,
+    /// LDAM's logit scale s.
+    #[arg(long)]
+    pub ldam_scale: Option<f32>,
+    /// Balanced-softmax / logit-adjustment τ.
+    #[arg(long)]
+    pub tau: Option<f32>,
+    #[arg(long)]
+    pub label_smoothing: Option<f32>,
+    /// Class weights in the loss.
+    #[arg(long, value_enum)]
+    pub weights: Option<WeightsKind>,
+    /// β of the effective-number weights, in [0, 1).
+    #[arg(long)]
+    pub beta: Option<f64>,
+    /// classes: rescale weights to sum to C (Cui et al.); none: raw values (the seed project).
+    #[arg(long, value_enum)]
+    pub weights_normalize: Option<WeightsNormalize>,
+    /// Deferred re-weighting: class weights off before this epoch (1-based), on from it.
+    #[arg(long, value_name = "EPOCH")]
+    pub drw: Option<usize>,
+    /// Visit training images in the order of the dataset's manifest-STRATEGY.parquet.
+    #[arg(long, value_name = "STRATEGY")]
+    pub resample: Option<String>,
+    /// Training augmentation.
+    #[arg(long, value_enum)]
+    pub augment: Option<Augment>,
+    /// Same as --augment none.
+    #[arg(long, conflicts_with = "augment")]
+    pub no_augment: bool,
+    /// Visit each epoch's images in index order (no shuffling; manifests are sorted too).
+    #[arg(long)]
+    pub no_shuffle: bool,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Carve this fraction of the training subset (per class) as a validation split; the best
+    /// validation epoch is then the result. The test split never selects.
+    #[arg(long)]
+    pub val_fraction: Option<f64>,
+    /// onnxruntime intra-op threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Continue a run from RUN/checkpoints/last.ckpt.
+    #[arg(long)]
+    pub resume: bool,
+    /// Overwrite a non-empty run directory.
+    #[arg(long)]
+    pub force: bool,
+    /// No progress bars; one log line per epoch.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl TrainArgs {
+    /// The resolved configuration: defaults, then the TOML file, then flags.
+    pub fn resolve(&self) -> Result<TrainConfig> {
+        let mut c = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str::<TrainConfig>(&text)
+                    .with_context(|| format!("{}: invalid training config", path.display()))?
+            }
+            None => TrainConfig::default(),
+        };
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = &self.$field { c.$field = v.clone(); } )* };
+        }
+        set!(data, out, ep, device, epochs, batch_size, eval_batch_size, lr, momentum, weight_decay, schedule, warmup);
+        set!(loss, focal_gamma, ldam_max_margin, ldam_scale, tau, label_smoothing, weights, beta, weights_normalize);
+        set!(augment, seed, val_fraction);
+        if self.arch.is_some() || self.model.is_some() {
+            c.arch = self.arch.clone();
+            c.model = self.model.clone();
+        }
+        if self.drw.is_some() {
+            c.drw = self.drw;
+        }
+        if self.resample.is_some() {
+            c.resample = self.resample.clone();
+        }
+        if self.threads.is_some() {
+            c.threads = self.threads;
+        }
+        c.tf32 |= self.tf32;
+        c.nesterov |= self.nesterov;
+        c.no_decay_bn_bias |= self.no_decay_bn_bias;
+        if self.no_augment {
+            c.augment = Augment::None;
+        }
+        if self.no_shuffle {
+            c.shuffle = false;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+pub fn run(args: &TrainArgs) -> Result<()> {
+    let cfg = args.resolve()?;
+    let progress = BarProgress::new(args.quiet);
+    let summary = lt_train::train::run(&cfg, args.resume, args.force, &progress)?;
+    progress.finish();
+    let f = &summary["final"];
+    println!(
+        "done: {} (epoch {}): test accuracy {:.4}, balanced {:.4}, G-mean {:.4}, macro-F1 {:.4}",
+        cfg.out.display(),
+        f["epoch"],
+        f["overall"].as_f64().unwrap_or(f64::NAN),
+        f["balanced"].as_f64().unwrap_or(f64::NAN),
+        f["gmean"].as_f64().unwrap_or(f64::NAN),
+        f["macro_f1"].as_f64().unwrap_or(f64::NAN),
+    );
+    Ok(())
+}
+
+/// indicatif bars with images/s and ETA, or plain log lines with --quiet.
+pub struct BarProgress {
+    quiet: bool,
+    bar: std::cell::RefCell<Option<ProgressBar>>,
+    started: std::cell::Cell<Option<Instant>>,
+    images: std::cell::Cell<usize>,
+}
+
+impl BarProgress {
+    pub fn new(quiet: bool) -> Self {
+        BarProgress { quiet, bar: Default::default(), started: Default::default(), images: Default::default() }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = self.bar.borrow_mut().take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for BarProgress {
+    fn message(&self, text: &str) {
+        match &*self.bar.borrow() {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn epoch_start(&self, epoch: usize, epochs: usize, steps: usize) {
+        self.started.set(Some(Instant::now()));
+        self.images.set(0);
+        if self.quiet {
+            return;
+        }
+        let bar = ProgressBar::new(steps as u64);
+        bar.set_style(
+            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} steps {msg} ETA {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{epoch}/{epochs}"));
+        *self.bar.borrow_mut() = Some(bar);
+    }
+
+    fn step(&self, _step: usize, loss: f32, images: usize) {
+        self.images.set(self.images.get() + images);
+        if let Some(bar) = &*self.bar.borrow() {
+            let secs = self.started.get().map_or(1.0, |t| t.elapsed().as_secs_f64()).max(1e-9);
+            bar.set_message(format!("loss {loss:.4}, {:.0} img/s", self.images.get() as f64 / secs));
+            bar.inc(1);
+        }
+    }
+
+    fn epoch_end(&self, s: &EpochSummary) {
+        self.finish();
+        let val = s.val_balanced_accuracy.map(|v| format!(" val_balanced={v:.4}")).unwrap_or_default();
+        eprintln!(
+            "epoch={} train_loss={:.4} train_acc={:.4} test_acc={:.4} test_balanced={:.4}{val} seconds={:.1} images_per_s={:.0}",
+            s.epoch,
+            s.train_loss,
+            s.train_accuracy,
+            s.test_accuracy,
+            s.test_balanced_accuracy,
+            s.seconds,
+            s.images_per_second
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! The resolved training configuration: what `lt-train` flags and `--config FILE.toml` set,
+//! recorded whole in run.json and in checkpoints (a resumed run must match it).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::loader::Augment;
+use crate::schedule::Schedule;
+
+/// Execution provider choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Ep {
+    Cpu,
+    Cuda,
+    /// CUDA when the CUDA provider loads and a GPU is usable, else CPU (and says which).
+    Auto,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossKind {
+    /// (Weighted) softmax cross-entropy, PyTorch semantics.
+    Ce,
+    /// Focal loss; with --weights it is class-balanced focal (CB-focal).
+    Focal,
+    /// Label-distribution-aware margin loss (Cao et al.); combine with --drw for LDAM-DRW.
+    Ldam,
+    /// Balanced softmax: logits + tau·log(prior) inside cross-entropy.
+    BalancedSoftmax,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum WeightsKind {
+    None,
+    Inverse,
+    InverseSqrt,
+    EffectiveNumber,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum WeightsNormalize {
+    /// Rescale to sum to the number of classes (Cui et al.).
+    Classes,
+    /// Raw values (the seed project's choice).
+    None,
+}
+
+/// Every setting of a training run. Field names are the TOML keys and, with `-` for `_`,
+/// the command-line flags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub data: PathBuf,
+    pub arch: Option<String>,
+    pub model: Option<PathBuf>,
+    pub out: PathBuf,
+    pub ep: Ep,
+    pub device: i32,
+    pub tf32: bool,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub eval_batch_size: usize,
+    pub lr: f32,
+    pub momentum: f32,
+    pub nesterov: bool,
+    pub weight_decay: f32,
+    pub no_decay_bn_bias: bool,
+    pub schedule: Schedule,
+    pub warmup: usize,
+    pub loss: LossKind,
+    pub focal_gamma: f32,
+    pub ldam_max_margin: f32,
+    pub ldam_scale: f32,
+    pub tau: f32,
+    pub label_smoothing: f32,
+    pub weights: WeightsKind,
+    pub beta: f64,
+    pub weights_normalize: WeightsNormalize,
+    pub drw: Option<usize>,
+    pub resample: Option<String>,
+    pub augment: Augment,
+    pub shuffle: bool,
+    pub seed: u64,
+    pub val_fraction: f64,
+    pub threads: Option<usize>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            data: PathBuf::new(),
+            arch: None,
+            model: None,
+            out: PathBuf::new(),
+            ep: Ep::Cpu,
+            device: 0,
+            tf32: false,
+            epochs: 10,
+            batch_size: 128,
+            eval_batch_size: 256,
+            lr: 0.1,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 5e-4,
+            no_decay_bn_bias: false,
+            schedule: Schedule::Constant,
+            warmup: 0,
+            loss: LossKind::Ce,
+            focal_gamma: 1.0,
+            ldam_max_margin: 0.5,
+            ldam_scale: 30.0,
+            tau: 1.0,
+            label_smoothing: 0.0,
+            weights: WeightsKind::None,
+            beta: 0.9999,
+            weights_normalize: WeightsNormalize::Classes,
+            drw: None,
+            resample: None,
+            augment: Augment::CropFlip,
+            shuffle: true,
+            seed: 0,
+            val_fraction: 0.0,
+            threads: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting `{field}` = {value}: {hint}")]
+pub struct ConfigError {
+    pub field: &'static str,
+    pub value: String,
+    pub hint: String,
+}
+
+impl TrainConfig {
+    /// Checks values that no type can express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field: &'static str, value: String, hint: &str| Err(ConfigError { field, value, hint: hint.into() });
+        match (&self.arch, &self.model) {
+            (None, None) => return bad("arch", "none".into(), "give --arch NAME or --model FILE.onnx"),
+            (Some(a), Some(m)) => {
+                return bad("model", format!("{} with arch {a}", m.display()), "give --arch or --model, not both");
+            }
+            _ => {}
+        }
+        if self.data.as_os_str().is_empty() {
+            return bad("data", "\"\"".into(), "give --data DIR, a directory written by `lt-data build`");
+        }
+        if self.out.as_os_str().is_empty() {
+            return bad("out", "\"\"".into(), "give --out RUN, the run directory to write");
+        }
+        if self.epochs == 0 {
+            return bad("epochs", "0".into(), "train at least one epoch");
+        }
+        if self.batch_size == 0 || self.eval_batch_size == 0 {
+            return bad("batch_size", "0".into(), "batch sizes must be at least 1");
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("lr", self.lr.to_string(), "the learning rate must be a positive number");
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return bad("momentum", self.momentum.to_string(), "momentum must be in [0, 1)");
+        }
+        if self.nesterov && self.momentum == 0.0 {
+            return bad("nesterov", "true".into(), "Nesterov momentum needs --momentum > 0 (as torch.optim.SGD)");
+        }
+        if self.weight_decay.is_nan() || self.weight_decay < 0.0 {
+            return bad("weight_decay", self.weight_decay.to_string(), "weight decay must be >= 0");
+        }
+        if !(0.0..1.0).contains(&self.beta) {
+            return bad("beta", self.beta.to_string(), "β must be in [0, 1)");
+        }
+        if !(0.0..0.5).contains(&self.val_fraction) {
+            return bad("val_fraction", self.val_fraction.to_string(), "use a fraction in [0, 0.5)");
+        }
+        if let Some(d) = self.drw
+            && (d == 0 || d > self.epochs)
+        {
+            return bad("drw", d.to_string(), "the DRW epoch must be between 1 and --epochs");
+        }
+        if self.warmup >= self.epochs && self.warmup > 0 {
+            return bad("warmup", self.warmup.to_string(), "warm-up must be shorter than the run");
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return bad("label_smoothing", self.label_smoothing.to_string(), "label smoothing must be in [0, 1)");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,72 @@
+//! Execution providers: where sessions run and where state tensors live.
+
+use ort::ep;
+use ort::memory::Allocator;
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+
+use crate::runtime::{Runtime, RuntimeError};
+
+/// The execution provider a run uses.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Device {
+    Cpu,
+    Cuda { device_id: i32, tf32: bool, exhaustive_search: bool },
+}
+
+impl Device {
+    pub fn is_cpu(&self) -> bool {
+        matches!(self, Device::Cpu)
+    }
+
+    /// The name recorded in run.json.
+    pub fn name(&self) -> String {
+        match self {
+            Device::Cpu => "cpu".into(),
+            Device::Cuda { device_id, .. } => format!("cuda:{device_id}"),
+        }
+    }
+
+    /// A session on this device. CUDA registration failures are errors, never a silent CPU run.
+    pub fn session(&self, model: &[u8], threads: usize) -> Result<Session, RuntimeError> {
+        let runtime = Runtime::get(!self.is_cpu())?;
+        let mut builder = Session::builder(runtime.environment())?
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(ort::Error::from)?
+            .with_intra_threads(threads)
+            .map_err(ort::Error::from)?;
+        if let Device::Cuda { device_id, tf32, exhaustive_search } = self {
+            if !runtime.has_cuda_provider()? {
+                return Err(RuntimeError::Device {
+                    message: format!(
+                        "--ep cuda: the onnxruntime at {} has no CUDA provider; install onnxruntime-gpu with `bash scripts/install-ort.sh --gpu`",
+                        runtime.library.display()
+                    ),
+                });
+            }
+            let search = if *exhaustive_search {
+                ep::cuda::ConvAlgorithmSearch::Exhaustive
+            } else {
+                ep::cuda::ConvAlgorithmSearch::Heuristic
+            };
+            let cuda = ep::CUDA::default()
+                .with_device_id(*device_id)
+                .with_tf32(*tf32)
+                .with_conv_algorithm_search(search)
+                .build()
+                .error_on_failure();
+            builder = builder.with_execution_providers([cuda]).map_err(|e| RuntimeError::Device {
+                message: format!("--ep cuda: could not start the CUDA provider on device {device_id}: {e}"),
+            })?;
+        }
+        Ok(builder.commit_from_memory(model)?)
+    }
+
+    /// The allocator state tensors are created with: device memory of the session's provider.
+    pub fn state_allocator(&self, session: &Session) -> Result<Allocator, RuntimeError> {
+        match self {
+            Device::Cpu => Ok(Allocator::default()),
+            Device::Cuda { .. } => Ok(Allocator::new(session, crate::engine::device_memory(self)?)?),
+        }
+    }
+}

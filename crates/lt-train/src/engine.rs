@@ -1,0 +1,291 @@
+//! The training engine: one training-step session and one evaluation session over the same
+//! device-resident state.
+//!
+//! Parameters, momenta and running statistics live in two sets of tensors allocated once on
+//! the execution provider's device (A and B). Two IoBindings are made up front: the first
+//! reads A and writes the updated state into B, the second reads B and writes A. Steps
+//! alternate between them (ping-pong), so state never crosses to the host and no tensor is
+//! allocated per step; only the batch goes in and the loss and logits come out.
+
+use std::collections::HashMap;
+
+use lt_graph::onnx::proto::{ModelProto, ValueInfoProto};
+use lt_graph::train::{StateKind, TrainingGraph};
+use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
+use ort::session::{IoBinding, Session};
+use ort::value::{DynTensor, Tensor};
+
+use crate::device::Device;
+use crate::runtime::RuntimeError;
+
+/// What one training step returns to the host.
+#[derive(Debug, Clone)]
+pub struct StepOutput {
+    pub loss: f32,
+    /// `[B, C]` logits of the batch, before the update.
+    pub logits: Vec<f32>,
+}
+
+#[derive(Debug)]
+struct StateSlot {
+    name: String,
+    output: String,
+    kind: StateKind,
+    dims: Vec<i64>,
+}
+
+/// Sessions plus device-resident state.
+#[derive(Debug)]
+pub struct Engine {
+    train: Session,
+    eval: Session,
+    slots: Vec<StateSlot>,
+    /// `buffers[k][i]`: state tensor `i` of set `k`.
+    buffers: [Vec<DynTensor>; 2],
+    bindings: [IoBinding; 2],
+    current: usize,
+    device: Device,
+    batch_size: usize,
+    num_classes: usize,
+    image_shape: [usize; 3],
+    loss_out: Tensor<f32>,
+    logits_out: Tensor<f32>,
+    /// Graph inputs of the evaluation session that come from the state (parameters, running stats).
+    eval_state: Vec<usize>,
+    pub node_count: usize,
+    pub session_seconds: f64,
+}
+
+impl Engine {
+    /// Creates both sessions on `device` and uploads the initial state of `graph`.
+    pub fn new(
+        graph: &TrainingGraph,
+        inference: &ModelProto,
+        device: &Device,
+        threads: usize,
+    ) -> Result<Self, RuntimeError> {
+        let t0 = std::time::Instant::now();
+        let train_bytes = lt_graph::onnx::encode(&graph.model);
+        let node_count = graph.model.graph.as_ref().map_or(0, |g| g.node.len());
+        let train = device.session(&train_bytes, threads)?;
+        let eval_model = state_as_inputs(inference, graph);
+        let eval = device.session(&lt_graph::onnx::encode(&eval_model), threads)?;
+        let session_seconds = t0.elapsed().as_secs_f64();
+
+        let slots: Vec<StateSlot> = graph
+            .state
+            .iter()
+            .map(|s| StateSlot { name: s.name.clone(), output: s.output.clone(), kind: s.kind, dims: s.dims.clone() })
+            .collect();
+        let state_alloc = device.state_allocator(&train)?;
+        let mut buffers: [Vec<DynTensor>; 2] = [Vec::new(), Vec::new()];
+        for set in &mut buffers {
+            for s in &graph.state {
+                let shape: Vec<usize> = s.dims.iter().map(|&d| d as usize).collect();
+                set.push(Tensor::<f32>::new(&state_alloc, shape)?.upcast());
+            }
+        }
+        let host = Allocator::default();
+        let batch_size = images_batch_size(&graph.model)?;
+        let loss_out = Tensor::<f32>::new(&host, Vec::<usize>::new())?;
+        let logits_out = Tensor::<f32>::new(&host, [batch_size, graph.num_classes])?;
+        let bindings = [train.create_binding()?, train.create_binding()?];
+        let eval_inputs: Vec<String> =
+            eval_model.graph.as_ref().map_or(vec![], |g| g.input.iter().map(|i| i.name.clone()).collect());
+        let eval_state =
+            slots.iter().enumerate().filter(|(_, s)| eval_inputs.contains(&s.name)).map(|(i, _)| i).collect();
+        let mut engine = Engine {
+            train,
+            eval,
+            slots,
+            buffers,
+            bindings,
+            current: 0,
+            device: device.clone(),
+            batch_size,
+            num_classes: graph.num_classes,
+            image_shape: graph.image_shape,
+            loss_out,
+            logits_out,
+            eval_state,
+            node_count,
+            session_seconds,
+        };
+        let initial: HashMap<String, Vec<f32>> = graph.state.iter().map(|s| (s.name.clone(), s.init.clone())).collect();
+        engine.load_state(&initial)?;
+        engine.bind_state()?;
+        Ok(engine)
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    /// Binds state set k as inputs and set 1-k as outputs of binding k, once: the tensors
+    /// never move, so the bindings stay valid for the whole run.
+    fn bind_state(&mut self) -> Result<(), RuntimeError> {
+        let [a, b] = &mut self.buffers;
+        for (k, binding) in self.bindings.iter_mut().enumerate() {
+            let (src, dst) = if k == 0 { (&*a, &mut *b) } else { (&*b, &mut *a) };
+            for (i, slot) in self.slots.iter().enumerate() {
+                binding.bind_input(slot.name.as_str(), &src[i])?;
+                binding.bind_output(slot.output.as_str(), &mut dst[i])?;
+            }
+            binding.bind_output("loss", self.loss_out.view_mut())?;
+            binding.bind_output("logits", self.logits_out.view_mut())?;
+        }
+        Ok(())
+    }
+
+    /// One SGD step on a full batch.
+    pub fn step(
+        &mut self,
+        images: &[f32],
+        labels: &[i64],
+        class_weights: &[f32],
+        lr: f32,
+    ) -> Result<StepOutput, RuntimeError> {
+        let [c, h, w] = self.image_shape;
+        debug_assert_eq!(images.len(), self.batch_size * c * h * w);
+        let images = Tensor::from_array(([self.batch_size, c, h, w], images.to_vec()))?;
+        let labels = Tensor::from_array(([self.batch_size], labels.to_vec()))?;
+        let weights = Tensor::from_array(([self.num_classes], class_weights.to_vec()))?;
+        let lr = Tensor::from_array((Vec::<usize>::new(), vec![lr]))?;
+        let binding = &mut self.bindings[self.current];
+        binding.bind_input("images", &images)?;
+        binding.bind_input("labels", &labels)?;
+        binding.bind_input("class_weights", &weights)?;
+        binding.bind_input("lr", &lr)?;
+        {
+            let _outputs = self.train.run_binding(binding)?;
+        }
+        self.current = 1 - self.current;
+        let loss = self.loss_out.extract_tensor().1[0];
+        let logits = self.logits_out.extract_tensor().1.to_vec();
+        Ok(StepOutput { loss, logits })
+    }
+
+    /// Logits `[n, C]` of `n` normalised images with the current weights (BN in inference form).
+    pub fn evaluate(&mut self, images: &[f32], n: usize) -> Result<Vec<f32>, RuntimeError> {
+        let [c, h, w] = self.image_shape;
+        let input = Tensor::from_array(([n, c, h, w], images.to_vec()))?;
+        let state = &self.buffers[self.current];
+        let mut inputs: Vec<(String, ort::session::SessionInputValue<'_>)> = vec![("images".to_string(), input.into())];
+        for &i in &self.eval_state {
+            inputs.push((self.slots[i].name.clone(), (&state[i]).into()));
+        }
+        let outputs = self.eval.run(inputs)?;
+        let (_, logits) = outputs["logits"].try_extract_tensor::<f32>()?;
+        Ok(logits.to_vec())
+    }
+
+    /// A host copy of the current state, by name.
+    pub fn state(&self) -> Result<Vec<(String, Vec<f32>)>, RuntimeError> {
+        let set = &self.buffers[self.current];
+        let mut out = Vec::with_capacity(self.slots.len());
+        for (slot, tensor) in self.slots.iter().zip(set) {
+            let host = if self.device.is_cpu() { None } else { Some(tensor.to(AllocationDevice::CPU, 0)?) };
+            let (_, data) = host.as_ref().unwrap_or(tensor).try_extract_tensor::<f32>()?;
+            out.push((slot.name.clone(), data.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// The trainable parameters and running statistics (what the inference model needs).
+    pub fn weights(&self) -> Result<HashMap<String, Vec<f32>>, RuntimeError> {
+        let kinds: HashMap<&str, StateKind> = self.slots.iter().map(|s| (s.name.as_str(), s.kind)).collect();
+        Ok(self.state()?.into_iter().filter(|(n, _)| kinds[n.as_str()] != StateKind::Momentum).collect())
+    }
+
+    /// Overwrites the current state set with host values (every slot must be present).
+    pub fn load_state(&mut self, values: &HashMap<String, Vec<f32>>) -> Result<(), RuntimeError> {
+        let cpu = self.device.is_cpu();
+        for (i, slot) in self.slots.iter().enumerate() {
+            let data = values
+                .get(&slot.name)
+                .ok_or_else(|| RuntimeError::State { message: format!("no value for state tensor `{}`", slot.name) })?;
+            let expect: i64 = slot.dims.iter().product();
+            if data.len() as i64 != expect {
+                return Err(RuntimeError::State {
+                    message: format!(
+                        "state tensor `{}` has {} values, the graph expects {expect}",
+                        slot.name,
+                        data.len()
+                    ),
+                });
+            }
+            let shape: Vec<usize> = slot.dims.iter().map(|&d| d as usize).collect();
+            let target = &mut self.buffers[self.current][i];
+            if cpu {
+                let (_, dst) = target.try_extract_tensor_mut::<f32>()?;
+                dst.copy_from_slice(data);
+            } else {
+                let host = Tensor::from_array((shape, data.clone()))?;
+                host.upcast().copy_into(&mut *target)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The inference model with every state initializer (parameters, running stats) turned into
+/// a graph input, so evaluation reads the live state instead of a copy baked into the model.
+fn state_as_inputs(inference: &ModelProto, graph: &TrainingGraph) -> ModelProto {
+    let state: HashMap<&str, &[i64]> = graph.state.iter().map(|s| (s.name.as_str(), s.dims.as_slice())).collect();
+    let mut model = inference.clone();
+    if let Some(g) = model.graph.as_mut() {
+        let (moved, kept): (Vec<_>, Vec<_>) =
+            g.initializer.drain(..).partition(|t| state.contains_key(t.name.as_str()));
+        g.initializer = kept;
+        for t in moved {
+            g.input.push(tensor_input(&t.name, &t.dims));
+        }
+    }
+    model
+}
+
+fn tensor_input(name: &str, dims: &[i64]) -> ValueInfoProto {
+    use lt_graph::onnx::proto::{TensorShapeProto, TypeProto, tensor_shape_proto as tsp, type_proto};
+    let dim =
+        dims.iter().map(|&d| tsp::Dimension { value: Some(tsp::dimension::Value::DimValue(d)), ..Default::default() });
+    ValueInfoProto {
+        name: name.to_string(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: lt_graph::onnx::proto::DataType::Float as i32,
+                shape: Some(TensorShapeProto { dim: dim.collect() }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The static batch size of the training graph's `images` input.
+fn images_batch_size(model: &ModelProto) -> Result<usize, RuntimeError> {
+    use lt_graph::onnx::proto::{tensor_shape_proto::dimension::Value, type_proto};
+    let input = model.graph.as_ref().and_then(|g| g.input.iter().find(|i| i.name == "images"));
+    let dim0 = input.and_then(|i| match i.r#type.as_ref()?.value.as_ref()? {
+        type_proto::Value::TensorType(t) => t.shape.as_ref()?.dim.first()?.value.clone(),
+    });
+    match dim0 {
+        Some(Value::DimValue(n)) if n > 0 => Ok(n as usize),
+        _ => {
+            Err(RuntimeError::State { message: "the training graph's `images` input has no static batch size".into() })
+        }
+    }
+}
+
+/// Memory info of the device's default allocator (where state lives).
+pub fn device_memory(device: &Device) -> Result<MemoryInfo<'static>, RuntimeError> {
+    Ok(match device {
+        Device::Cpu => MemoryInfo::new(AllocationDevice::CPU, 0, AllocatorType::Device, MemoryType::Default)?,
+        Device::Cuda { device_id, .. } => {
+            MemoryInfo::new(AllocationDevice::CUDA, *device_id, AllocatorType::Device, MemoryType::Default)?
+        }
+    })
+}

@@ -1,0 +1,206 @@
+//! The batch loader: epoch order, augmentation, normalisation, background prefetch.
+//!
+//! Determinism: the order of an epoch is a function of (seed, epoch), and the augmentation of
+//! the image at position p of epoch e a function of (seed, e, p) alone, so results do not
+//! depend on how rayon splits the work or on where a resumed run starts.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use crate::dataset::Split;
+
+/// Per-channel mean and std of images scaled to [0, 1].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Normalization {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl Normalization {
+    /// Mean and (population) std per channel over the given images of a split.
+    pub fn of(split: &Split, indices: &[u32], shape: [usize; 3]) -> Self {
+        let [c, h, w] = shape;
+        let plane = h * w;
+        let image_len = c * plane;
+        let (sum, sq) = indices
+            .par_iter()
+            .fold(
+                || (vec![0f64; c], vec![0f64; c]),
+                |(mut sum, mut sq), &i| {
+                    let img = &split.images[i as usize * image_len..(i as usize + 1) * image_len];
+                    for ch in 0..c {
+                        for &b in &img[ch * plane..(ch + 1) * plane] {
+                            let v = b as f64 / 255.0;
+                            sum[ch] += v;
+                            sq[ch] += v * v;
+                        }
+                    }
+                    (sum, sq)
+                },
+            )
+            .reduce(
+                || (vec![0f64; c], vec![0f64; c]),
+                |(mut a, mut b), (c2, d)| {
+                    a.iter_mut().zip(&c2).for_each(|(x, y)| *x += y);
+                    b.iter_mut().zip(&d).for_each(|(x, y)| *x += y);
+                    (a, b)
+                },
+            );
+        let n = (indices.len() * plane).max(1) as f64;
+        let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
+        let std = sq.iter().zip(&mean).map(|(q, m)| ((q / n - m * m).max(0.0)).sqrt().max(1e-6) as f32).collect();
+        Normalization { mean: mean.into_iter().map(|m| m as f32).collect(), std }
+    }
+}
+
+/// Training-time augmentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Augment {
+    /// Random crop with 4-pixel zero padding, then a horizontal flip with probability 1/2.
+    CropFlip,
+    /// Images as they are.
+    None,
+}
+
+/// A batch ready for the training graph.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// Position of the batch's first image within its epoch.
+    pub start: usize,
+    pub indices: Vec<u32>,
+    pub labels: Vec<i64>,
+    /// `indices.len() · C·H·W` normalised f32 values, NCHW.
+    pub images: Vec<f32>,
+}
+
+/// The order in which an epoch visits training images.
+///
+/// `base` is the epoch's list (the subset, or a manifest's epoch); it is shuffled with a
+/// (seed, epoch) RNG when `shuffle`, and sorted into index order otherwise (so `--no-shuffle`
+/// visits images in index order whatever the manifest did).
+pub fn epoch_order(base: &[u32], seed: u64, epoch: usize, shuffle: bool) -> Vec<u32> {
+    let mut order = base.to_vec();
+    if shuffle {
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(seed, 0x5348_5546, epoch as u64, 0));
+        order.shuffle(&mut rng);
+    } else {
+        order.sort_unstable();
+    }
+    order
+}
+
+/// A stable 64-bit mix of a few integers (SplitMix64 finaliser), used to derive per-item seeds.
+pub fn mix(a: u64, b: u64, c: u64, d: u64) -> u64 {
+    let mut z = a ^ b.rotate_left(17) ^ c.rotate_left(31) ^ d.rotate_left(47);
+    for _ in 0..2 {
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+    }
+    z
+}
+
+/// Everything needed to turn index lists into batches.
+#[derive(Debug, Clone)]
+pub struct BatchMaker {
+    pub split: Arc<Split>,
+    pub shape: [usize; 3],
+    pub norm: Normalization,
+    pub augment: Augment,
+    pub seed: u64,
+}
+
+impl BatchMaker {
+    /// Builds the batch of `indices`, the images at positions `start..` of epoch `epoch`.
+    pub fn make(&self, epoch: usize, start: usize, indices: &[u32]) -> Batch {
+        let [c, h, w] = self.shape;
+        let image_len = c * h * w;
+        let mut images = vec![0f32; indices.len() * image_len];
+        images.par_chunks_mut(image_len).zip(indices.par_iter()).enumerate().for_each(|(k, (out, &idx))| {
+            let src = &self.split.images[idx as usize * image_len..(idx as usize + 1) * image_len];
+            let (dy, dx, flip) = match self.augment {
+                Augment::None => (0i64, 0i64, false),
+                Augment::CropFlip => {
+                    let mut rng =
+                        ChaCha8Rng::seed_from_u64(mix(self.seed, epoch as u64, (start + k) as u64, 0x4155_4720));
+                    (rng.random_range(-4..=4), rng.random_range(-4..=4), rng.random_bool(0.5))
+                }
+            };
+            write_image(out, src, [c, h, w], dy, dx, flip, &self.norm);
+        });
+        let labels = indices.iter().map(|&i| self.split.labels[i as usize] as i64).collect();
+        Batch { start, indices: indices.to_vec(), labels, images }
+    }
+}
+
+/// Writes one normalised image, shifted by (dy, dx) with zero padding (the crop of a padded
+/// image) and optionally mirrored. Padding is zero in pixel space, as torchvision pads.
+fn write_image(out: &mut [f32], src: &[u8], [c, h, w]: [usize; 3], dy: i64, dx: i64, flip: bool, norm: &Normalization) {
+    let plane = h * w;
+    for ch in 0..c {
+        let (m, s) = (norm.mean[ch], norm.std[ch]);
+        let pad = (0.0 - m) / s;
+        for y in 0..h {
+            let sy = y as i64 + dy;
+            for x in 0..w {
+                let xx = if flip { w - 1 - x } else { x };
+                let sx = xx as i64 + dx;
+                out[ch * plane + y * w + x] = if sy < 0 || sy >= h as i64 || sx < 0 || sx >= w as i64 {
+                    pad
+                } else {
+                    (src[ch * plane + sy as usize * w + sx as usize] as f32 / 255.0 - m) / s
+                };
+            }
+        }
+    }
+}
+
+/// Produces the full batches of one epoch in a background thread, two batches ahead, so the
+/// session never waits for augmentation. The last partial batch is dropped: the training
+/// graph has a static batch size.
+#[derive(Debug)]
+pub struct Prefetcher {
+    rx: Receiver<Batch>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Prefetcher {
+    pub fn start(maker: BatchMaker, epoch: usize, order: Vec<u32>, batch_size: usize, skip_batches: usize) -> Self {
+        let (tx, rx): (SyncSender<Batch>, Receiver<Batch>) = sync_channel(2);
+        let handle = std::thread::spawn(move || {
+            for (b, chunk) in order.chunks_exact(batch_size).enumerate().skip(skip_batches) {
+                if tx.send(maker.make(epoch, b * batch_size, chunk)).is_err() {
+                    return;
+                }
+            }
+        });
+        Prefetcher { rx, handle: Some(handle) }
+    }
+}
+
+impl Iterator for Prefetcher {
+    type Item = Batch;
+
+    fn next(&mut self) -> Option<Batch> {
+        match self.rx.recv() {
+            Ok(b) => Some(b),
+            Err(_) => {
+                if let Some(h) = self.handle.take() {
+                    // A panic in the producer is a bug: surface it rather than end the epoch early.
+                    if let Err(p) = h.join() {
+                        std::panic::resume_unwind(p);
+                    }
+                }
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Learning-rate schedules, evaluated per step so warm-up is smooth.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The decay applied after warm-up.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Schedule {
+    Constant,
+    /// Multiply by 0.1 at the start of each listed epoch (1-based, like `--drw`).
+    Step(Vec<usize>),
+    /// Cosine from the base rate to 0 over the run.
+    Cosine,
+}
+
+impl FromStr for Schedule {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "constant" => Ok(Schedule::Constant),
+            "cosine" => Ok(Schedule::Cosine),
+            _ => {
+                let Some(list) = s.strip_prefix("step:") else {
+                    return Err(format!("unknown schedule `{s}`: use constant, cosine or step:E1,E2,..."));
+                };
+                let epochs = list
+                    .split(',')
+                    .map(|e| {
+                        e.trim().parse::<usize>().map_err(|_| format!("schedule `{s}`: `{e}` is not an epoch number"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                if epochs.windows(2).any(|w| w[0] >= w[1]) || epochs.contains(&0) {
+                    return Err(format!("schedule `{s}`: epochs must be increasing and >= 1"));
+                }
+                Ok(Schedule::Step(epochs))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Schedule::Constant => f.write_str("constant"),
+            Schedule::Cosine => f.write_str("cosine"),
+            Schedule::Step(e) => {
+                write!(f, "step:{}", e.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","))
+            }
+        }
+    }
+}
+
+impl TryFrom<String> for Schedule {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Schedule> for String {
+    fn from(s: Schedule) -> String {
+        s.to_string()
+    }
+}
+
+/// The rate for step `step` (0-based) of epoch `epoch` (1-based) with `steps_per_epoch`
+/// steps, `epochs` epochs in all and `warmup` warm-up epochs (linear from base/steps to base).
+pub fn learning_rate(
+    base: f32,
+    schedule: &Schedule,
+    warmup: usize,
+    epoch: usize,
+    step: usize,
+    steps_per_epoch: usize,
+    epochs: usize,
+) -> f32 {
+    let global = (epoch - 1) * steps_per_epoch + step;
+    let warm_steps = warmup * steps_per_epoch;
+    if global < warm_steps {
+        return base * (global + 1) as f32 / warm_steps as f32;
+    }
+    match schedule {
+        Schedule::Constant => base,
+        Schedule::Step(at) => base * 0.1f32.powi(at.iter().filter(|&&e| epoch >= e).count() as i32),
+        Schedule::Cosine => {
+            let total = (epochs * steps_per_epoch).saturating_sub(warm_steps).max(1);
+            let t = (global - warm_steps) as f32 / total as f32;
+            base * 0.5 * (1.0 + (std::f32::consts::PI * t).cos())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints() {
+        for s in ["constant", "cosine", "step:160,180"] {
+            assert_eq!(s.parse::<Schedule>().unwrap().to_string(), s);
+        }
+        assert!("step:5,3".parse::<Schedule>().is_err());
+        assert!("linear".parse::<Schedule>().unwrap_err().contains("constant, cosine"));
+    }
+
+    #[test]
+    fn step_warmup_and_cosine_values() {
+        let s = Schedule::Step(vec![3, 5]);
+        // 2 warm-up epochs of 4 steps: 0.1·(k+1)/8
+        assert!((learning_rate(0.1, &s, 2, 1, 0, 4, 6) - 0.0125).abs() < 1e-7);
+        assert!((learning_rate(0.1, &s, 2, 2, 3, 4, 6) - 0.1).abs() < 1e-7);
+        assert!((learning_rate(0.1, &s, 2, 3, 0, 4, 6) - 0.01).abs() < 1e-7);
+        assert!((learning_rate(0.1, &s, 2, 6, 0, 4, 6) - 0.001).abs() < 1e-8);
+        let c = Schedule::Cosine;
+        assert!((learning_rate(1.0, &c, 0, 1, 0, 10, 2) - 1.0).abs() < 1e-6);
+        assert!((learning_rate(1.0, &c, 0, 2, 0, 10, 2) - 0.5).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,515 @@
+//! A training run from a dataset directory to a run directory (docs/FORMATS.md).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use lt_eval::{ConfusionMatrix, classification_report};
+use lt_graph::onnx::proto::ModelProto;
+use lt_graph::train::{ConvGrad, Loss, Sgd, TrainingGraphSpec};
+use serde_json::json;
+
+use crate::checkpoint::Checkpoint;
+use crate::config::{Ep, LossKind, TrainConfig, WeightsKind, WeightsNormalize};
+use crate::dataset::{Dataset, Split};
+use crate::device::Device;
+use crate::engine::Engine;
+use crate::loader::{BatchMaker, Normalization, Prefetcher, epoch_order, mix};
+use crate::record::{MetricsRow, Predictions, write_json, write_metrics, write_predictions};
+use crate::schedule::learning_rate;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Dataset(#[from] crate::dataset::DatasetError),
+    #[error(transparent)]
+    Graph(#[from] lt_graph::GraphError),
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::RuntimeError),
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    #[error(transparent)]
+    Record(#[from] crate::record::RecordError),
+    #[error("class weights: {0}")]
+    Weights(String),
+    #[error("{path}: {message}")]
+    Output { path: PathBuf, message: String },
+    #[error(
+        "the loss became {value} at epoch {epoch}, step {step}; the run stopped and {checkpoint} is the last good checkpoint; lower --lr or check the data"
+    )]
+    NonFinite { value: f32, epoch: usize, step: usize, checkpoint: String },
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Where a run reports progress; the binary draws bars, tests stay silent.
+pub trait Progress {
+    fn message(&self, _text: &str) {}
+    fn epoch_start(&self, _epoch: usize, _epochs: usize, _steps: usize) {}
+    fn step(&self, _step: usize, _loss: f32, _images: usize) {}
+    fn epoch_end(&self, _summary: &EpochSummary) {}
+}
+
+/// No progress output.
+#[derive(Debug, Clone, Copy)]
+pub struct Silent;
+impl Progress for Silent {}
+
+/// What one epoch measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EpochSummary {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub test_accuracy: f64,
+    pub test_balanced_accuracy: f64,
+    pub val_balanced_accuracy: Option<f64>,
+    pub seconds: f64,
+    pub images_per_second: f64,
+}
+
+/// Metadata stored in checkpoints.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct CheckpointMeta {
+    pub config: TrainConfig,
+    pub metrics: Vec<MetricsRow>,
+    pub epoch_seconds: Vec<f64>,
+    /// Best validation balanced accuracy and its epoch, with `--val-fraction`.
+    pub best_val: Option<(f64, usize)>,
+}
+
+const BEST_CHECKPOINT: &str = "best.ckpt";
+const LAST_CHECKPOINT: &str = "last.ckpt";
+
+/// The execution provider `cfg` asks for; `auto` probes CUDA and says what it picked.
+pub fn resolve_device(cfg: &TrainConfig, progress: &dyn Progress) -> Result<Device, TrainError> {
+    let cuda = Device::Cuda { device_id: cfg.device, tf32: cfg.tf32, exhaustive_search: true };
+    match cfg.ep {
+        Ep::Cpu => Ok(Device::Cpu),
+        Ep::Cuda => {
+            crate::cuda_libs::preload(progress)?;
+            probe(&cuda)?;
+            Ok(cuda)
+        }
+        Ep::Auto => {
+            let found = crate::cuda_libs::preload(progress).is_ok() && probe(&cuda).is_ok();
+            let device = if found { cuda } else { Device::Cpu };
+            progress.message(&format!("--ep auto: using {}", device.name()));
+            Ok(device)
+        }
+    }
+}
+
+/// Creates a one-node session on the device: fails fast (and clearly) when no GPU is usable.
+fn probe(device: &Device) -> Result<(), TrainError> {
+    use lt_graph::onnx::{GraphBuilder, proto::DataType};
+    let mut g = GraphBuilder::new("probe");
+    let x = g.input("x", DataType::Float, &[1])?;
+    let y = g.op("Relu", &[&x], &[])?;
+    g.output(&y, "y", DataType::Float, Some(&[1]))?;
+    device.session(&lt_graph::onnx::encode(&g.finish()), 1)?;
+    Ok(())
+}
+
+/// The inference model a run starts from.
+pub fn initial_model(cfg: &TrainConfig, num_classes: usize, image_size: usize) -> Result<ModelProto, TrainError> {
+    if let Some(arch) = &cfg.arch {
+        let mut net = lt_graph::models::preset(arch, num_classes)?;
+        net.image_size = image_size;
+        Ok(lt_graph::models::densenet(&net, cfg.seed)?)
+    } else {
+        let path = cfg.model.as_ref().expect("validated: arch or model");
+        Ok(lt_graph::onnx::load(path)?)
+    }
+}
+
+/// The loss of the training graph for `cfg`.
+pub fn loss_of(cfg: &TrainConfig) -> Loss {
+    match cfg.loss {
+        LossKind::Ce => Loss::CrossEntropy { label_smoothing: cfg.label_smoothing },
+        LossKind::Focal => Loss::Focal { gamma: cfg.focal_gamma },
+        LossKind::Ldam => Loss::Ldam { max_margin: cfg.ldam_max_margin, scale: cfg.ldam_scale },
+        LossKind::BalancedSoftmax => Loss::BalancedSoftmax { tau: cfg.tau },
+    }
+}
+
+/// Per-class loss weights of the scheme, through lt-data's functions (the same as `lt-data weights`).
+pub fn scheme_weights(cfg: &TrainConfig, counts: &[u64]) -> Result<Vec<f32>, TrainError> {
+    use lt_data::weights::{Normalize, WeightScheme, class_weights};
+    let scheme = match cfg.weights {
+        WeightsKind::None => WeightScheme::None,
+        WeightsKind::Inverse => WeightScheme::Inverse,
+        WeightsKind::InverseSqrt => WeightScheme::InverseSqrt,
+        WeightsKind::EffectiveNumber => WeightScheme::EffectiveNumber { beta: cfg.beta },
+    };
+    let normalize = match cfg.weights_normalize {
+        WeightsNormalize::Classes => Normalize::Classes,
+        WeightsNormalize::None => Normalize::None,
+    };
+    let w = class_weights(counts, &scheme, normalize).map_err(|e| TrainError::Weights(e.to_string()))?;
+    Ok(w.into_iter().map(|v| v as f32).collect())
+}
+
+/// Splits the subset into (train, val): per class, a seeded choice of round(n_c · fraction)
+/// images (at least one when the class has two or more) goes to validation.
+pub fn carve_validation(
+    subset: &[u32],
+    labels: &[u16],
+    num_classes: usize,
+    fraction: f64,
+    seed: u64,
+) -> (Vec<u32>, Vec<u32>) {
+    if fraction <= 0.0 {
+        return (subset.to_vec(), Vec::new());
+    }
+    let mut by_class = vec![Vec::new(); num_classes];
+    for &i in subset {
+        by_class[labels[i as usize] as usize].push(i);
+    }
+    let (mut train, mut val) = (Vec::new(), Vec::new());
+    for (c, members) in by_class.into_iter().enumerate() {
+        let order = epoch_order(&members, mix(seed, 0x56414c, c as u64, 0), 0, true);
+        let k = ((members.len() as f64 * fraction).round() as usize).max(usize::from(members.len() >= 2));
+        val.extend_from_slice(&order[..k.min(order.len())]);
+        train.extend_from_slice(&order[k.min(order.len())..]);
+    }
+    train.sort_unstable();
+    val.sort_unstable();
+    (train, val)
+}
+
+/// Runs training as configured, writing the run directory. Returns the final test summary.
+pub fn run(
+    cfg: &TrainConfig,
+    resume: bool,
+    force: bool,
+    progress: &dyn Progress,
+) -> Result<serde_json::Value, TrainError> {
+    cfg.validate()?;
+    let started = Instant::now();
+    let out = cfg.out.clone();
+    prepare_out(&out, resume, force)?;
+    let device = resolve_device(cfg, progress)?;
+
+    let data = Dataset::open(&cfg.data)?;
+    let num_classes = data.num_classes();
+    let shape = data.info.image_shape;
+    let (train_idx, val_idx) =
+        carve_validation(&data.subset, &data.train.labels, num_classes, cfg.val_fraction, cfg.seed);
+    let mut train_counts = vec![0u64; num_classes];
+    for &i in &train_idx {
+        train_counts[data.train.labels[i as usize] as usize] += 1;
+    }
+    if train_idx.len() < cfg.batch_size {
+        return Err(TrainError::Setup(format!(
+            "the training subset has {} images, fewer than --batch-size {}; lower the batch size",
+            train_idx.len(),
+            cfg.batch_size
+        )));
+    }
+    let manifest = match &cfg.resample {
+        Some(strategy) => {
+            let in_train: std::collections::HashSet<u32> = train_idx.iter().copied().collect();
+            let epochs = data.manifest(strategy)?;
+            Some(
+                epochs
+                    .into_iter()
+                    .map(|e| e.into_iter().filter(|i| in_train.contains(i)).collect::<Vec<_>>())
+                    .collect::<Vec<_>>(),
+            )
+        }
+        None => None,
+    };
+
+    let inference = initial_model(cfg, num_classes, shape[1])?;
+    let conv_grad = if device.is_cpu() { ConvGrad::Cpu } else { ConvGrad::Cuda };
+    let spec = TrainingGraphSpec {
+        batch_size: cfg.batch_size,
+        loss: loss_of(cfg),
+        sgd: Sgd {
+            momentum: cfg.momentum,
+            nesterov: cfg.nesterov,
+            weight_decay: cfg.weight_decay,
+            decay_bn_and_bias: !cfg.no_decay_bn_bias,
+        },
+        class_counts: train_counts.clone(),
+        conv_grad,
+    };
+    let graph = lt_graph::train::training_graph(&inference, &spec)?;
+    let threads = cfg.threads.unwrap_or_else(crate::session::default_threads);
+    let mut engine = Engine::new(&graph, &inference, &device, threads)?;
+    progress.message(&format!(
+        "{} on {}: {} training-graph nodes, sessions ready in {:.1}s",
+        cfg.arch.clone().unwrap_or_else(|| "imported model".into()),
+        device.name(),
+        engine.node_count,
+        engine.session_seconds
+    ));
+
+    let norm = Normalization::of(&data.train, &train_idx, shape);
+    let weights_on = scheme_weights(cfg, &train_counts)?;
+    let weights_off = vec![1.0f32; num_classes];
+    let train_split = Arc::new(data.train.clone());
+    let maker = BatchMaker { split: train_split, shape, norm: norm.clone(), augment: cfg.augment, seed: cfg.seed };
+    let eval_maker = BatchMaker { augment: crate::loader::Augment::None, ..maker.clone() };
+    let test_split = Arc::new(data.test.clone());
+    let test_maker = BatchMaker { split: test_split.clone(), ..eval_maker.clone() };
+    let test_idx: Vec<u32> = (0..data.test.len() as u32).collect();
+
+    let ckpt_dir = out.join("checkpoints");
+    let mut meta =
+        CheckpointMeta { config: cfg.clone(), metrics: Vec::new(), epoch_seconds: Vec::new(), best_val: None };
+    let mut start_epoch = 1;
+    if resume {
+        let path = ckpt_dir.join(LAST_CHECKPOINT);
+        if path.is_file() {
+            let ck: Checkpoint<CheckpointMeta> = Checkpoint::load(&path)?;
+            if ck.meta.config != *cfg {
+                return Err(TrainError::Setup(format!(
+                    "{}: the checkpoint was written with other settings; resume with the same options or start a new --out",
+                    path.display()
+                )));
+            }
+            engine.load_state(&ck.tensor_map())?;
+            start_epoch = ck.epoch + 1;
+            meta = ck.meta;
+            progress.message(&format!("resuming after epoch {} from {}", ck.epoch, path.display()));
+        } else {
+            progress.message("--resume: no checkpoint yet, starting from epoch 1");
+        }
+    }
+
+    let steps = train_idx.len() / cfg.batch_size;
+    for epoch in start_epoch..=cfg.epochs {
+        let t0 = Instant::now();
+        let base = match &manifest {
+            Some(epochs) if !epochs.is_empty() => &epochs[(epoch - 1) % epochs.len()],
+            _ => &train_idx,
+        };
+        // A manifest already fixes the visiting order; the subset is shuffled per epoch.
+        let order = if manifest.is_some() && cfg.shuffle {
+            base.clone()
+        } else {
+            epoch_order(base, cfg.seed, epoch, cfg.shuffle)
+        };
+        let steps_now = order.len() / cfg.batch_size;
+        progress.epoch_start(epoch, cfg.epochs, steps_now);
+        let weights = if cfg.drw.is_some_and(|d| epoch < d) { &weights_off } else { &weights_on };
+        let mut loss_sum = 0f64;
+        let (mut seen_labels, mut seen_preds) = (Vec::new(), Vec::new());
+        for (step, batch) in Prefetcher::start(maker.clone(), epoch, order, cfg.batch_size, 0).enumerate() {
+            let lr = learning_rate(cfg.lr, &cfg.schedule, cfg.warmup, epoch, step, steps.max(1), cfg.epochs);
+            let out_step = engine.step(&batch.images, &batch.labels, weights, lr)?;
+            if !out_step.loss.is_finite() {
+                let checkpoint = if ckpt_dir.join(LAST_CHECKPOINT).is_file() {
+                    ckpt_dir.join(LAST_CHECKPOINT).display().to_string()
+                } else {
+                    "no checkpoint (it failed in the first epoch)".to_string()
+                };
+                return Err(TrainError::NonFinite { value: out_step.loss, epoch, step: step + 1, checkpoint });
+            }
+            loss_sum += out_step.loss as f64;
+            for (n, row) in out_step.logits.chunks(num_classes).enumerate() {
+                seen_labels.push(batch.labels[n] as usize);
+                seen_preds.push(argmax(row));
+            }
+            progress.step(step + 1, out_step.loss, cfg.batch_size);
+        }
+        let train_time = t0.elapsed().as_secs_f64();
+        let train_report =
+            classification_report(&ConfusionMatrix::from_predictions(&seen_labels, &seen_preds, num_classes));
+        meta.metrics.push(MetricsRow {
+            epoch: epoch as u32,
+            split: "train".into(),
+            loss: loss_sum / steps_now.max(1) as f64,
+            accuracy: train_report.accuracy,
+            balanced_accuracy: train_report.balanced_accuracy,
+            per_class_accuracy: train_report.per_class_accuracy.clone(),
+        });
+        let (test_row, _) =
+            evaluate_split(&mut engine, &test_maker, &test_split, &test_idx, cfg.eval_batch_size, epoch, "test")?;
+        let test_acc = (test_row.accuracy, test_row.balanced_accuracy);
+        meta.metrics.push(test_row);
+        let mut val_bal = None;
+        if !val_idx.is_empty() {
+            let (val_row, _) =
+                evaluate_split(&mut engine, &eval_maker, &data.train, &val_idx, cfg.eval_batch_size, epoch, "val")?;
+            val_bal = Some(val_row.balanced_accuracy);
+            meta.metrics.push(val_row);
+        }
+        meta.epoch_seconds.push(t0.elapsed().as_secs_f64());
+        std::fs::create_dir_all(&ckpt_dir).map_err(|e| output_err(&ckpt_dir, e))?;
+        let ck = Checkpoint { epoch, meta: meta.clone(), tensors: engine.state()? };
+        if let Some(v) = val_bal
+            && meta.best_val.is_none_or(|(best, _)| v > best)
+        {
+            meta.best_val = Some((v, epoch));
+            let best = Checkpoint { meta: meta.clone(), ..ck.clone() };
+            best.save(&ckpt_dir.join(BEST_CHECKPOINT))?;
+        }
+        Checkpoint { meta: meta.clone(), ..ck }.save(&ckpt_dir.join(LAST_CHECKPOINT))?;
+        progress.epoch_end(&EpochSummary {
+            epoch,
+            train_loss: loss_sum / steps_now.max(1) as f64,
+            train_accuracy: train_report.accuracy,
+            test_accuracy: test_acc.0,
+            test_balanced_accuracy: test_acc.1,
+            val_balanced_accuracy: val_bal,
+            seconds: t0.elapsed().as_secs_f64(),
+            images_per_second: (steps_now * cfg.batch_size) as f64 / train_time.max(1e-9),
+        });
+    }
+
+    // The result: the final epoch, or the best validation epoch with --val-fraction. The test
+    // split never chooses.
+    let selected_epoch = match meta.best_val {
+        Some((_, e)) if e != cfg.epochs => {
+            let best: Checkpoint<CheckpointMeta> = Checkpoint::load(&ckpt_dir.join(BEST_CHECKPOINT))?;
+            engine.load_state(&best.tensor_map())?;
+            e
+        }
+        _ => cfg.epochs,
+    };
+    let (final_row, predictions) =
+        evaluate_split(&mut engine, &test_maker, &test_split, &test_idx, cfg.eval_batch_size, selected_epoch, "test")?;
+    let cm = ConfusionMatrix::from_predictions(
+        &predictions.label.iter().map(|&l| l as usize).collect::<Vec<_>>(),
+        &predictions.prediction.iter().map(|&p| p as usize).collect::<Vec<_>>(),
+        num_classes,
+    );
+    let report = classification_report(&cm);
+    let shots = lt_eval::shot_groups(&train_counts, &report.per_class_accuracy, lt_eval::ShotSplit::default());
+    let thirds = lt_eval::shot_groups(&train_counts, &report.per_class_accuracy, lt_eval::ShotSplit::Thirds);
+    let ece = lt_eval::expected_calibration_error(
+        &predictions.scores,
+        &predictions.label.iter().map(|&l| l as usize).collect::<Vec<_>>(),
+        num_classes,
+        15,
+    );
+    let trained = lt_graph::train::with_weights(&inference, &engine.weights()?)?;
+    lt_graph::onnx::save(&trained, &out.join("model.onnx"))?;
+    write_predictions(&out.join("predictions.parquet"), &predictions)?;
+    write_metrics(&out.join("metrics.parquet"), &meta.metrics)?;
+    let final_metrics = json!({
+        "epoch": selected_epoch,
+        "loss": final_row.loss,
+        "overall": report.accuracy,
+        "balanced": report.balanced_accuracy,
+        "per_class": report.per_class_accuracy,
+        "precision": report.precision,
+        "f1": report.f1,
+        "macro_f1": report.macro_f1,
+        "gmean": report.gmean,
+        "ece": ece,
+        "shots": shots,
+        "thirds": thirds,
+        "confusion": cm.counts,
+    });
+    let runtime = crate::runtime::Runtime::get(!device.is_cpu())?;
+    let run_json = json!({
+        "config": cfg,
+        "dataset": { "dir": cfg.data, "content_hash": data.content_hash },
+        "seed": cfg.seed,
+        "onnxruntime": { "version": crate::runtime::ORT_VERSION, "library": runtime.library },
+        "execution_provider": device.name(),
+        "class_names": data.info.class_names,
+        "train_counts": train_counts,
+        "val_counts": count_labels(&data.train, &val_idx, num_classes),
+        "test_counts": count_labels(&data.test, &test_idx, num_classes),
+        "class_weights": {
+            "before_drw": if cfg.drw.is_some() { Some(&weights_off) } else { None },
+            "drw_epoch": cfg.drw,
+            "weights": weights_on,
+        },
+        "normalization": norm,
+        "graph": { "nodes": engine.node_count, "session_seconds": engine.session_seconds },
+        "timings": { "total_s": started.elapsed().as_secs_f64(), "per_epoch_s": meta.epoch_seconds },
+        "final": final_metrics,
+    });
+    write_json(&out.join("run.json"), &run_json)?;
+    Ok(run_json)
+}
+
+fn count_labels(split: &Split, idx: &[u32], num_classes: usize) -> Vec<u64> {
+    let mut c = vec![0u64; num_classes];
+    for &i in idx {
+        c[split.labels[i as usize] as usize] += 1;
+    }
+    c
+}
+
+fn output_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
+    TrainError::Output { path: path.to_path_buf(), message: e.to_string() }
+}
+
+/// Creates the run directory; an existing non-empty one needs --resume or --force.
+fn prepare_out(out: &Path, resume: bool, force: bool) -> Result<(), TrainError> {
+    let non_empty = out.is_dir() && std::fs::read_dir(out).map_err(|e| output_err(out, e))?.next().is_some();
+    if non_empty && !resume {
+        if !force {
+            return Err(TrainError::Output {
+                path: out.to_path_buf(),
+                message: "the run directory exists and is not empty; pass --resume to continue it, --force to overwrite it, or choose another --out".into(),
+            });
+        }
+        std::fs::remove_dir_all(out).map_err(|e| output_err(out, e))?;
+    }
+    std::fs::create_dir_all(out).map_err(|e| output_err(out, e))
+}
+
+fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Evaluates the images `idx` of `split`: the metrics row (unweighted CE loss) and predictions.
+fn evaluate_split(
+    engine: &mut Engine,
+    maker: &BatchMaker,
+    split: &Split,
+    idx: &[u32],
+    batch: usize,
+    epoch: usize,
+    name: &str,
+) -> Result<(MetricsRow, Predictions), TrainError> {
+    let c = engine.num_classes();
+    let mut pred = Predictions { num_classes: c, ..Default::default() };
+    let mut loss = 0f64;
+    for chunk in idx.chunks(batch) {
+        let b = maker.make(0, 0, chunk);
+        let logits = engine.evaluate(&b.images, chunk.len())?;
+        for (n, row) in logits.chunks(c).enumerate() {
+            let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let exp: Vec<f64> = row.iter().map(|&z| ((z - m) as f64).exp()).collect();
+            let sum: f64 = exp.iter().sum();
+            let label = split.labels[chunk[n] as usize];
+            loss += -(exp[label as usize] / sum).ln();
+            pred.scores.extend(exp.iter().map(|e| (e / sum) as f32));
+            pred.index.push(chunk[n]);
+            pred.label.push(label);
+            pred.prediction.push(argmax(row) as u16);
+        }
+    }
+    let cm = ConfusionMatrix::from_predictions(
+        &pred.label.iter().map(|&l| l as usize).collect::<Vec<_>>(),
+        &pred.prediction.iter().map(|&p| p as usize).collect::<Vec<_>>(),
+        c,
+    );
+    let r = classification_report(&cm);
+    let row = MetricsRow {
+        epoch: epoch as u32,
+        split: name.into(),
+        loss: loss / idx.len().max(1) as f64,
+        accuracy: r.accuracy,
+        balanced_accuracy: r.balanced_accuracy,
+        per_class_accuracy: r.per_class_accuracy,
+    };
+    Ok((row, pred))
+}

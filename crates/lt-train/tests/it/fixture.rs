@@ -1,0 +1,114 @@
+//! Dataset directories made by code (docs/FORMATS.md layout), written with arrow-rs so the
+//! reader is tested against the contract, not against lt-data's writer.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BinaryArray, RecordBatch, StringArray, UInt16Array, UInt32Array};
+use arrow::datatypes::{DataType, Field, Schema};
+use parquet::arrow::ArrowWriter;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// A learnable toy set: class c is a bright 8x8 square at one of 10 places, plus noise.
+pub fn image(class: usize, rng: &mut ChaCha8Rng) -> Vec<u8> {
+    let (cy, cx) = (4 + (class / 4) * 8, 4 + (class % 4) * 7);
+    let mut img = vec![0u8; 3 * 32 * 32];
+    for ch in 0..3 {
+        for y in 0..32 {
+            for x in 0..32 {
+                let inside = y >= cy && y < cy + 8 && x >= cx && x < cx + 8;
+                let base: i32 = if inside { 200 } else { 40 };
+                let noise: i32 = rng.random_range(-30..=30);
+                img[ch * 1024 + y * 32 + x] = (base + noise + 10 * ch as i32).clamp(0, 255) as u8;
+            }
+        }
+    }
+    img
+}
+
+/// Writes a dataset with `train_counts[c]` training and `test_per_class` test images per class;
+/// the subset is the whole train split. Returns the train labels in index order.
+pub fn write_dataset(dir: &Path, train_counts: &[usize], test_per_class: usize, seed: u64) -> Vec<u16> {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (mut split, mut index, mut label, mut images) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut train_labels = Vec::new();
+    for (name, counts) in [("train", train_counts.to_vec()), ("test", vec![test_per_class; train_counts.len()])] {
+        // Interleave classes so index order is not sorted by class.
+        let mut labels: Vec<u16> = Vec::new();
+        let max = counts.iter().copied().max().unwrap_or(0);
+        for k in 0..max {
+            for (c, &n) in counts.iter().enumerate() {
+                if k < n {
+                    labels.push(c as u16);
+                }
+            }
+        }
+        for (i, &l) in labels.iter().enumerate() {
+            split.push(name);
+            index.push(i as u32);
+            label.push(l);
+            images.push(image(l as usize, &mut rng));
+        }
+        if name == "train" {
+            train_labels = labels;
+        }
+    }
+    let samples: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(split)),
+        Arc::new(UInt32Array::from(index)),
+        Arc::new(UInt16Array::from(label)),
+        Arc::new(BinaryArray::from_iter_values(images.iter())),
+    ];
+    write(
+        &dir.join("samples.parquet"),
+        vec![
+            Field::new("split", DataType::Utf8, false),
+            Field::new("index", DataType::UInt32, false),
+            Field::new("label", DataType::UInt16, false),
+            Field::new("image", DataType::Binary, false),
+        ],
+        samples,
+    );
+    let n = train_labels.len() as u32;
+    write(
+        &dir.join("subset.parquet"),
+        vec![Field::new("index", DataType::UInt32, false), Field::new("label", DataType::UInt16, false)],
+        vec![Arc::new(UInt32Array::from_iter_values(0..n)), Arc::new(UInt16Array::from(train_labels.clone()))],
+    );
+    // An "instance" manifest of two epochs: reversed, then as is.
+    let (mut ep, mut pos, mut idx) = (Vec::new(), Vec::new(), Vec::new());
+    for e in 0..2u32 {
+        for p in 0..n {
+            ep.push(e);
+            pos.push(p);
+            idx.push(if e == 0 { n - 1 - p } else { p });
+        }
+    }
+    write(
+        &dir.join("manifest-instance.parquet"),
+        vec![
+            Field::new("epoch", DataType::UInt32, false),
+            Field::new("position", DataType::UInt32, false),
+            Field::new("index", DataType::UInt32, false),
+        ],
+        vec![Arc::new(UInt32Array::from(ep)), Arc::new(UInt32Array::from(pos)), Arc::new(UInt32Array::from(idx))],
+    );
+    let names: Vec<String> = (0..train_counts.len()).map(|c| format!("class{c}")).collect();
+    let json = serde_json::json!({
+        "source": "fixture", "seed": seed, "class_names": names, "image_shape": [3, 32, 32],
+        "source_counts": train_counts, "subset_counts": train_counts,
+        "test_counts": vec![test_per_class; train_counts.len()],
+        "manifests": { "instance": { "file": "manifest-instance.parquet", "epochs": 2 } },
+    });
+    std::fs::write(dir.join("dataset.json"), serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+    train_labels
+}
+
+fn write(path: &Path, fields: Vec<Field>, columns: Vec<ArrayRef>) {
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+    let mut w = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}

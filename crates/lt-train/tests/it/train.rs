@@ -1,0 +1,174 @@
+//! Training runs end to end through the `lt-train` binary and the library.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use super::fixture::write_dataset;
+
+fn lt_train(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lt-train")).args(args).env("RUST_BACKTRACE", "0").output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// A 4-class fixture and the common flags of a small, fast run.
+fn small_run(dir: &Path) -> (PathBuf, Vec<String>) {
+    let data = dir.join("data");
+    write_dataset(&data, &[48, 32, 16, 8], 10, 7);
+    let args: Vec<String> =
+        ["--data", p(&data), "--arch", "densenet-tiny", "--batch-size", "16", "--threads", "2", "--quiet"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    (data, args)
+}
+
+#[test]
+fn a_run_writes_every_file_of_the_run_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, mut args) = small_run(dir.path());
+    let out = dir.path().join("run");
+    args.extend(
+        ["--epochs", "2", "--out", p(&out), "--weights", "effective-number", "--beta", "0.99", "--drw", "2"]
+            .map(String::from),
+    );
+    let o = lt_train(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in ["run.json", "metrics.parquet", "predictions.parquet", "model.onnx", "checkpoints/last.ckpt"] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    let run = read_json(&out.join("run.json"));
+    assert_eq!(run["train_counts"], serde_json::json!([48, 32, 16, 8]));
+    assert_eq!(run["execution_provider"], "cpu");
+    assert_eq!(run["config"]["drw"], 2);
+    assert_eq!(run["class_weights"]["before_drw"], serde_json::json!([1.0, 1.0, 1.0, 1.0]));
+    let w: Vec<f64> = serde_json::from_value(run["class_weights"]["weights"].clone()).unwrap();
+    // Effective number, β = 0.99, normalised to sum to C: rarer classes weigh more.
+    assert!((w.iter().sum::<f64>() - 4.0).abs() < 1e-4 && w[3] > w[2] && w[2] > w[1] && w[1] > w[0], "{w:?}");
+    assert_eq!(run["normalization"]["mean"].as_array().unwrap().len(), 3);
+    assert_eq!(run["final"]["per_class"].as_array().unwrap().len(), 4);
+    assert_eq!(run["timings"]["per_epoch_s"].as_array().unwrap().len(), 2);
+    // No partial files are left behind.
+    let leftovers: Vec<_> = walk(&out).into_iter().filter(|p| p.to_string_lossy().contains("partial")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+#[test]
+fn bad_flags_are_errors_that_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, args) = small_run(dir.path());
+    let out = dir.path().join("run");
+    let run = |extra: &[&str]| {
+        let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
+        a.extend(["--out", p(&out)]);
+        a.extend(extra);
+        lt_train(&a)
+    };
+    let cases: &[(&[&str], &str)] = &[
+        (&["--weights", "effective-number", "--beta", "1.5"], "beta"),
+        (&["--drw", "0"], "drw"),
+        (&["--epochs", "0"], "epochs"),
+        (&["--schedule", "linear"], "constant, cosine"),
+        (&["--nesterov", "--momentum", "0"], "nesterov"),
+        (&["--resample", "class-balanced"], "no manifest `class-balanced`"),
+        (&["--ep", "cuda"], "CUDA provider"),
+    ];
+    for (extra, needle) in cases {
+        let o = run(extra);
+        assert!(!o.status.success(), "{extra:?} should fail");
+        let e = stderr(&o);
+        assert!(e.contains(needle), "{extra:?}: expected `{needle}` in: {e}");
+        assert!(!e.contains("panicked"), "{e}");
+    }
+    // The CUDA failure happened before anything was written.
+    assert!(!out.join("run.json").exists());
+}
+
+#[test]
+fn an_existing_run_directory_needs_resume_or_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, args) = small_run(dir.path());
+    let out = dir.path().join("run");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+    let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
+    a.extend(["--out", p(&out), "--epochs", "1"]);
+    let o = lt_train(&a);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--resume") && stderr(&o).contains("--force"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(out.join("notes.txt")).unwrap(), "mine");
+}
+
+#[test]
+fn a_diverging_loss_stops_with_epoch_and_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, args) = small_run(dir.path());
+    let out = dir.path().join("run");
+    let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
+    a.extend(["--out", p(&out), "--epochs", "2", "--lr", "1e30", "--momentum", "0"]);
+    let o = lt_train(&a);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("at epoch 1, step 2") || e.contains("at epoch 1, step 3"), "{e}");
+    assert!(e.contains("last good checkpoint"), "{e}");
+}
+
+#[test]
+fn resume_after_a_kill_ends_with_the_same_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, args) = small_run(dir.path());
+    let common: Vec<&str> = args.iter().map(String::as_str).collect();
+    let straight = dir.path().join("straight");
+    let mut a = common.clone();
+    a.extend(["--out", p(&straight), "--epochs", "3", "--seed", "5"]);
+    let o = lt_train(&a);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Kill the second run as soon as its first checkpoint exists.
+    let killed = dir.path().join("killed");
+    let mut a = common.clone();
+    a.extend(["--out", p(&killed), "--epochs", "3", "--seed", "5"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lt-train")).args(&a).spawn().unwrap();
+    let ckpt = killed.join("checkpoints/last.ckpt");
+    let t0 = std::time::Instant::now();
+    while !ckpt.exists() && t0.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!killed.join("run.json").exists(), "the run finished before it could be killed");
+
+    a.push("--resume");
+    let o = lt_train(&a);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("resuming after epoch"), "{}", stderr(&o));
+    let (x, y) =
+        (std::fs::read(straight.join("model.onnx")).unwrap(), std::fs::read(killed.join("model.onnx")).unwrap());
+    assert!(x == y, "resumed weights differ from the uninterrupted run");
+    assert_eq!(
+        std::fs::read(straight.join("metrics.parquet")).unwrap(),
+        std::fs::read(killed.join("metrics.parquet")).unwrap()
+    );
+}
