@@ -29,12 +29,26 @@ impl Device {
 
     /// A session on this device. CUDA registration failures are errors, never a silent CPU run.
     pub fn session(&self, model: &[u8], threads: usize) -> Result<Session, RuntimeError> {
+        self.session_with_profile(model, threads, None)
+    }
+
+    /// A session that writes onnxruntime's per-node profile to `PROFILE_<date>.json` when
+    /// `profile` is given (read it back with [`Session::end_profiling`]).
+    pub fn session_with_profile(
+        &self,
+        model: &[u8],
+        threads: usize,
+        profile: Option<&std::path::Path>,
+    ) -> Result<Session, RuntimeError> {
         let runtime = Runtime::get(!self.is_cpu())?;
         let mut builder = Session::builder(runtime.environment())?
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(ort::Error::from)?
             .with_intra_threads(threads)
             .map_err(ort::Error::from)?;
+        if let Some(prefix) = profile {
+            builder = builder.with_profiling(prefix).map_err(ort::Error::from)?;
+        }
         if let Device::Cuda { device_id, tf32, exhaustive_search } = self {
             if !runtime.has_cuda_provider()? {
                 return Err(RuntimeError::Device {

@@ -64,10 +64,22 @@ impl Engine {
         device: &Device,
         threads: usize,
     ) -> Result<Self, RuntimeError> {
+        Self::with_profile(graph, inference, device, threads, None)
+    }
+
+    /// As [`Engine::new`], profiling the training session into `profile` (see
+    /// [`Engine::end_profiling`]).
+    pub fn with_profile(
+        graph: &TrainingGraph,
+        inference: &ModelProto,
+        device: &Device,
+        threads: usize,
+        profile: Option<&std::path::Path>,
+    ) -> Result<Self, RuntimeError> {
         let t0 = std::time::Instant::now();
         let train_bytes = lt_graph::onnx::encode(&graph.model);
         let node_count = graph.model.graph.as_ref().map_or(0, |g| g.node.len());
-        let train = device.session(&train_bytes, threads)?;
+        let train = device.session_with_profile(&train_bytes, threads, profile)?;
         let eval_model = state_as_inputs(inference, graph);
         let eval = device.session(&lt_graph::onnx::encode(&eval_model), threads)?;
         let session_seconds = t0.elapsed().as_secs_f64();
@@ -181,6 +193,11 @@ impl Engine {
         let outputs = self.eval.run(inputs)?;
         let (_, logits) = outputs["logits"].try_extract_tensor::<f32>()?;
         Ok(logits.to_vec())
+    }
+
+    /// Stops profiling the training session; returns the profile file's path.
+    pub fn end_profiling(&mut self) -> Result<String, RuntimeError> {
+        Ok(self.train.end_profiling()?)
     }
 
     /// A host copy of the current state, by name.

@@ -1,5 +1,6 @@
 //! `lt-train`: train and evaluate long-tailed image classifiers with onnxruntime.
 
+mod bench_cmd;
 mod doctor;
 mod graph_cmd;
 mod train_cmd;
@@ -37,6 +38,9 @@ enum Command {
     /// Write the training-step and evaluation graphs of a model as .onnx files to inspect
     /// (Netron, onnx.checker) without training.
     Graph(graph_cmd::GraphArgs),
+    /// Time training steps of a built-in network with device-resident state: images/s,
+    /// ms/step, node count, session-creation time; --profile adds the top operators.
+    Bench(bench_cmd::BenchArgs),
 }
 
 fn main() -> Result<()> {
@@ -44,6 +48,7 @@ fn main() -> Result<()> {
     match cli.command {
         Some(Command::Doctor { gpu }) => doctor::doctor(gpu),
         Some(Command::Graph(args)) => graph_cmd::run(&args),
+        Some(Command::Bench(args)) => bench_cmd::run(&args),
         None => train_cmd::run(&cli.train),
     }
 }

@@ -1,0 +1,76 @@
+//! `lt-train bench`: training-step throughput with device-resident state.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use lt_train::config::Ep;
+use lt_train::config::TrainConfig;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Built-in network (densenet-tiny, densenet-bc-40-k12, densenet-bc-100-k12, densenet121, densenet161).
+    #[arg(long, default_value = "densenet-bc-40-k12")]
+    arch: String,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 10)]
+    classes: usize,
+    /// Timed steps (after the warm-up steps).
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    #[arg(long, value_enum, default_value = "cpu")]
+    ep: Ep,
+    #[arg(long, default_value_t = 0)]
+    device: i32,
+    /// Allow TF32 on CUDA.
+    #[arg(long)]
+    tf32: bool,
+    /// onnxruntime intra-op threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Write onnxruntime's profile with this prefix and print the top operators by total time.
+    #[arg(long, value_name = "PREFIX")]
+    profile: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let cfg = TrainConfig { ep: args.ep, device: args.device, tf32: args.tf32, ..TrainConfig::default() };
+    let progress = super::train_cmd::BarProgress::new(true);
+    let device = lt_train::train::resolve_device(&cfg, &progress)?;
+    let threads = args.threads.unwrap_or_else(lt_train::session::default_threads);
+    let r = lt_train::bench::bench(
+        &args.arch,
+        args.classes,
+        args.batch_size,
+        args.steps,
+        args.warmup,
+        &device,
+        threads,
+        args.profile.as_deref(),
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    println!(
+        "{} batch {} on {} ({} threads): {:.1} images/s, {:.1} ms/step over {} steps",
+        r.arch, r.batch_size, r.device, threads, r.images_per_second, r.ms_per_step, r.steps
+    );
+    println!(
+        "training graph: {} nodes, built in {:.3}s; sessions created in {:.2}s",
+        r.graph_nodes, r.graph_build_seconds, r.session_seconds
+    );
+    if !r.top_ops.is_empty() {
+        println!("top operators by total time (all profiled steps):");
+        for (op, ms, share) in r.top_ops.iter().take(12) {
+            println!("  {op:<24} {ms:>10.1} ms  {:>5.1}%", share * 100.0);
+        }
+    }
+    Ok(())
+}
