@@ -1,1 +1,115 @@
 //! lt-report: SVG figures and the HTML report comparing lt runs.
+//!
+//! [`generate`] reads run directories (and optionally the dataset directory) in the formats of
+//! docs/FORMATS.md through arrow-rs, evaluates the final predictions with lt-eval, and writes
+//! into the report directory:
+//!
+//! - `class-distribution.svg`, `curves-accuracy.svg`, `curves-loss.svg`, `confusion.svg`,
+//!   `per-class-accuracy.svg`, `shot-groups.svg`, `precision-recall.svg`;
+//! - `index.html` (the summary table and every figure inlined), `summary.md`, `summary.json`.
+//!
+//! Every file is written to a temporary name and renamed when complete.
+
+mod compare;
+mod error;
+pub mod figures;
+mod html;
+pub mod input;
+mod style;
+pub mod synthetic;
+
+use std::path::{Path, PathBuf};
+
+pub use compare::{ReportData, Settings, differing_settings, run_labels};
+pub use error::ReportError;
+pub use html::{RunSummary, Summary};
+pub use style::{ClassAxisLabels, class_axis_labels, truncate};
+
+/// How classes are grouped into three shot groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ShotChoice {
+    /// many/medium/few with the default thresholds (>100, 20..=100, <20) when each group has
+    /// a class, else head/mid/tail thirds (CIFAR-10-LT has no class under 50 images).
+    #[default]
+    Auto,
+    Thresholds {
+        many_above: u64,
+        few_below: u64,
+    },
+    Thirds,
+}
+
+/// What to report on and where.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub runs: Vec<PathBuf>,
+    /// Dataset directory for the class-distribution figure; `None`: the first run's recorded
+    /// dataset directory if it exists, else the runs' training counts only.
+    pub data: Option<PathBuf>,
+    pub out: PathBuf,
+    pub shots: ShotChoice,
+    /// Class counts on a log axis.
+    pub log_counts: bool,
+    pub title: String,
+}
+
+impl Options {
+    pub fn new(runs: Vec<PathBuf>, out: impl Into<PathBuf>) -> Self {
+        Self {
+            runs,
+            data: None,
+            out: out.into(),
+            shots: ShotChoice::Auto,
+            log_counts: true,
+            title: "lt report".to_string(),
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through `path.partial`, renamed when complete.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".partial");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).map_err(|e| ReportError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| ReportError::io(path, e))
+}
+
+/// The dataset directory recorded in run.json (`dataset.dir`), if it holds a dataset.json.
+fn recorded_dataset(run_dir: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(run_dir.join("run.json")).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let dir = PathBuf::from(json.get("dataset")?.get("dir")?.as_str()?);
+    [dir.clone(), run_dir.join(&dir)].into_iter().find(|d| d.join("dataset.json").is_file())
+}
+
+/// Reads the runs and the dataset, draws every figure and writes the report; returns the
+/// summary also written to `summary.json`.
+pub fn generate(options: &Options) -> Result<Summary, ReportError> {
+    if options.runs.is_empty() {
+        return Err(ReportError::NoRuns);
+    }
+    // Runs are independent: read and evaluate them in parallel.
+    let runs: Vec<input::Run> = std::thread::scope(|s| {
+        let handles: Vec<_> = options.runs.iter().map(|dir| s.spawn(move || input::read_run(dir))).collect();
+        handles.into_iter().map(|h| h.join().expect("reading a run panicked")).collect::<Result<_, _>>()
+    })?;
+    let data_dir = options.data.clone().or_else(|| recorded_dataset(&options.runs[0]));
+    let dataset = data_dir.as_deref().map(input::read_dataset).transpose()?;
+    let data = ReportData::new(runs, dataset, options.shots, options.log_counts)?;
+    let figures = figures::all_figures(&data)?;
+    let summary = html::summary(&data, &options.title, &figures);
+
+    std::fs::create_dir_all(&options.out).map_err(|e| ReportError::io(&options.out, e))?;
+    for f in &figures {
+        write_atomic(&options.out.join(f.file), f.svg.as_bytes())?;
+    }
+    let json_path = options.out.join("summary.json");
+    let mut json = serde_json::to_string_pretty(&summary)
+        .map_err(|source| ReportError::Json { path: json_path.clone(), source })?;
+    json.push('\n');
+    write_atomic(&json_path, json.as_bytes())?;
+    write_atomic(&options.out.join("summary.md"), html::markdown(&summary).as_bytes())?;
+    write_atomic(&options.out.join("index.html"), html::index_html(&summary, &figures).as_bytes())?;
+    Ok(summary)
+}

@@ -1,0 +1,47 @@
+use std::path::PathBuf;
+
+/// Why a report could not be made. Each message names the file (and column, field or value)
+/// and says what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: {source}; check the path (a run directory holds run.json, metrics.parquet, predictions.parquet)")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not valid JSON for this report ({source}); the file must follow docs/FORMATS.md")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "{path}: cannot read Parquet ({message}); the file must be written completely (rerun lt-train or lt-data build)"
+    )]
+    Parquet { path: PathBuf, message: String },
+    #[error("{path}: column `{column}` is missing; docs/FORMATS.md lists it as {expected}")]
+    MissingColumn { path: PathBuf, column: &'static str, expected: &'static str },
+    #[error("{path}: column `{column}` has type {found}, expected {expected} (docs/FORMATS.md)")]
+    ColumnType { path: PathBuf, column: &'static str, found: String, expected: &'static str },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error(
+        "run {a} has {a_classes} classes but run {b} has {b_classes}: a report compares runs on the same dataset; pass runs of one dataset"
+    )]
+    ClassesDiffer { a: PathBuf, a_classes: usize, b: PathBuf, b_classes: usize },
+    #[error("no runs to report: pass --runs RUN [RUN ...] or a --runs-dir that holds run directories (with run.json)")]
+    NoRuns,
+    #[error("drawing {figure}: {message}")]
+    Plot { figure: &'static str, message: String },
+}
+
+impl ReportError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io { path: path.into(), source }
+    }
+
+    pub(crate) fn invalid(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Self::Invalid { path: path.into(), message: message.into() }
+    }
+}

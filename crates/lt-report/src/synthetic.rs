@@ -1,0 +1,285 @@
+//! Synthetic run and dataset directories in the formats of docs/FORMATS.md, written with
+//! arrow-rs. The tests and the benchmark make their fixtures with these; they are also handy
+//! to try the report without training.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Float32Builder, Float64Array, Float64Builder, ListBuilder, RecordBatch, StringArray, UInt16Array,
+    UInt32Array,
+};
+use arrow::datatypes::{DataType, Field, Schema};
+use parquet::arrow::ArrowWriter;
+
+use crate::ReportError;
+
+/// A small deterministic generator (SplitMix64), so fixtures need no RNG crate.
+#[derive(Debug, Clone)]
+pub struct SplitMix(u64);
+
+impl SplitMix {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.unit() * n as f64) as usize % n.max(1)
+    }
+}
+
+/// What a synthetic run looks like.
+#[derive(Debug, Clone)]
+pub struct SyntheticRun {
+    pub class_names: Vec<String>,
+    pub train_counts: Vec<u64>,
+    pub test_per_class: usize,
+    pub epochs: u32,
+    /// Final accuracy of the head class; tail classes get less, scaled by their count.
+    pub skill: f64,
+    /// How much the accuracy falls from head to tail (0 = flat).
+    pub tail_drop: f64,
+    pub config: serde_json::Value,
+    pub label: Option<String>,
+    pub seed: u64,
+}
+
+impl SyntheticRun {
+    /// A run over `class_names` with CIFAR-10-LT-like counts (imbalance factor 100).
+    pub fn long_tailed(class_names: Vec<String>, seed: u64) -> Self {
+        let c = class_names.len();
+        let train_counts =
+            (0..c).map(|i| (5000.0 * (0.01f64).powf(i as f64 / (c.max(2) - 1) as f64)).floor() as u64).collect();
+        Self {
+            class_names,
+            train_counts,
+            test_per_class: 100,
+            epochs: 10,
+            skill: 0.9,
+            tail_drop: 0.5,
+            config: serde_json::json!({}),
+            label: None,
+            seed,
+        }
+    }
+
+    /// Expected final accuracy of class `c`.
+    pub fn class_accuracy(&self, c: usize) -> f64 {
+        let max = self.train_counts.iter().copied().max().unwrap_or(1).max(1) as f64;
+        let share = (self.train_counts[c].max(1) as f64 / max).ln() / (max.ln().max(1.0));
+        (self.skill * (1.0 + self.tail_drop * share)).clamp(0.0, 1.0)
+    }
+}
+
+/// Class names `class-00`, `class-01`, ...
+pub fn class_names(c: usize) -> Vec<String> {
+    let width = c.saturating_sub(1).to_string().len().max(2);
+    (0..c).map(|i| format!("class-{i:0width$}")).collect()
+}
+
+fn write_parquet(path: &Path, schema: Schema, columns: Vec<ArrayRef>) -> Result<(), ReportError> {
+    let err = |e: &dyn std::fmt::Display| ReportError::Parquet { path: path.to_path_buf(), message: e.to_string() };
+    let batch = RecordBatch::try_new(Arc::new(schema), columns).map_err(|e| err(&e))?;
+    let tmp = path.with_extension("parquet.partial");
+    let file = std::fs::File::create(&tmp).map_err(|e| ReportError::io(&tmp, e))?;
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), None).map_err(|e| err(&e))?;
+    writer.write(&batch).map_err(|e| err(&e))?;
+    writer.close().map_err(|e| err(&e))?;
+    std::fs::rename(&tmp, path).map_err(|e| ReportError::io(path, e))
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), ReportError> {
+    let text =
+        serde_json::to_string_pretty(value).map_err(|source| ReportError::Json { path: path.to_path_buf(), source })?;
+    crate::write_atomic(path, text.as_bytes())
+}
+
+fn list_field(name: &str, item: DataType) -> Field {
+    Field::new(name, DataType::List(Arc::new(Field::new("item", item, true))), false)
+}
+
+/// Writes `run.json`, `metrics.parquet` and `predictions.parquet` of a synthetic run.
+pub fn write_run(dir: &Path, run: &SyntheticRun) -> Result<(), ReportError> {
+    std::fs::create_dir_all(dir).map_err(|e| ReportError::io(dir, e))?;
+    let c = run.class_names.len();
+    let mut rng = SplitMix::new(run.seed);
+    let final_acc: Vec<f64> = (0..c).map(|k| run.class_accuracy(k)).collect();
+
+    // Predictions: each test image is right with its class's accuracy, else a random class
+    // biased towards the head (as long-tailed models are).
+    let n = c * run.test_per_class;
+    let (mut index, mut label, mut prediction) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut scores = ListBuilder::with_capacity(Float32Builder::with_capacity(n * c), n);
+    let mut row = vec![0f32; c];
+    for i in 0..n {
+        let t = i % c;
+        let p = if rng.unit() < final_acc[t] {
+            t
+        } else {
+            let k = rng.below(c).min(rng.below(c));
+            if k == t { (t + 1) % c } else { k }
+        };
+        let conf = (0.35 + 0.6 * rng.unit()) as f32;
+        row.fill((1.0 - conf) / (c.max(2) - 1) as f32);
+        row[p] = conf;
+        scores.values().append_slice(&row);
+        scores.append(true);
+        index.push(i as u32);
+        label.push(t as u16);
+        prediction.push(p as u16);
+    }
+    write_parquet(
+        &dir.join("predictions.parquet"),
+        Schema::new(vec![
+            Field::new("index", DataType::UInt32, false),
+            Field::new("label", DataType::UInt16, false),
+            Field::new("prediction", DataType::UInt16, false),
+            list_field("scores", DataType::Float32),
+        ]),
+        vec![
+            Arc::new(UInt32Array::from(index)),
+            Arc::new(UInt16Array::from(label)),
+            Arc::new(UInt16Array::from(prediction)),
+            Arc::new(scores.finish()),
+        ],
+    )?;
+
+    // Metrics: accuracy rising towards the final value, loss falling; train above test.
+    let (mut epoch, mut split, mut loss, mut acc, mut bal) = (vec![], vec![], vec![], vec![], vec![]);
+    let mut per_class = ListBuilder::new(Float64Builder::new());
+    for e in 1..=run.epochs {
+        let progress = 1.0 - (-3.0 * f64::from(e) / f64::from(run.epochs.max(1))).exp();
+        for (s, boost) in [("train", 1.08), ("test", 1.0)] {
+            let pc: Vec<f64> = final_acc.iter().map(|a| (a * progress * boost).min(1.0)).collect();
+            let mean = pc.iter().sum::<f64>() / c as f64;
+            epoch.push(e);
+            split.push(s);
+            loss.push(2.3 * (1.0 - progress) + 0.3 / boost + 0.02 * rng.unit());
+            acc.push(mean);
+            bal.push(mean);
+            per_class.values().append_slice(&pc);
+            per_class.append(true);
+        }
+    }
+    write_parquet(
+        &dir.join("metrics.parquet"),
+        Schema::new(vec![
+            Field::new("epoch", DataType::UInt32, false),
+            Field::new("split", DataType::Utf8, false),
+            Field::new("loss", DataType::Float64, false),
+            Field::new("accuracy", DataType::Float64, false),
+            Field::new("balanced_accuracy", DataType::Float64, false),
+            list_field("per_class_accuracy", DataType::Float64),
+        ]),
+        vec![
+            Arc::new(UInt32Array::from(epoch)),
+            Arc::new(StringArray::from(split)),
+            Arc::new(Float64Array::from(loss)),
+            Arc::new(Float64Array::from(acc)),
+            Arc::new(Float64Array::from(bal)),
+            Arc::new(per_class.finish()),
+        ],
+    )?;
+
+    let mut json = serde_json::json!({
+        "config": run.config,
+        "dataset": {"dir": "synthetic", "content_hash": "0"},
+        "seed": run.seed,
+        "class_names": run.class_names,
+        "train_counts": run.train_counts,
+        "timings": {"total_s": 0.0, "per_epoch_s": []},
+    });
+    if let Some(l) = &run.label {
+        json["label"] = serde_json::Value::String(l.clone());
+    }
+    write_json(&dir.join("run.json"), &json)
+}
+
+/// Writes a dataset directory's `dataset.json`, `subset.parquet` and one manifest per
+/// `(strategy, epochs)`: `oversample` draws classes uniformly, anything else visits the
+/// subset as it is.
+pub fn write_dataset(
+    dir: &Path,
+    class_names: &[String],
+    source_counts: &[u64],
+    subset_counts: &[u64],
+    manifests: &[(&str, u32)],
+) -> Result<(), ReportError> {
+    std::fs::create_dir_all(dir).map_err(|e| ReportError::io(dir, e))?;
+    let c = class_names.len();
+    // Train-split indices: class k's images are k, k + c, k + 2c, ...
+    let mut subset: Vec<(u32, u16)> = Vec::new();
+    for (k, &n) in subset_counts.iter().enumerate() {
+        subset.extend((0..n).map(|j| ((j as usize * c + k) as u32, k as u16)));
+    }
+    subset.sort_unstable();
+    write_parquet(
+        &dir.join("subset.parquet"),
+        Schema::new(vec![Field::new("index", DataType::UInt32, false), Field::new("label", DataType::UInt16, false)]),
+        vec![
+            Arc::new(UInt32Array::from_iter_values(subset.iter().map(|s| s.0))),
+            Arc::new(UInt16Array::from_iter_values(subset.iter().map(|s| s.1))),
+        ],
+    )?;
+    let by_class: Vec<Vec<u32>> =
+        (0..c).map(|k| subset.iter().filter(|s| usize::from(s.1) == k).map(|s| s.0).collect()).collect();
+    let mut rng = SplitMix::new(7);
+    let mut entries = serde_json::Map::new();
+    for &(strategy, epochs) in manifests {
+        let (mut epoch, mut position, mut index) = (vec![], vec![], vec![]);
+        for e in 0..epochs {
+            for (pos, &(own, _)) in subset.iter().enumerate() {
+                let i = if strategy == "oversample" {
+                    let k = rng.below(c);
+                    by_class[k][rng.below(by_class[k].len())]
+                } else {
+                    own
+                };
+                epoch.push(e);
+                position.push(pos as u32);
+                index.push(i);
+            }
+        }
+        let file = format!("manifest-{strategy}.parquet");
+        write_parquet(
+            &dir.join(&file),
+            Schema::new(vec![
+                Field::new("epoch", DataType::UInt32, false),
+                Field::new("position", DataType::UInt32, false),
+                Field::new("index", DataType::UInt32, false),
+            ]),
+            vec![
+                Arc::new(UInt32Array::from(epoch)),
+                Arc::new(UInt32Array::from(position)),
+                Arc::new(UInt32Array::from(index)),
+            ],
+        )?;
+        entries.insert(strategy.to_string(), serde_json::json!({"file": file, "epochs": epochs}));
+    }
+    let json = serde_json::json!({
+        "source": "synthetic",
+        "profile": {"kind": "exp", "imbalance_factor": 100},
+        "seed": 0,
+        "class_names": class_names,
+        "image_shape": [3, 32, 32],
+        "source_counts": source_counts,
+        "subset_counts": subset_counts,
+        "test_counts": vec![100; c],
+        "manifests": entries,
+        "files": {},
+    });
+    write_json(&dir.join("dataset.json"), &json)
+}
