@@ -9,6 +9,7 @@ pub mod cuda_libs;
 pub mod dataset;
 pub mod device;
 pub mod engine;
+pub mod evaluate;
 pub mod loader;
 pub mod record;
 pub mod runtime;

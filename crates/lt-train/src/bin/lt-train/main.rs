@@ -2,6 +2,7 @@
 
 mod bench_cmd;
 mod doctor;
+mod eval_cmd;
 mod graph_cmd;
 mod train_cmd;
 
@@ -41,6 +42,8 @@ enum Command {
     /// Time training steps of a built-in network with device-resident state: images/s,
     /// ms/step, node count, session-creation time; --profile adds the top operators.
     Bench(bench_cmd::BenchArgs),
+    /// Evaluate any ONNX image classifier (e.g. a run's model.onnx) on a dataset's test split.
+    Eval(eval_cmd::EvalArgs),
 }
 
 fn main() -> Result<()> {
@@ -49,6 +52,7 @@ fn main() -> Result<()> {
         Some(Command::Doctor { gpu }) => doctor::doctor(gpu),
         Some(Command::Graph(args)) => graph_cmd::run(&args),
         Some(Command::Bench(args)) => bench_cmd::run(&args),
+        Some(Command::Eval(args)) => eval_cmd::run(&args),
         None => train_cmd::run(&cli.train),
     }
 }
