@@ -129,6 +129,7 @@ pub fn build_from(cfg: &BuildConfig, data: Dataset, progress: &dyn Progress) -> 
             return Err(e);
         }
     };
+    progress.stage("replace output directory", 0);
     if cfg.out.exists() {
         // check_out allowed it: empty, or --force.
         if let Err(e) = std::fs::remove_dir_all(&cfg.out) {
@@ -140,6 +141,7 @@ pub fn build_from(cfg: &BuildConfig, data: Dataset, progress: &dyn Progress) -> 
         let _ = std::fs::remove_dir_all(&staging);
         DataError::io(&cfg.out, e)
     })?;
+    progress.finish();
     Ok(meta)
 }
 

@@ -144,7 +144,12 @@ pub fn load(spec: &SourceSpec, opts: &SourceOptions, progress: &dyn Progress) ->
         SourceSpec::Cifar10(dir) => cifar::load_cifar10(dir, progress),
         SourceSpec::Cifar100(dir) => cifar::load_cifar100(dir, opts.coarse, progress),
         SourceSpec::Cifar10Py(dir) => pickle::load_cifar10_py(dir, progress),
-        SourceSpec::Synthetic(n) => Ok(synthetic::generate(*n, opts.test_per_class, opts.synthetic_seed)),
+        SourceSpec::Synthetic(n) => {
+            progress.stage("generate synthetic", 0);
+            let d = synthetic::generate(*n, opts.test_per_class, opts.synthetic_seed);
+            progress.finish();
+            Ok(d)
+        }
         #[cfg(feature = "folder")]
         SourceSpec::Folder(path) => folder::load(path, opts, progress),
         #[cfg(not(feature = "folder"))]

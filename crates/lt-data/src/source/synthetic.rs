@@ -57,6 +57,13 @@ impl Fast {
     }
 }
 
+/// floor() without a libm call (the x86-64 baseline has no SSE4.1 `roundss`).
+#[inline]
+fn floor_i32(x: f32) -> i32 {
+    let t = x as i32;
+    if (t as f32) > x { t - 1 } else { t }
+}
+
 fn colour(rng: &mut impl Rng) -> [f32; 3] {
     [rng.random_range(0.0..255.0), rng.random_range(0.0..255.0), rng.random_range(0.0..255.0)]
 }
@@ -97,8 +104,10 @@ fn draw(img: &mut [u8], class: u8, seed: u64, purpose: &str, i: usize) {
             let v = dx * sin + dy * cos;
             let rr = u * u + v * v;
             let box_ = u.abs().max(v.abs());
-            let stripes = ((u * tex_k).floor() as i32) & 1 == 0;
-            let checks = (((u * tex_k).floor() as i32) + ((v * tex_k).floor() as i32)) & 1 == 0;
+            let textured = class >= 6;
+            let (tu, tv) = if textured { (floor_i32(u * tex_k), floor_i32(v * tex_k)) } else { (0, 0) };
+            let stripes = tu & 1 == 0;
+            let checks = (tu + tv) & 1 == 0;
             // 0: background, 1: foreground, 2: second texture colour
             let which = match class {
                 0 => u8::from(rr < 1.0),

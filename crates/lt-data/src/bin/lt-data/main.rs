@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -20,6 +21,9 @@ struct Cli {
     /// Do not draw progress bars.
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// Print how long each stage took (to stderr).
+    #[arg(long, global = true)]
+    timings: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -173,11 +177,25 @@ struct FetchArgs {
 /// Progress bars on stderr (hidden when stderr is not a terminal, or with --quiet).
 struct Bars {
     quiet: bool,
+    timings: bool,
     bar: Mutex<Option<ProgressBar>>,
+    stage: Mutex<Option<(String, Instant)>>,
+}
+
+impl Bars {
+    fn end_stage(&self) {
+        if let Some((name, t)) = self.stage.lock().expect("stage lock").take()
+            && self.timings
+        {
+            eprintln!("{name}: {:.3} s", t.elapsed().as_secs_f64());
+        }
+    }
 }
 
 impl Progress for Bars {
     fn stage(&self, name: &str, total: u64) {
+        self.end_stage();
+        *self.stage.lock().expect("stage lock") = Some((name.to_string(), Instant::now()));
         if self.quiet {
             return;
         }
@@ -207,6 +225,7 @@ impl Progress for Bars {
     }
 
     fn finish(&self) {
+        self.end_stage();
         if let Some(b) = self.bar.lock().expect("bar lock").take() {
             b.finish_and_clear();
         }
@@ -328,8 +347,9 @@ fn run_fetch(a: FetchArgs, progress: &Bars) -> Result<()> {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let bars = Bars { quiet: cli.quiet, bar: Mutex::new(None) };
-    match cli.cmd {
+    let bars = Bars { quiet: cli.quiet, timings: cli.timings, bar: Mutex::new(None), stage: Mutex::new(None) };
+    let start = Instant::now();
+    let result = match cli.cmd {
         Cmd::Build(a) => run_build(a, &bars),
         Cmd::Weights(a) => run_weights(a),
         Cmd::Inspect { dir, width } => {
@@ -341,5 +361,9 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Fetch(a) => run_fetch(a, &bars),
+    };
+    if cli.timings {
+        eprintln!("total: {:.3} s", start.elapsed().as_secs_f64());
     }
+    result
 }
