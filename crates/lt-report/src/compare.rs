@@ -32,9 +32,21 @@ fn flatten(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, S
             out.insert(prefix.to_string(), s.clone());
         }
         serde_json::Value::Null if prefix.is_empty() => {}
+        serde_json::Value::Number(n) => {
+            out.insert(prefix.to_string(), number_text(n));
+        }
         other => {
             out.insert(prefix.to_string(), other.to_string());
         }
+    }
+}
+
+/// A number as written: an f32 option widened to f64 (0.05000000074505806) reads as the
+/// f32 it was (0.05).
+fn number_text(n: &serde_json::Number) -> String {
+    match n.as_f64() {
+        Some(v) if !n.is_i64() && !n.is_u64() && f64::from(v as f32) == v => format!("{}", v as f32),
+        _ => n.to_string(),
     }
 }
 

@@ -735,13 +735,14 @@ impl LabelBox {
     }
 }
 
-/// The first of eight positions around `at` where `text` overlaps neither a placed label
-/// nor a marker of radius `radius` (other than its own point's).
+/// The first of eight positions around `at`, inside `bounds`, where `text` overlaps neither
+/// a placed label nor a marker of radius `radius` (other than its own point's).
 pub fn place_label(
     text: &str,
     font_px: f64,
     at: (i32, i32),
     radius: i32,
+    bounds: LabelBox,
     placed: &[LabelBox],
     points: &[(i32, i32)],
 ) -> Option<LabelBox> {
@@ -760,7 +761,11 @@ pub fn place_label(
         (x - gap - w, y + gap),
     ];
     candidates.into_iter().map(|(x0, y0)| LabelBox { x0, y0, x1: x0 + w, y1: y0 + h }).find(|b| {
-        !placed.iter().any(|p| p.overlaps(b))
+        b.x0 >= bounds.x0
+            && b.x1 <= bounds.x1
+            && b.y0 >= bounds.y0
+            && b.y1 <= bounds.y1
+            && !placed.iter().any(|p| p.overlaps(b))
             && !points.iter().any(|&(px, py)| {
                 (px, py) != at
                     && b.overlaps(&LabelBox { x0: px - radius, y0: py - radius, x1: px + radius, y1: py + radius })
@@ -826,12 +831,14 @@ pub fn precision_recall(data: &ReportData) -> Result<Figure, ReportError> {
                 .flat_map(|r| (0..c).filter_map(move |k| point(r, k)))
                 .map(|p| chart.backend_coord(&p))
                 .collect();
+            let (x_px, y_px) = chart.plotting_area().get_pixel_range();
+            let bounds = LabelBox { x0: x_px.start, y0: y_px.start, x1: x_px.end, y1: y_px.end };
             let mut placed: Vec<LabelBox> = Vec::new();
             for k in 0..c {
                 let Some(p) = point(first, k) else { continue };
                 let (x, y) = chart.backend_coord(&p);
                 let name = truncate(&data.class_names[k], 16);
-                if let Some(b) = place_label(&name, 10.0, (x, y), radius, &placed, &points) {
+                if let Some(b) = place_label(&name, 10.0, (x, y), radius, bounds, &placed, &points) {
                     let style = text_at(10.0, HPos::Left, VPos::Center).color(&RGBColor(50, 50, 50));
                     root.draw(&Text::new(name, (b.x0, (b.y0 + b.y1) / 2), style))?;
                     placed.push(b);

@@ -91,7 +91,7 @@ fn table(s: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
     header.extend(s.differing_settings.iter().cloned());
     header.extend(["overall %", "balanced %"].map(String::from));
     header.extend(s.group_names.iter().map(|g| format!("{g} %")));
-    header.extend(["G-mean", "macro-F1", "ECE", "epochs"].map(String::from));
+    header.extend(["G-mean", "macro-F1", "ECE", "epochs run"].map(String::from));
     let rows = s
         .runs
         .iter()

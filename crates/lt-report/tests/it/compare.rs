@@ -21,7 +21,7 @@ fn two_runs_that_differ_only_in_the_loss_appear_in_every_figure() {
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(
         md.contains(
-            "| run | train.loss | overall % | balanced % | head % | mid % | tail % | G-mean | macro-F1 | ECE | epochs |"
+            "| run | train.loss | overall % | balanced % | head % | mid % | tail % | G-mean | macro-F1 | ECE | epochs run |"
         ),
         "{md}"
     );
@@ -45,4 +45,20 @@ fn explicit_labels_win_and_duplicates_are_told_apart() {
     let (_, summary) = report(&f);
     let labels: Vec<&str> = summary.runs.iter().map(|r| r.label.as_str()).collect();
     assert_eq!(labels, vec!["baseline (run-ce)", "baseline (run-cb)"]);
+}
+
+#[test]
+fn settings_read_as_written() {
+    // lt-train widens f32 options to f64 in run.json: 0.05f32 is 0.05000000074505806.
+    let f = two_runs(10);
+    for (dir, lr) in f.runs.iter().zip([f64::from(0.05f32), 0.1]) {
+        let path = dir.join("run.json");
+        let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        json["config"]["train"]["lr"] = lr.into();
+        std::fs::write(&path, serde_json::to_string(&json).unwrap()).unwrap();
+    }
+    let (_, summary) = report(&f);
+    let labels: Vec<&str> = summary.runs.iter().map(|r| r.label.as_str()).collect();
+    assert_eq!(labels, vec!["loss=ce, lr=0.05", "loss=cb, lr=0.1"]);
+    assert_eq!(summary.differing_settings, vec!["train.loss".to_string(), "train.lr".to_string()]);
 }

@@ -1,5 +1,5 @@
 use lt_report::class_axis_labels;
-use lt_report::figures::place_label;
+use lt_report::figures::{LabelBox, place_label};
 use lt_report::synthetic::class_names;
 
 use crate::fixtures::{SvgText, read_svg, report, two_runs};
@@ -75,12 +75,20 @@ fn class_names_never_overlap_for_10_and_100_classes() {
 
 #[test]
 fn label_placement_avoids_other_labels_and_points() {
-    let first = place_label("cat", 10.0, (100, 100), 5, &[], &[(100, 100)]).unwrap();
+    let bounds = LabelBox { x0: 0, y0: 0, x1: 400, y1: 400 };
+    let first = place_label("cat", 10.0, (100, 100), 5, bounds, &[], &[(100, 100)]).unwrap();
     assert!(first.x0 > 100, "right of the point first: {first:?}");
     // The right side is taken: the next label for a point at the same place goes elsewhere.
-    let second = place_label("dog", 10.0, (100, 100), 5, &[first], &[(100, 100)]).unwrap();
+    let second = place_label("dog", 10.0, (100, 100), 5, bounds, &[first], &[(100, 100)]).unwrap();
     assert_ne!(first, second);
     // Surrounded by points everywhere: no position, no overlap.
     let crowd: Vec<(i32, i32)> = (-6..=6).flat_map(|i| (-6..=6).map(move |j| (100 + i * 6, 100 + j * 6))).collect();
-    assert!(place_label("cat", 10.0, (100, 100), 5, &[], &crowd).is_none());
+    assert!(place_label("cat", 10.0, (100, 100), 5, bounds, &[], &crowd).is_none());
+    // In a corner only the inside positions are candidates: left of and below (0, 0) are out.
+    let corner = place_label("cat", 10.0, (2, 398), 2, bounds, &[], &[]);
+    assert!(corner.is_none_or(|b| b.x0 >= 0 && b.y1 <= 400), "{corner:?}");
+    assert!(
+        place_label("a long class name", 10.0, (5, 5), 2, LabelBox { x0: 0, y0: 0, x1: 30, y1: 30 }, &[], &[])
+            .is_none()
+    );
 }
