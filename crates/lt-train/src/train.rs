@@ -128,10 +128,10 @@ pub fn initial_model(cfg: &TrainConfig, num_classes: usize, image_size: usize) -
 /// The loss of the training graph for `cfg`.
 pub fn loss_of(cfg: &TrainConfig) -> Loss {
     match cfg.loss {
-        LossKind::Ce => Loss::CrossEntropy { label_smoothing: cfg.label_smoothing },
-        LossKind::Focal => Loss::Focal { gamma: cfg.focal_gamma },
-        LossKind::Ldam => Loss::Ldam { max_margin: cfg.ldam_max_margin, scale: cfg.ldam_scale },
-        LossKind::BalancedSoftmax => Loss::BalancedSoftmax { tau: cfg.tau },
+        LossKind::Ce => Loss::CrossEntropy { label_smoothing: cfg.label_smoothing as f32 },
+        LossKind::Focal => Loss::Focal { gamma: cfg.focal_gamma as f32 },
+        LossKind::Ldam => Loss::Ldam { max_margin: cfg.ldam_max_margin as f32, scale: cfg.ldam_scale as f32 },
+        LossKind::BalancedSoftmax => Loss::BalancedSoftmax { tau: cfg.tau as f32 },
     }
 }
 
@@ -229,9 +229,9 @@ pub fn run(
         batch_size: cfg.batch_size,
         loss: loss_of(cfg),
         sgd: Sgd {
-            momentum: cfg.momentum,
+            momentum: cfg.momentum as f32,
             nesterov: cfg.nesterov,
-            weight_decay: cfg.weight_decay,
+            weight_decay: cfg.weight_decay as f32,
             decay_bn_and_bias: !cfg.no_decay_bn_bias,
         },
         class_counts: train_counts.clone(),
@@ -300,7 +300,7 @@ pub fn run(
         let mut loss_sum = 0f64;
         let (mut seen_labels, mut seen_preds) = (Vec::new(), Vec::new());
         for (step, batch) in Prefetcher::start(maker.clone(), epoch, order, cfg.batch_size, 0).enumerate() {
-            let lr = learning_rate(cfg.lr, &cfg.schedule, cfg.warmup, epoch, step, steps.max(1), cfg.epochs);
+            let lr = learning_rate(cfg.lr as f32, &cfg.schedule, cfg.warmup, epoch, step, steps.max(1), cfg.epochs);
             let out_step = engine.step(&batch.images, &batch.labels, weights, lr)?;
             if !out_step.loss.is_finite() {
                 let checkpoint = if ckpt_dir.join(LAST_CHECKPOINT).is_file() {

@@ -58,6 +58,24 @@ fn a_run_writes_every_file_of_the_run_directory() {
     assert_eq!(run["normalization"]["mean"].as_array().unwrap().len(), 3);
     assert_eq!(run["final"]["per_class"].as_array().unwrap().len(), 4);
     assert_eq!(run["timings"]["per_epoch_s"].as_array().unwrap().len(), 2);
+    // The exported model.onnx, evaluated on its own, reproduces the run's final test accuracy.
+    let report = dir.path().join("eval.json");
+    let data = dir.path().join("data");
+    let o = lt_train(&[
+        "eval",
+        "--model",
+        p(&out.join("model.onnx")),
+        "--data",
+        p(&data),
+        "--run",
+        p(&out),
+        "--out",
+        p(&report),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let eval = read_json(&report);
+    assert_eq!(eval["report"]["accuracy"], run["final"]["overall"]);
+    assert_eq!(eval["report"]["per_class_accuracy"], run["final"]["per_class"]);
     // No partial files are left behind.
     let leftovers: Vec<_> = walk(&out).into_iter().filter(|p| p.to_string_lossy().contains("partial")).collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");

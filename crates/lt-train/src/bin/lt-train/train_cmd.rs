@@ -48,14 +48,14 @@ pub struct TrainArgs {
     pub eval_batch_size: Option<usize>,
     /// Base learning rate.
     #[arg(long)]
-    pub lr: Option<f32>,
+    pub lr: Option<f64>,
     #[arg(long)]
-    pub momentum: Option<f32>,
+    pub momentum: Option<f64>,
     /// Nesterov momentum (as torch.optim.SGD).
     #[arg(long)]
     pub nesterov: bool,
     #[arg(long)]
-    pub weight_decay: Option<f32>,
+    pub weight_decay: Option<f64>,
     /// No weight decay on BatchNorm parameters and biases.
     #[arg(long)]
     pub no_decay_bn_bias: bool,
@@ -69,18 +69,18 @@ pub struct TrainArgs {
     pub loss: Option<LossKind>,
     /// Focal loss γ.
     #[arg(long)]
-    pub focal_gamma: Option<f32>,
+    pub focal_gamma: Option<f64>,
     /// LDAM's largest margin.
     #[arg(long)]
-    pub ldam_max_margin: Option<f32>,
+    pub ldam_max_margin: Option<f64>,
     /// LDAM's logit scale s.
     #[arg(long)]
-    pub ldam_scale: Option<f32>,
+    pub ldam_scale: Option<f64>,
     /// Balanced-softmax / logit-adjustment τ.
     #[arg(long)]
-    pub tau: Option<f32>,
+    pub tau: Option<f64>,
     #[arg(long)]
-    pub label_smoothing: Option<f32>,
+    pub label_smoothing: Option<f64>,
     /// Class weights in the loss.
     #[arg(long, value_enum)]
     pub weights: Option<WeightsKind>,
