@@ -7,6 +7,9 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 use polars::prelude::*;
 use polars_arrow::array::{BinaryViewArray, View};
@@ -21,58 +24,80 @@ use crate::resample::Manifest;
 /// Rows per row group of `samples.parquet` (about 25 MB of 32x32 images).
 pub const SAMPLES_ROW_GROUP: usize = 8192;
 
-/// A writer that hands 4 MiB chunks to a thread which hashes (sha256) and writes them, so
-/// Parquet encoding and hashing + writing overlap.
+/// A writer that hands 4 MiB chunks to two threads, one hashing (sha256) and one writing
+/// the file, so Parquet encoding, hashing and I/O overlap.
 struct ThreadedSink {
     buf: Vec<u8>,
-    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
-    worker: Option<std::thread::JoinHandle<std::io::Result<String>>>,
+    hash_tx: Option<SyncSender<Arc<Vec<u8>>>>,
+    write_tx: Option<SyncSender<Arc<Vec<u8>>>>,
+    hasher: Option<JoinHandle<String>>,
+    writer: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 const SINK_CHUNK: usize = 4 << 20;
 
 impl ThreadedSink {
     fn new(mut file: File) -> Self {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
-        let worker = std::thread::spawn(move || {
-            let mut hasher = Sha256::new();
+        let (hash_tx, hash_rx) = sync_channel::<Arc<Vec<u8>>>(4);
+        let (write_tx, write_rx) = sync_channel::<Arc<Vec<u8>>>(4);
+        let hasher = std::thread::spawn(move || {
+            let mut h = Sha256::new();
+            for chunk in hash_rx {
+                h.update(&chunk[..]);
+            }
+            hex::encode(h.finalize())
+        });
+        let writer = std::thread::spawn(move || {
             let mut result = Ok(());
-            for chunk in rx {
-                hasher.update(&chunk);
+            for chunk in write_rx {
                 if result.is_ok() {
                     result = file.write_all(&chunk);
                 }
             }
-            result.map(|()| hex::encode(hasher.finalize()))
+            result
         });
-        Self { buf: Vec::with_capacity(SINK_CHUNK), tx: Some(tx), worker: Some(worker) }
+        Self {
+            buf: Vec::with_capacity(SINK_CHUNK),
+            hash_tx: Some(hash_tx),
+            write_tx: Some(write_tx),
+            hasher: Some(hasher),
+            writer: Some(writer),
+        }
     }
 
-    fn send(&mut self) -> std::io::Result<()> {
+    fn send(&mut self, chunk: Vec<u8>) -> std::io::Result<()> {
+        let chunk = Arc::new(chunk);
+        let stopped = || std::io::Error::other("the writer thread stopped");
+        self.hash_tx.as_ref().expect("sink open").send(chunk.clone()).map_err(|_| stopped())?;
+        self.write_tx.as_ref().expect("sink open").send(chunk).map_err(|_| stopped())
+    }
+
+    fn send_buf(&mut self) -> std::io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(SINK_CHUNK));
-        let tx = self.tx.as_ref().expect("sink open");
-        tx.send(chunk).map_err(|_| std::io::Error::other("the writer thread stopped"))
+        self.send(chunk)
     }
 
-    /// Flush, stop the thread and return the sha256 of everything written.
+    /// Flush, stop the threads and return the sha256 of everything written.
     fn finish(mut self) -> std::io::Result<String> {
-        self.send()?;
-        drop(self.tx.take());
-        self.worker.take().expect("worker").join().map_err(|_| std::io::Error::other("the writer thread panicked"))?
+        self.send_buf()?;
+        drop(self.hash_tx.take());
+        drop(self.write_tx.take());
+        let panicked = || std::io::Error::other("a writer thread panicked");
+        self.writer.take().expect("writer").join().map_err(|_| panicked())??;
+        self.hasher.take().expect("hasher").join().map_err(|_| panicked())
     }
 }
 
 impl Write for ThreadedSink {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         if self.buf.len() + data.len() > SINK_CHUNK {
-            self.send()?;
+            self.send_buf()?;
         }
         if data.len() >= SINK_CHUNK {
-            let tx = self.tx.as_ref().expect("sink open");
-            tx.send(data.to_vec()).map_err(|_| std::io::Error::other("the writer thread stopped"))?;
+            self.send(data.to_vec())?;
         } else {
             self.buf.extend_from_slice(data);
         }
@@ -86,9 +111,13 @@ impl Write for ThreadedSink {
 
 impl Drop for ThreadedSink {
     fn drop(&mut self) {
-        drop(self.tx.take());
-        if let Some(w) = self.worker.take() {
+        drop(self.hash_tx.take());
+        drop(self.write_tx.take());
+        if let Some(w) = self.writer.take() {
             let _ = w.join();
+        }
+        if let Some(h) = self.hasher.take() {
+            let _ = h.join();
         }
     }
 }
