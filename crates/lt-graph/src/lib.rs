@@ -3,6 +3,7 @@
 //! Invariant: this crate never links onnxruntime and touches no file except through the
 //! explicit [`onnx::save`] / [`onnx::load`]. Everything that runs a graph lives in lt-train.
 
+pub mod import;
 pub mod models;
 pub mod onnx;
 pub mod train;

@@ -2,6 +2,7 @@
 
 mod fixture;
 mod graph_grad;
+mod graph_import;
 mod graph_train;
 mod graph_util;
 mod runtime;

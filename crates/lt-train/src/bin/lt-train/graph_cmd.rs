@@ -20,7 +20,7 @@ pub struct GraphArgs {
     /// Constant, Dropout).
     #[arg(long, value_name = "FILE.onnx")]
     pub model: Option<PathBuf>,
-    /// Number of classes of the head (--arch); with --model it must match the model's output.
+    /// Number of classes of the head (--arch); --model takes it from the model's output.
     #[arg(long, default_value_t = 10)]
     pub classes: usize,
     /// Loss: ce (softmax cross-entropy), focal, ldam or balanced-softmax.
@@ -75,18 +75,23 @@ pub struct GraphArgs {
 /// Builds and writes the graphs, printing a short summary.
 pub fn run(args: &GraphArgs) -> Result<()> {
     let started = std::time::Instant::now();
-    let inference = match (&args.arch, &args.model) {
+    let (inference, classes) = match (&args.arch, &args.model) {
         (Some(arch), None) => {
             let cfg = preset(arch, args.classes)?;
-            densenet(&cfg, args.seed)?
+            (densenet(&cfg, args.seed)?, args.classes)
         }
-        (None, Some(path)) => lt_graph::onnx::load(path)?,
+        (None, Some(path)) => {
+            let model = lt_graph::import::import(&lt_graph::onnx::load(path)?)
+                .with_context(|| format!("importing {}", path.display()))?;
+            let classes = lt_graph::import::output_classes(&model)?;
+            (model, classes)
+        }
         _ => bail!("pass exactly one of --arch ({}) or --model FILE.onnx", PRESETS.join(", ")),
     };
     let class_counts = if args.class_counts.is_empty() {
-        vec![1; args.classes]
-    } else if args.class_counts.len() != args.classes {
-        bail!("--class-counts has {} values but --classes is {}", args.class_counts.len(), args.classes);
+        vec![1; classes]
+    } else if args.class_counts.len() != classes {
+        bail!("--class-counts has {} values but the model has {classes} classes", args.class_counts.len());
     } else {
         args.class_counts.clone()
     };
