@@ -10,11 +10,11 @@ use serde_json::json;
 
 use crate::error::DataError;
 use crate::meta::{DatasetMeta, FORMAT_VERSION, ManifestMeta};
-use crate::parquet::{SplitRows, write_manifest, write_samples, write_subset};
+use crate::parquet::{ImageSource, SplitRows, write_manifest, write_samples, write_subset};
 use crate::profile::{Profile, count_labels, read_indices_file, select_subset};
 use crate::progress::Progress;
 use crate::resample::{Strategy, manifest};
-use crate::source::{self, Dataset, SourceOptions, SourceSpec};
+use crate::source::{self, Dataset, SourceOptions, SourceSpec, cifar};
 
 /// The profile as given on the command line: the indices form is read once the source's
 /// train split size is known.
@@ -66,8 +66,78 @@ pub fn check_out(out: &Path, force: bool) -> Result<(), DataError> {
 /// Read the source and build the dataset directory.
 pub fn build(cfg: &BuildConfig, progress: &dyn Progress) -> Result<DatasetMeta, DataError> {
     check_out(&cfg.out, cfg.force)?;
-    let data = source::load(&cfg.source, &cfg.source_options, progress)?;
-    build_from(cfg, data, progress)
+    let loaded = match &cfg.source {
+        // CIFAR binary: map the files and hand the images to the writer where they lie.
+        SourceSpec::Cifar10(dir) => map_cifar(cifar::plan_cifar10(dir)?, progress)?,
+        SourceSpec::Cifar100(dir) => map_cifar(cifar::plan_cifar100(dir, cfg.source_options.coarse)?, progress)?,
+        _ => Loaded::from(source::load(&cfg.source, &cfg.source_options, progress)?),
+    };
+    build_loaded(cfg, loaded, progress)
+}
+
+/// A loaded source: labels in memory, images wherever they are.
+struct Loaded {
+    class_names: Vec<String>,
+    image_shape: [usize; 3],
+    train_labels: Vec<u16>,
+    test_labels: Vec<u16>,
+    train_images: ImageSource,
+    test_images: ImageSource,
+}
+
+impl From<Dataset> for Loaded {
+    fn from(d: Dataset) -> Self {
+        let len = d.image_len();
+        Loaded {
+            class_names: d.class_names,
+            image_shape: d.image_shape,
+            train_labels: d.train.labels,
+            test_labels: d.test.labels,
+            train_images: ImageSource::packed(d.train.images, len),
+            test_images: ImageSource::packed(d.test.images, len),
+        }
+    }
+}
+
+/// Map CIFAR record files into memory (read-only) and check their sizes and labels. The files
+/// must not be modified while the build runs.
+fn map_cifar(plan: cifar::Plan, progress: &dyn Progress) -> Result<Loaded, DataError> {
+    let layout = plan.layout;
+    let map_split = |files: &[PathBuf]| -> Result<(Vec<u16>, ImageSource), DataError> {
+        let sizes = cifar::check_sizes(files, layout)?;
+        let mut labels = Vec::new();
+        let mut buffers = Vec::new();
+        for (path, &size) in files.iter().zip(&sizes) {
+            let n = size as usize / layout.record_len();
+            if size == 0 {
+                buffers.push((polars_buffer::Buffer::from(Vec::new()), 0));
+                continue;
+            }
+            let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+            // SAFETY: the mapping is read-only and private to this process; like every reader
+            // of mapped files we rely on the file not being truncated while it is mapped.
+            let map = unsafe { memmap2::MmapOptions::new().len(size as usize).populate().map(&file) }
+                .map_err(|e| DataError::io(path, e))?;
+            cifar::record_labels(path, &map, layout, &mut labels)?;
+            progress.advance(size);
+            buffers.push((polars_buffer::Buffer::from_owner(map), n));
+        }
+        Ok((labels, ImageSource { buffers, prefix: layout.prefix, record: layout.record_len() }))
+    };
+    let total: u64 =
+        cifar::check_sizes(&plan.train, layout)?.iter().chain(&cifar::check_sizes(&plan.test, layout)?).sum();
+    progress.stage("map source", total);
+    let (train_labels, train_images) = map_split(&plan.train)?;
+    let (test_labels, test_images) = map_split(&plan.test)?;
+    progress.finish();
+    Ok(Loaded {
+        class_names: plan.class_names,
+        image_shape: [3, 32, 32],
+        train_labels,
+        test_labels,
+        train_images,
+        test_images,
+    })
 }
 
 fn source_json(cfg: &BuildConfig) -> serde_json::Value {
@@ -89,13 +159,18 @@ fn source_json(cfg: &BuildConfig) -> serde_json::Value {
 
 /// Build the dataset directory from an already loaded data set.
 pub fn build_from(cfg: &BuildConfig, data: Dataset, progress: &dyn Progress) -> Result<DatasetMeta, DataError> {
+    build_loaded(cfg, Loaded::from(data), progress)
+}
+
+fn build_loaded(cfg: &BuildConfig, data: Loaded, progress: &dyn Progress) -> Result<DatasetMeta, DataError> {
     check_out(&cfg.out, cfg.force)?;
-    let c = data.num_classes();
+    let c = data.class_names.len();
     let profile = match &cfg.profile {
         ProfileSpec::Ready(p) => p.clone(),
-        ProfileSpec::IndicesFile(path) => {
-            Profile::Indices { origin: path.display().to_string(), indices: read_indices_file(path, data.train.len())? }
-        }
+        ProfileSpec::IndicesFile(path) => Profile::Indices {
+            origin: path.display().to_string(),
+            indices: read_indices_file(path, data.train_labels.len())?,
+        },
     };
     let mut seen = std::collections::BTreeSet::new();
     for s in &cfg.strategies {
@@ -104,8 +179,8 @@ pub fn build_from(cfg: &BuildConfig, data: Dataset, progress: &dyn Progress) -> 
         }
     }
     progress.stage("subset and manifests", 0);
-    let indices = select_subset(&data.train.labels, &data.class_names, &profile, cfg.seed)?;
-    let labels: Vec<u16> = indices.iter().map(|&i| data.train.labels[i as usize]).collect();
+    let indices = select_subset(&data.train_labels, &data.class_names, &profile, cfg.seed)?;
+    let labels: Vec<u16> = indices.iter().map(|&i| data.train_labels[i as usize]).collect();
     let manifests = cfg
         .strategies
         .iter()
@@ -148,7 +223,7 @@ pub fn build_from(cfg: &BuildConfig, data: Dataset, progress: &dyn Progress) -> 
 #[allow(clippy::too_many_arguments)]
 fn write_all(
     cfg: &BuildConfig,
-    data: Dataset,
+    data: Loaded,
     profile: &Profile,
     indices: &[u32],
     labels: &[u16],
@@ -156,12 +231,12 @@ fn write_all(
     dir: &Path,
     progress: &dyn Progress,
 ) -> Result<DatasetMeta, DataError> {
-    let c = data.num_classes();
-    let image_len = data.image_len();
-    let Dataset { class_names, image_shape, train, test } = data;
+    let c = data.class_names.len();
+    let image_len: usize = data.image_shape.iter().product();
+    let Loaded { class_names, image_shape, train_labels, test_labels, train_images, test_images } = data;
     let rows = vec![
-        SplitRows { name: "train", labels: &train.labels, images: train.images },
-        SplitRows { name: "test", labels: &test.labels, images: test.images },
+        SplitRows { name: "train", labels: &train_labels, images: train_images },
+        SplitRows { name: "test", labels: &test_labels, images: test_images },
     ];
     // The big samples table on one thread, the small tables on another.
     let (samples, small) = rayon::join(
@@ -180,12 +255,12 @@ fn write_all(
     files.insert("samples.parquet".to_string(), samples?);
     files.extend(small?);
 
-    let source_counts = count_labels(&train.labels, c);
+    let source_counts = count_labels(&train_labels, c);
     let mut manifest_meta = BTreeMap::new();
     for (s, m) in manifests {
         let mut class_counts = vec![0u64; c];
         for &i in &m.index {
-            class_counts[train.labels[i as usize] as usize] += 1;
+            class_counts[train_labels[i as usize] as usize] += 1;
         }
         let mut epoch_len = vec![0u64; cfg.epochs as usize];
         for &e in &m.epoch {
@@ -214,7 +289,7 @@ fn write_all(
         image_shape,
         source_counts,
         subset_counts: count_labels(labels, c),
-        test_counts: count_labels(&test.labels, c),
+        test_counts: count_labels(&test_labels, c),
         manifests: manifest_meta,
         files,
     };

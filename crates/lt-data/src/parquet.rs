@@ -182,25 +182,59 @@ fn frame(path: &Path, columns: Vec<Column>) -> Result<DataFrame, DataError> {
     DataFrame::new_infer_height(columns).map_err(|e| write_err(path, e))
 }
 
+/// Where a split's image bytes live: buffers of fixed-size records, the image at `prefix`
+/// bytes into each record. Packed images are one buffer with `record` = image size, `prefix` 0;
+/// CIFAR files mapped into memory keep their label bytes in front of each image.
+#[derive(Debug, Clone)]
+pub struct ImageSource {
+    /// (buffer, number of records in it).
+    pub buffers: Vec<(Buffer<u8>, usize)>,
+    pub prefix: usize,
+    pub record: usize,
+}
+
+impl ImageSource {
+    /// Concatenated images (handed over without a copy).
+    pub fn packed(images: Vec<u8>, image_len: usize) -> Self {
+        let n = images.len().checked_div(image_len).unwrap_or(0);
+        Self { buffers: vec![(Buffer::from(images), n)], prefix: 0, record: image_len }
+    }
+
+    fn len(&self) -> usize {
+        self.buffers.iter().map(|b| b.1).sum()
+    }
+}
+
 /// One split to write into `samples.parquet`.
 #[derive(Debug)]
 pub struct SplitRows<'a> {
     /// `train` or `test`.
     pub name: &'static str,
     pub labels: &'a [u16],
-    /// The images, concatenated (`labels.len() * image_len` bytes); handed to polars without
-    /// a copy.
-    pub images: Vec<u8>,
+    pub images: ImageSource,
 }
 
-/// Image column of rows `start..end` of a split: views into the split's buffer (no copy).
-fn image_column(buf: &Buffer<u8>, start: usize, end: usize, len: usize) -> Result<Column, PolarsError> {
-    let slice = buf.clone().sliced(start * len..end * len);
-    let bytes = slice.as_slice();
-    let views: Vec<View> =
-        (0..end - start).map(|k| View::new_from_bytes(&bytes[k * len..(k + 1) * len], 0, (k * len) as u32)).collect();
-    let arr =
-        BinaryViewArray::try_new(ArrowDataType::BinaryView, Buffer::from(views), Buffer::from(vec![slice]), None)?;
+/// Image column of rows `start..end` of a split: views into the split's buffers (no copy).
+fn image_column(src: &ImageSource, start: usize, end: usize, len: usize) -> Result<Column, PolarsError> {
+    let mut views = Vec::with_capacity(end - start);
+    let mut buffers = Vec::new();
+    let mut first = 0usize; // global index of the current buffer's first record
+    for (buf, n) in &src.buffers {
+        let (lo, hi) = (start.max(first), end.min(first + n));
+        if lo < hi {
+            let (k0, k1) = (lo - first, hi - first);
+            let slice = buf.clone().sliced(k0 * src.record..k1 * src.record);
+            let bytes = slice.as_slice();
+            let idx = buffers.len() as u32;
+            for k in 0..k1 - k0 {
+                let off = k * src.record + src.prefix;
+                views.push(View::new_from_bytes(&bytes[off..off + len], idx, off as u32));
+            }
+            buffers.push(slice);
+        }
+        first += n;
+    }
+    let arr = BinaryViewArray::try_new(ArrowDataType::BinaryView, Buffer::from(views), Buffer::from(buffers), None)?;
     Ok(BinaryChunked::with_chunk("image".into(), arr).into_column())
 }
 
@@ -220,25 +254,24 @@ pub fn write_samples(
         Field::new("image".into(), DataType::Binary),
     ]);
     for s in &splits {
-        if s.images.len() != s.labels.len() * image_len {
+        let i = &s.images;
+        if i.len() != s.labels.len() || i.prefix + image_len > i.record {
             return Err(write_err(
                 path,
-                format!(
-                    "{} split: {} image bytes for {} labels of {image_len} bytes",
-                    s.name,
-                    s.images.len(),
-                    s.labels.len()
-                ),
+                format!("{} split: {} images of {} bytes for {} labels", s.name, i.len(), image_len, s.labels.len()),
             ));
         }
-        if s.images.len() > u32::MAX as usize {
-            return Err(write_err(path, format!("{} split: more than 4 GiB of images", s.name)));
+        if i.buffers.iter().any(|(b, n)| b.len() != n * i.record || b.len() > u32::MAX as usize) {
+            return Err(write_err(
+                path,
+                format!("{} split: a buffer is not a whole number of records under 4 GiB", s.name),
+            ));
         }
     }
     let total: u64 = splits.iter().map(|s| s.labels.len() as u64).sum();
     progress.stage("write samples.parquet", total);
-    let splits: Vec<(&'static str, &[u16], Buffer<u8>)> =
-        splits.into_iter().map(|s| (s.name, s.labels, Buffer::from(s.images))).collect();
+    let splits: Vec<(&'static str, &[u16], ImageSource)> =
+        splits.into_iter().map(|s| (s.name, s.labels, s.images)).collect();
     let mut batches = splits.iter().flat_map(|(name, labels, buf)| {
         (0..labels.len()).step_by(SAMPLES_ROW_GROUP).map(move |start| {
             let end = (start + SAMPLES_ROW_GROUP).min(labels.len());

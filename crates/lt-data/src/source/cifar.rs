@@ -31,24 +31,34 @@ pub struct RecordLayout {
 }
 
 impl RecordLayout {
-    fn record_len(&self) -> usize {
+    /// Bytes per record.
+    pub fn record_len(&self) -> usize {
         self.prefix + IMAGE_BYTES
     }
 }
 
-/// Read CIFAR-10 binary from `dir`.
-pub fn load_cifar10(dir: &Path, progress: &dyn Progress) -> Result<Dataset, DataError> {
-    let layout = RecordLayout { prefix: 1, label_byte: 0, classes: 10, field: "label" };
-    let train_files: Vec<PathBuf> = (1..=5).map(|i| dir.join(format!("data_batch_{i}.bin"))).collect();
-    let test_files = vec![dir.join("test_batch.bin")];
-    let class_names = read_names(&dir.join("batches.meta.txt"), 10)?
-        .unwrap_or_else(|| CIFAR10_NAMES.iter().map(|s| s.to_string()).collect());
-    let (train, test) = read_splits(&train_files, &test_files, layout, progress)?;
-    Ok(Dataset { class_names, image_shape: [3, 32, 32], train, test })
+/// The files, record layout and class names of a CIFAR binary directory.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub train: Vec<PathBuf>,
+    pub test: Vec<PathBuf>,
+    pub layout: RecordLayout,
+    pub class_names: Vec<String>,
 }
 
-/// Read CIFAR-100 binary from `dir` (fine labels, or the 20 coarse ones).
-pub fn load_cifar100(dir: &Path, coarse: bool, progress: &dyn Progress) -> Result<Dataset, DataError> {
+/// The plan of a CIFAR-10 binary directory.
+pub fn plan_cifar10(dir: &Path) -> Result<Plan, DataError> {
+    Ok(Plan {
+        train: (1..=5).map(|i| dir.join(format!("data_batch_{i}.bin"))).collect(),
+        test: vec![dir.join("test_batch.bin")],
+        layout: RecordLayout { prefix: 1, label_byte: 0, classes: 10, field: "label" },
+        class_names: read_names(&dir.join("batches.meta.txt"), 10)?
+            .unwrap_or_else(|| CIFAR10_NAMES.iter().map(|s| s.to_string()).collect()),
+    })
+}
+
+/// The plan of a CIFAR-100 binary directory (fine labels, or the 20 coarse ones).
+pub fn plan_cifar100(dir: &Path, coarse: bool) -> Result<Plan, DataError> {
     let layout = if coarse {
         RecordLayout { prefix: 2, label_byte: 0, classes: 20, field: "coarse label" }
     } else {
@@ -57,8 +67,66 @@ pub fn load_cifar100(dir: &Path, coarse: bool, progress: &dyn Progress) -> Resul
     let names_file = dir.join(if coarse { "coarse_label_names.txt" } else { "fine_label_names.txt" });
     let class_names = read_names(&names_file, layout.classes)?
         .unwrap_or_else(|| (0..layout.classes).map(|i| format!("class_{i:03}")).collect());
-    let (train, test) = read_splits(&[dir.join("train.bin")], &[dir.join("test.bin")], layout, progress)?;
-    Ok(Dataset { class_names, image_shape: [3, 32, 32], train, test })
+    Ok(Plan { train: vec![dir.join("train.bin")], test: vec![dir.join("test.bin")], layout, class_names })
+}
+
+/// Read CIFAR-10 binary from `dir`.
+pub fn load_cifar10(dir: &Path, progress: &dyn Progress) -> Result<Dataset, DataError> {
+    load_plan(plan_cifar10(dir)?, progress)
+}
+
+/// Read CIFAR-100 binary from `dir` (fine labels, or the 20 coarse ones).
+pub fn load_cifar100(dir: &Path, coarse: bool, progress: &dyn Progress) -> Result<Dataset, DataError> {
+    load_plan(plan_cifar100(dir, coarse)?, progress)
+}
+
+fn load_plan(plan: Plan, progress: &dyn Progress) -> Result<Dataset, DataError> {
+    let (train, test) = read_splits(&plan.train, &plan.test, plan.layout, progress)?;
+    Ok(Dataset { class_names: plan.class_names, image_shape: [3, 32, 32], train, test })
+}
+
+/// Sizes of record files, checked to be whole numbers of records.
+pub fn check_sizes(files: &[PathBuf], layout: RecordLayout) -> Result<Vec<u64>, DataError> {
+    files
+        .iter()
+        .map(|p| {
+            let meta = std::fs::metadata(p).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    DataError::Missing {
+                        path: p.clone(),
+                        hint:
+                            "download the data set with `lt-data fetch` or point --source at the directory holding it"
+                                .into(),
+                    }
+                } else {
+                    DataError::io(p, e)
+                }
+            })?;
+            let size = meta.len();
+            if size % layout.record_len() as u64 != 0 {
+                return Err(DataError::RecordSize { path: p.clone(), size, record_size: layout.record_len() });
+            }
+            Ok(size)
+        })
+        .collect()
+}
+
+/// Labels of records held in memory (`bytes` = whole records of `path`), checked.
+pub fn record_labels(path: &Path, bytes: &[u8], layout: RecordLayout, out: &mut Vec<u16>) -> Result<(), DataError> {
+    for (r, rec) in bytes.chunks_exact(layout.record_len()).enumerate() {
+        let value = rec[layout.label_byte];
+        if value as usize >= layout.classes {
+            return Err(DataError::LabelRange {
+                path: path.into(),
+                record: r,
+                field: layout.field,
+                value: u64::from(value),
+                classes: layout.classes,
+            });
+        }
+        out.push(u16::from(value));
+    }
+    Ok(())
 }
 
 /// Class names, one per non-empty line; `Ok(None)` when the file does not exist.
@@ -84,31 +152,8 @@ fn read_splits(
     layout: RecordLayout,
     progress: &dyn Progress,
 ) -> Result<(Split, Split), DataError> {
-    let sizes = |files: &[PathBuf]| -> Result<Vec<u64>, DataError> {
-        files
-            .iter()
-            .map(|p| {
-                let meta = std::fs::metadata(p).map_err(|e| {
-                    if e.kind() == std::io::ErrorKind::NotFound {
-                        DataError::Missing {
-                            path: p.clone(),
-                            hint: "download the data set with `lt-data fetch` or point --source at the directory holding it"
-                                .into(),
-                        }
-                    } else {
-                        DataError::io(p, e)
-                    }
-                })?;
-                let size = meta.len();
-                if size % layout.record_len() as u64 != 0 {
-                    return Err(DataError::RecordSize { path: p.clone(), size, record_size: layout.record_len() });
-                }
-                Ok(size)
-            })
-            .collect()
-    };
-    let train_sizes = sizes(train)?;
-    let test_sizes = sizes(test)?;
+    let train_sizes = check_sizes(train, layout)?;
+    let test_sizes = check_sizes(test, layout)?;
     let total: u64 = train_sizes.iter().chain(&test_sizes).sum();
     progress.stage("read source", total);
     let (a, b) = rayon::join(
@@ -152,22 +197,10 @@ pub fn read_records(
     })?;
     let n = total / rec;
     let mut labels = Vec::with_capacity(n);
-    let mut record = 0usize;
+    let mut offset = 0usize;
     for (path, &size) in files.iter().zip(sizes) {
-        for r in 0..size as usize / rec {
-            let value = buf[(record + r) * rec + layout.label_byte];
-            if value as usize >= layout.classes {
-                return Err(DataError::LabelRange {
-                    path: path.clone(),
-                    record: r,
-                    field: layout.field,
-                    value: u64::from(value),
-                    classes: layout.classes,
-                });
-            }
-            labels.push(u16::from(value));
-        }
-        record += size as usize / rec;
+        record_labels(path, &buf[offset..offset + size as usize], layout, &mut labels)?;
+        offset += size as usize;
     }
     for r in 0..n {
         let src = r * rec + layout.prefix;

@@ -198,3 +198,43 @@ print("polars", df.height, dict(df.schema)["label"], hashlib.sha256(b"".join(df[
     assert_eq!(lines[5], "duckdb-epochs 0:550 1:550 2:550", "{outp}");
     assert_eq!(lines[6], format!("polars 1100 UInt16 {want}"), "{outp}");
 }
+
+#[test]
+fn cifar100_build_maps_records_and_round_trips_images() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("c100");
+    std::fs::create_dir_all(&src).unwrap();
+    let recs = crate::helpers::records(300, 5, 100);
+    let mut bytes = Vec::new();
+    for (l, img) in &recs {
+        bytes.extend_from_slice(&[l / 5, *l]);
+        bytes.extend_from_slice(img);
+    }
+    std::fs::write(src.join("train.bin"), &bytes).unwrap();
+    std::fs::write(src.join("test.bin"), &bytes[..3074 * 7]).unwrap();
+    let out = tmp.path().join("ds");
+    let cfg = BuildConfig {
+        source_text: format!("cifar100:{}", src.display()),
+        source: SourceSpec::Cifar100(src.clone()),
+        source_options: SourceOptions { coarse: true, ..SourceOptions::default() },
+        profile: ProfileSpec::Ready(Profile::Balanced),
+        seed: 0,
+        strategies: vec![Strategy::Instance],
+        epochs: 1,
+        out: out.clone(),
+        force: false,
+    };
+    let meta = build(&cfg, &NoProgress).unwrap();
+    assert_eq!(meta.class_names.len(), 20);
+    assert_eq!(meta.source_counts.iter().sum::<u64>(), 300);
+    let p = out.join("samples.parquet");
+    let df = read_frame(&p, None).unwrap();
+    let lab = u16_column(&df, &p, "label").unwrap();
+    let img: Vec<Vec<u8>> = df.column("image").unwrap().binary().unwrap().iter().map(|b| b.unwrap().to_vec()).collect();
+    assert_eq!(img.len(), 307);
+    for (row, (l, i)) in lab.iter().zip(&img).enumerate() {
+        let (want_l, want_i) = &recs[if row < 300 { row } else { row - 300 }];
+        assert_eq!(u16::from(want_l / 5), *l, "row {row}");
+        assert_eq!(want_i, i, "row {row}");
+    }
+}
