@@ -1,0 +1,7 @@
+//! lt-pipeline's integration tests: pipeline files (parsing, resolution, key errors) and
+//! running pipelines end to end through the lt-data, lt-train and lt-report binaries.
+
+mod config;
+mod fixture;
+mod notebook;
+mod run;
