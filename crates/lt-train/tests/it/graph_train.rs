@@ -340,3 +340,26 @@ fn training_graphs_follow_the_cuda_placement_rules_and_pass_onnx_checker() {
         }
     }
 }
+
+#[test]
+fn dropout_trains_in_the_training_graph_and_is_identity_in_the_eval_graph() {
+    let mut cfg = preset("densenet-tiny", 4).unwrap();
+    cfg.dropout = 0.2;
+    let inference = densenet(&cfg, 2).unwrap();
+    let tg = training_graph(&inference, &tiny_spec(4, ConvGrad::Cpu)).unwrap();
+    let drops = tg.model.graph.as_ref().unwrap().node.iter().filter(|n| n.op_type == "Dropout").count();
+    assert_eq!(drops, 6, "one training-mode Dropout per dense layer");
+    let mut t = Trainer::new(&inference, &tiny_spec(4, ConvGrad::Cpu), 3);
+    let st = t.state.clone();
+    // Random masks: two runs on the same inputs give different losses; both finite.
+    let (a, b) = (t.run_with(&st, 0.1)["loss"][0], t.run_with(&st, 0.1)["loss"][0]);
+    assert!(a.is_finite() && b.is_finite() && a != b, "{a} {b}");
+    // The eval graph is deterministic.
+    let bytes = lt_graph::onnx::encode(&inference);
+    let mut s = lt_train::session::cpu_session(&bytes, 2).unwrap();
+    let run = |s: &mut ort::session::Session| {
+        let x = ort::value::Tensor::from_array(([4usize, 3, 32, 32], t.images.clone())).unwrap();
+        s.run(ort::inputs!["images" => x]).unwrap()["logits"].try_extract_tensor::<f32>().unwrap().1.to_vec()
+    };
+    assert_eq!(run(&mut s), run(&mut s));
+}
