@@ -379,8 +379,9 @@ fn train_step(cx: &mut Ctx, i: usize, data_hash: &str) -> Result<(String, Option
     Ok((out, Some(outcome)))
 }
 
-/// run.json exists, was written after the stamp that started this attempt, and records
-/// exactly these settings.
+/// run.json exists, was written after the stamp that started this attempt (a fresh start
+/// wipes the run directory; a resume keeps settings), and records this run's directory and
+/// epoch count. (Floats are not compared: lt-train may print them through another width.)
 fn finished_by_this_attempt(run_json: &Path, stamp_path: &Path, config: &serde_json::Value) -> bool {
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let (Some(run_t), Some(stamp_t)) = (modified(run_json), modified(stamp_path)) else { return false };
@@ -389,7 +390,8 @@ fn finished_by_this_attempt(run_json: &Path, stamp_path: &Path, config: &serde_j
     }
     let Ok(text) = std::fs::read_to_string(run_json) else { return false };
     let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { return false };
-    v.get("config") == Some(config)
+    let recorded = &v["config"];
+    ["out", "epochs", "arch", "loss", "weights", "resample"].iter().all(|k| recorded.get(k) == config.get(k))
 }
 
 fn read_final(run_json: &Path) -> String {

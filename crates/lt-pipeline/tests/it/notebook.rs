@@ -27,6 +27,8 @@ fn notebook_executes_on_the_demo_pipeline_outputs() {
             "--set",
             "data.source=synthetic:40",
             "--set",
+            "data.imbalance=10",
+            "--set",
             "data.test_per_class=10",
             "--set",
             "train.epochs=2",
