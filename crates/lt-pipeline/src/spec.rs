@@ -345,7 +345,7 @@ fn resolve(file: &Path, doc: Table, cwd: &Path) -> Result<Pipeline, PipelineErro
         return Err(invalid("data.profile", format!("`{}`: use one of {}", data.profile, PROFILES.join(", "))));
     }
     match data.profile.as_str() {
-        "exp" | "step" if data.imbalance.is_none_or(|f| !(f >= 1.0)) => {
+        "exp" | "step" if data.imbalance.is_none_or(|f| f.is_nan() || f < 1.0) => {
             return Err(invalid("data.imbalance", "profile exp/step needs imbalance = IF >= 1 (e.g. 100)".into()));
         }
         "counts" if data.counts.as_ref().is_none_or(Vec::is_empty) => {
