@@ -349,7 +349,8 @@ fn train_step(cx: &mut Ctx, i: usize, data_hash: &str) -> Result<(String, Option
         message: format!("cannot write the training config as TOML: {err}"),
     })?;
     stamp::write_atomic(&config_file, text.as_bytes())?;
-    let mut args = vec!["--config".to_string(), config_file.display().to_string()];
+    // The experiment's name labels the run in lt-report's legends and tables.
+    let mut args = vec!["--config".to_string(), config_file.display().to_string(), "--label".into(), e.name.clone()];
     let outcome = if non_empty && same_attempt {
         args.push("--resume".into());
         cx.say(n, &step, &format!("resuming the interrupted run in {}", dir.display()));
