@@ -54,6 +54,8 @@ pub enum WeightsNormalize {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
+    /// A short name for the run in reports (lt-report's legends and tables).
+    pub label: Option<String>,
     pub data: PathBuf,
     pub arch: Option<String>,
     pub model: Option<PathBuf>,
@@ -92,6 +94,7 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
+            label: None,
             data: PathBuf::new(),
             arch: None,
             model: None,

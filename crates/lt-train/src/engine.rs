@@ -52,6 +52,8 @@ pub struct Engine {
     logits_out: Tensor<f32>,
     /// Graph inputs of the evaluation session that come from the state (parameters, running stats).
     eval_state: Vec<usize>,
+    /// The evaluation graph's image input and logits output (an imported model keeps its own names).
+    eval_io: (String, String),
     pub node_count: usize,
     pub session_seconds: f64,
 }
@@ -106,6 +108,16 @@ impl Engine {
             eval_model.graph.as_ref().map_or(vec![], |g| g.input.iter().map(|i| i.name.clone()).collect());
         let eval_state =
             slots.iter().enumerate().filter(|(_, s)| eval_inputs.contains(&s.name)).map(|(i, _)| i).collect();
+        let eval_io = eval_model
+            .graph
+            .as_ref()
+            .and_then(|g| {
+                let image = g.input.iter().find(|i| !slots.iter().any(|s| s.name == i.name))?;
+                Some((image.name.clone(), g.output.first()?.name.clone()))
+            })
+            .ok_or_else(|| RuntimeError::State {
+                message: "the inference model has no image input or no output".into(),
+            })?;
         let mut engine = Engine {
             train,
             eval,
@@ -120,6 +132,7 @@ impl Engine {
             loss_out,
             logits_out,
             eval_state,
+            eval_io,
             node_count,
             session_seconds,
         };
@@ -186,12 +199,13 @@ impl Engine {
         let [c, h, w] = self.image_shape;
         let input = Tensor::from_array(([n, c, h, w], images.to_vec()))?;
         let state = &self.buffers[self.current];
-        let mut inputs: Vec<(String, ort::session::SessionInputValue<'_>)> = vec![("images".to_string(), input.into())];
+        let mut inputs: Vec<(String, ort::session::SessionInputValue<'_>)> =
+            vec![(self.eval_io.0.clone(), input.into())];
         for &i in &self.eval_state {
             inputs.push((self.slots[i].name.clone(), (&state[i]).into()));
         }
         let outputs = self.eval.run(inputs)?;
-        let (_, logits) = outputs["logits"].try_extract_tensor::<f32>()?;
+        let (_, logits) = outputs[self.eval_io.1.as_str()].try_extract_tensor::<f32>()?;
         Ok(logits.to_vec())
     }
 

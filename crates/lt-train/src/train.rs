@@ -121,7 +121,15 @@ pub fn initial_model(cfg: &TrainConfig, num_classes: usize, image_size: usize) -
         Ok(lt_graph::models::densenet(&net, cfg.seed)?)
     } else {
         let path = cfg.model.as_ref().expect("validated: arch or model");
-        Ok(lt_graph::onnx::load(path)?)
+        let model = lt_graph::import::import(&lt_graph::onnx::load(path)?)?;
+        let classes = lt_graph::import::output_classes(&model)?;
+        if classes != num_classes {
+            return Err(TrainError::Setup(format!(
+                "{}: the model has {classes} outputs but the dataset has {num_classes} classes",
+                path.display()
+            )));
+        }
+        Ok(model)
     }
 }
 
@@ -409,6 +417,7 @@ pub fn run(
     });
     let runtime = crate::runtime::Runtime::get(!device.is_cpu())?;
     let run_json = json!({
+        "label": cfg.label,
         "config": cfg,
         "dataset": { "dir": cfg.data, "content_hash": data.content_hash },
         "seed": cfg.seed,

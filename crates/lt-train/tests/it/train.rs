@@ -190,3 +190,52 @@ fn resume_after_a_kill_ends_with_the_same_weights() {
         std::fs::read(killed.join("metrics.parquet")).unwrap()
     );
 }
+
+#[test]
+fn an_imported_onnx_model_trains_and_keeps_its_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _) = small_run(dir.path());
+    let graphs = dir.path().join("graphs");
+    let o =
+        lt_train(&["graph", "--arch", "densenet-tiny", "--classes", "4", "--batch-size", "16", "--out", p(&graphs)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = dir.path().join("run");
+    let eval_onnx = graphs.join("eval.onnx");
+    let args = ["--data", p(&data), "--model", p(&eval_onnx), "--batch-size", "16", "--epochs", "1"];
+    let o = lt_train(&[&args[..], &["--out", p(&out), "--quiet"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let original = lt_graph::onnx::load(&graphs.join("eval.onnx")).unwrap();
+    let trained = lt_graph::onnx::load(&out.join("model.onnx")).unwrap();
+    let names = |m: &lt_graph::onnx::proto::ModelProto| {
+        let mut n: Vec<String> = m.graph.as_ref().unwrap().initializer.iter().map(|t| t.name.clone()).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&original), names(&trained));
+    assert_ne!(original, trained, "training changed no weight");
+    // A model whose head does not match the dataset's classes is refused before training.
+    let o = lt_train(&[
+        "graph",
+        "--arch",
+        "densenet-tiny",
+        "--classes",
+        "3",
+        "--batch-size",
+        "16",
+        "--out",
+        p(&dir.path().join("g3")),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = lt_train(&[
+        "--data",
+        p(&data),
+        "--model",
+        p(&dir.path().join("g3/eval.onnx")),
+        "--batch-size",
+        "16",
+        "--out",
+        p(&dir.path().join("r3")),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("3 outputs but the dataset has 4 classes"), "{}", stderr(&o));
+}

@@ -17,6 +17,9 @@ pub struct TrainArgs {
     /// --resume, --force and --quiet may still be given.
     #[arg(long, value_name = "FILE.toml")]
     pub config: Option<PathBuf>,
+    /// A short name for the run, shown by lt-report (default: the settings that differ between runs).
+    #[arg(long)]
+    pub label: Option<String>,
     /// Dataset directory written by `lt-data build`.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
@@ -145,6 +148,9 @@ impl TrainArgs {
         if self.arch.is_some() || self.model.is_some() {
             c.arch = self.arch.clone();
             c.model = self.model.clone();
+        }
+        if self.label.is_some() {
+            c.label = self.label.clone();
         }
         if self.drw.is_some() {
             c.drw = self.drw;
