@@ -10,7 +10,7 @@ cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
 export LT_TEST_PYTHON="$PWD/.venv-test/bin/python"
 log="${CARGO_TARGET_DIR:-target}/test-output.txt"
 mkdir -p "$(dirname "$log")"
-cargo test --workspace --locked 2>&1 | tee "$log"
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
 # One closing line for the whole workspace (cargo prints one `test result` per binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
      END { printf "\n%d passed, %d failed, %d skipped\n", p, f, s }' "$log"

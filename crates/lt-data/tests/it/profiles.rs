@@ -98,9 +98,9 @@ fn balanced_takes_everything() {
 
 #[test]
 fn seed_index_file_gives_seed_counts_on_cifar_like_labels() {
-    // The shipped list indexes the real CIFAR-10 train split; here we check it parses, is in
-    // range and unique, and has 23,654 entries.
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/seed-dataidx.txt");
+    // The seed project's list (a copy ships in pipelines/) indexes the real CIFAR-10 train
+    // split; here we check it parses, is in range and unique, and has 23,654 entries.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/seed-dataidx.txt");
     let idx = read_indices_file(&path, 50_000).unwrap();
     assert_eq!(idx.len(), 23_654);
     check_indices(&idx, 50_000).unwrap();
