@@ -5,5 +5,6 @@ mod graph_grad;
 mod graph_import;
 mod graph_train;
 mod graph_util;
+mod learning;
 mod runtime;
 mod train;
