@@ -37,23 +37,9 @@ pub struct DatasetInfo {
     pub manifests: BTreeMap<String, serde_json::Value>,
 }
 
-/// One split's images and labels, addressed by the split's `index` column.
-#[derive(Debug, Default, Clone)]
-pub struct Split {
-    pub labels: Vec<u16>,
-    /// `labels.len() * image_len` bytes, image `i` at `i * image_len`.
-    pub images: Vec<u8>,
-}
-
-impl Split {
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-}
+/// One split's images and labels, addressed by the split's `index` column: lt-data's own
+/// type (from its pure, polars-free part), so both crates hold a split the same way.
+pub use lt_data::source::Split;
 
 /// A loaded dataset directory.
 #[derive(Debug, Clone)]
