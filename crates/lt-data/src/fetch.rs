@@ -6,7 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 
-use md5::{Digest, Md5};
+use md5::Md5;
 
 use crate::error::DataError;
 use crate::progress::Progress;
@@ -55,17 +55,7 @@ pub fn known(name: &str) -> Result<Known, DataError> {
 
 /// MD5 (hex) of a file.
 pub fn md5_file(path: &Path) -> Result<String, DataError> {
-    let mut f = File::open(path).map_err(|e| DataError::io(path, e))?;
-    let mut h = Md5::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| DataError::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
+    crate::hash::hex_digest_of_file::<Md5>(path)
 }
 
 /// Download `url` to `dest`, resuming from `dest.part` when present, and verify the MD5.

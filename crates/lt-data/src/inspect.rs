@@ -1,10 +1,9 @@
 //! `lt-data inspect`: per-class counts of a dataset directory, read back from its Parquet files.
 
 use std::fmt::Write as _;
-use std::io::Read;
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::error::DataError;
 use crate::meta::DatasetMeta;
@@ -24,17 +23,7 @@ pub struct Inspection {
 
 /// sha256 (hex) of a file.
 pub fn sha256_file(path: &Path) -> Result<String, DataError> {
-    let mut f = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| DataError::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
+    crate::hash::hex_digest_of_file::<Sha256>(path)
 }
 
 /// Read a dataset directory back.

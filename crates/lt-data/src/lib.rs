@@ -15,6 +15,7 @@ pub mod build;
 pub mod error;
 #[cfg(feature = "fetch")]
 pub mod fetch;
+pub mod hash;
 #[cfg(feature = "parquet")]
 pub mod inspect;
 pub mod meta;
