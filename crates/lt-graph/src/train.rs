@@ -33,7 +33,9 @@ pub struct Sgd {
     pub decay_bn_and_bias: bool,
 }
 
-/// How convolution gradients are formulated (both exact; their speed differs per provider).
+/// How gradients are formulated for an execution provider (every form is exact; their speed
+/// differs per provider): convolution gradients, and the ReLU mask (a float-mask Mul on the
+/// CPU, one Where on CUDA).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConvGrad {
     /// dX by a Conv with the flipped, transposed kernel; dW by one batched MatMul over shifted
@@ -221,17 +223,76 @@ pub fn with_weights(inference: &ModelProto, values: &HashMap<String, Vec<f32>>) 
 
 /// Forward records, consumed in reverse by the backward pass.
 enum Rec {
-    Conv { x: String, w: String, b: Option<String>, y: String, k: [i64; 2], s: [i64; 2], p: [i64; 4], d: [i64; 2] },
-    Bn { x: String, gamma: String, beta: String, y: String, xc: String, inv: String, a: String, m: f32, axes: Vec<i64> },
-    Relu { x: String, y: String },
-    Concat { xs: Vec<String>, y: String, axis: i64 },
-    AvgPool { x: String, y: String, k: [i64; 2] },
-    MaxPool { x: String, y: String, idx: String },
-    Mean { x: String, y: String, count: f32 },
-    Reshape { x: String, y: String },
-    Gemm { a: String, b: String, c: Option<String>, y: String, alpha: f32, beta: f32, ta: bool, tb: bool },
-    Add { a: String, b: String, y: String },
-    Dropout { x: String, y: String, mask: String, scale: f32 },
+    Conv {
+        x: String,
+        w: String,
+        b: Option<String>,
+        y: String,
+        k: [i64; 2],
+        s: [i64; 2],
+        p: [i64; 4],
+        d: [i64; 2],
+    },
+    Bn {
+        x: String,
+        gamma: String,
+        beta: String,
+        y: String,
+        mean: String,
+        inv: String,
+        a: String,
+        m: f32,
+        axes: Vec<i64>,
+    },
+    Relu {
+        x: String,
+        y: String,
+    },
+    Concat {
+        xs: Vec<String>,
+        y: String,
+        axis: i64,
+    },
+    AvgPool {
+        x: String,
+        y: String,
+        k: [i64; 2],
+    },
+    MaxPool {
+        x: String,
+        y: String,
+        idx: String,
+    },
+    Mean {
+        x: String,
+        y: String,
+        count: f32,
+    },
+    Reshape {
+        x: String,
+        y: String,
+    },
+    Gemm {
+        a: String,
+        b: String,
+        c: Option<String>,
+        y: String,
+        alpha: f32,
+        beta: f32,
+        ta: bool,
+        tb: bool,
+    },
+    Add {
+        a: String,
+        b: String,
+        y: String,
+    },
+    Dropout {
+        x: String,
+        y: String,
+        mask: String,
+        scale: f32,
+    },
 }
 
 struct Ctx {
@@ -617,16 +678,18 @@ pub fn training_graph(inference: &ModelProto, spec: &TrainingGraphSpec) -> Resul
                 let m: i64 = axes.iter().map(|&a| xs[a as usize]).product();
                 let mut cshape = vec![1i64; xs.len()];
                 cshape[1] = ch;
-                let mean =
-                    cx.op("ReduceMean", &[&x], &[("axes", ints(&axes)), ("keepdims", Attr::Int(1))], cshape.clone())?;
-                let xc = cx.bin("Sub", &x, &mean)?;
-                let ss = cx.op(
-                    "ReduceSumSquare",
-                    &[&xc],
-                    &[("axes", ints(&axes)), ("keepdims", Attr::Int(1))],
-                    cshape.clone(),
-                )?;
-                let var = cx.mul_s(&ss, 1.0 / m as f32)?;
+                // Batch statistics in one sweep each (mean of x and of x²; var = E[x²] − μ²)
+                // and the normalisation as one per-channel affine map y = x·a + (β − μ·a):
+                // x − μ is never materialised. onnxruntime's CPU kernels are memory-bound
+                // here, so passes over x are what costs: this form makes 4 (the textbook
+                // decomposition 6, and its ReduceSumSquare has no fast CPU path), and an
+                // inference-form BatchNormalization node measured slower than Mul + Add.
+                let keep = [("axes", ints(&axes)), ("keepdims", Attr::Int(1))];
+                let mean = cx.op("ReduceMean", &[&x], &keep, cshape.clone())?;
+                let x2 = cx.bin("Mul", &x, &x)?;
+                let ex2 = cx.op("ReduceMean", &[&x2], &keep, cshape.clone())?;
+                let msq = cx.bin("Mul", &mean, &mean)?;
+                let var = cx.bin("Sub", &ex2, &msq)?;
                 let epsc = cx.f32c(eps);
                 let ve = cx.bin("Add", &var, &epsc)?;
                 let sd = cx.op("Sqrt", &[&ve], &[], cshape.clone())?;
@@ -634,11 +697,13 @@ pub fn training_graph(inference: &ModelProto, spec: &TrainingGraphSpec) -> Resul
                 let g4 = cx.reshape(&gamma, &cshape)?;
                 let b4 = cx.reshape(&beta, &cshape)?;
                 let a = cx.bin("Mul", &g4, &inv)?;
-                let xa = cx.bin("Mul", &xc, &a)?;
-                let y = cx.bin("Add", &xa, &b4)?;
-                // Running statistics, PyTorch's convention (unbiased variance).
+                let ma = cx.bin("Mul", &mean, &a)?;
+                let shift = cx.bin("Sub", &b4, &ma)?;
+                let xa = cx.bin("Mul", &x, &a)?;
+                let y = cx.bin("Add", &xa, &shift)?;
                 let mean1 = cx.reshape(&mean, &[ch])?;
                 let var1 = cx.reshape(&var, &[ch])?;
+                // Running statistics, PyTorch's convention (unbiased variance).
                 let rm_a = cx.mul_s(&rm, mom)?;
                 let rm_b = cx.mul_s(&mean1, 1.0 - mom)?;
                 let rm_new = cx.bin("Add", &rm_a, &rm_b)?;
@@ -652,7 +717,7 @@ pub fn training_graph(inference: &ModelProto, spec: &TrainingGraphSpec) -> Resul
                 if role.get(&node.input[4]) == Some(&StateKind::RunningVar) {
                     running_updates.push((node.input[4].clone(), rv_new));
                 }
-                tape.push(Rec::Bn { x: x.clone(), gamma, beta, y: y.clone(), xc, inv, a, m: m as f32, axes });
+                tape.push(Rec::Bn { x: x.clone(), gamma, beta, y: y.clone(), mean, inv, a, m: m as f32, axes });
                 y
             }
             "Relu" => {
@@ -1165,7 +1230,14 @@ fn backward_rule(cx: &mut Ctx, rec: &Rec, dy: String, y: String, mode: ConvGrad)
             let zero = cx.f32c(0.0);
             let sh = cx.shape(y);
             let m = cx.op("Greater", &[y, &zero], &[], sh.clone())?;
-            let dx = cx.op("Where", &[&m, &dy, &zero], &[], sh)?;
+            let dx = if mode == ConvGrad::Cpu {
+                // onnxruntime's CPU Where is a slow broadcasting kernel: a float mask and a
+                // same-shape Mul take half the time (one node more, which CUDA would pay for).
+                let mf = cx.op("Cast", &[&m], &[("to", Attr::Int(DataType::Float as i64))], sh.clone())?;
+                cx.op("Mul", &[&dy, &mf], &[], sh)?
+            } else {
+                cx.op("Where", &[&m, &dy, &zero], &[], sh)?
+            };
             cx.push_grad(x, dx);
         }
         Rec::Dropout { x, mask, scale, .. } => {
@@ -1279,27 +1351,33 @@ fn backward_rule(cx: &mut Ctx, rec: &Rec, dy: String, y: String, mode: ConvGrad)
                 cx.push_grad(c, g);
             }
         }
-        Rec::Bn { x, gamma, beta, xc, inv, a, m, axes, .. } => {
+        Rec::Bn { x, gamma, beta, mean, inv, a, m, axes, .. } => {
+            // With x̂ = (x − μ)·inv:  dβ = Σ dY,  dγ = Σ dY·x̂ = inv·(Σ dY·x − μ·dβ),
+            // dX = a·dY − x̂·(a·dγ/M) − a·dβ/M = a·dY − x·k1 + (μ·k1 − a·dβ/M),  k1 = a·inv·dγ/M.
+            // Written with x itself, so the forward pass never materialises x − μ.
             let ch = cx.shape(gamma);
             let db = cx.reduce_sum(&dy, axes, true)?;
-            let dyx = cx.bin("Mul", &dy, xc)?;
-            let sxy = cx.reduce_sum(&dyx, axes, true)?;
-            let dg = cx.bin("Mul", &sxy, inv)?; // Σ dY·x̂
+            let dyx = cx.bin("Mul", &dy, x)?;
+            let s = cx.reduce_sum(&dyx, axes, true)?;
+            let mdb = cx.bin("Mul", mean, &db)?;
+            let sxy = cx.bin("Sub", &s, &mdb)?;
+            let dg = cx.bin("Mul", &sxy, inv)?;
             let dg1 = cx.reshape(&dg, &ch)?;
             let db1 = cx.reshape(&db, &ch)?;
             cx.push_grad(gamma, dg1);
             cx.push_grad(beta, db1);
             if cx.needs_grad.contains(x) {
-                // dX = a·(dY − x̂·dγ/M − dβ/M) with x̂ = xc·inv:  = a·dY − xc·(a·inv·dγ/M) − a·dβ/M
                 let k1 = cx.bin("Mul", &dg, inv)?;
                 let k1 = cx.bin("Mul", &k1, a)?;
                 let k1 = cx.mul_s(&k1, 1.0 / m)?;
                 let k0 = cx.bin("Mul", &db, a)?;
                 let k0 = cx.mul_s(&k0, 1.0 / m)?;
+                let mk1 = cx.bin("Mul", mean, &k1)?;
+                let c = cx.bin("Sub", &mk1, &k0)?;
                 let t1 = cx.bin("Mul", &dy, a)?;
-                let t2 = cx.bin("Mul", xc, &k1)?;
+                let t2 = cx.bin("Mul", x, &k1)?;
                 let t3 = cx.bin("Sub", &t1, &t2)?;
-                let dx = cx.bin("Sub", &t3, &k0)?;
+                let dx = cx.bin("Add", &t3, &c)?;
                 cx.push_grad(x, dx);
             }
         }
