@@ -1,4 +1,5 @@
-//! Training-step throughput on device-resident state (`lt-train bench`).
+//! Training-step throughput on device-resident state (`lt-train bench`), and the loader's
+//! throughput on its own (`lt-train bench-loader`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -6,8 +7,12 @@ use std::time::Instant;
 
 use lt_graph::train::{ConvGrad, Loss, Sgd, TrainingGraphSpec};
 
+use std::sync::Arc;
+
+use crate::dataset::Dataset;
 use crate::device::Device;
 use crate::engine::Engine;
+use crate::loader::{Augment, BatchMaker, Normalization, Prefetcher, epoch_order};
 use crate::train::TrainError;
 
 /// What the bench measured.
@@ -85,6 +90,62 @@ pub fn bench(
         ms_per_step: secs * 1000.0 / steps.max(1) as f64,
         images_per_second: (batch * steps) as f64 / secs.max(1e-9),
         top_ops,
+    })
+}
+
+/// What the loader bench measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LoaderBenchResult {
+    pub data: String,
+    pub batch_size: usize,
+    pub augment: Augment,
+    /// Reading `samples.parquet` + `subset.parquet` (Arrow) into memory, and the
+    /// normalisation statistics of the subset.
+    pub open_seconds: f64,
+    pub epochs: usize,
+    pub images: usize,
+    /// Wall time of the epochs: batches made by the background prefetcher and received
+    /// by this thread, which only sums one value per batch.
+    pub seconds: f64,
+    pub images_per_second: f64,
+}
+
+/// Times the loader alone: `epochs` epochs of the training subset in shuffled order through
+/// the same `Prefetcher` and `BatchMaker` as a training run (crop+flip, normalisation), with
+/// nothing consuming the batches, so the figure is what the loader can deliver to a device.
+pub fn loader(
+    data: &Path,
+    batch: usize,
+    epochs: usize,
+    augment: Augment,
+    seed: u64,
+) -> Result<LoaderBenchResult, TrainError> {
+    let t0 = Instant::now();
+    let dataset = Dataset::open(data)?;
+    let shape = dataset.info.image_shape;
+    let norm = Normalization::of(&dataset.train, &dataset.subset, shape);
+    let open_seconds = t0.elapsed().as_secs_f64();
+    let maker = BatchMaker { split: Arc::new(dataset.train), shape, norm, augment, seed };
+    let t1 = Instant::now();
+    let (mut images, mut checksum) = (0usize, 0f64);
+    for epoch in 0..epochs {
+        let order = epoch_order(&dataset.subset, seed, epoch, true);
+        for b in Prefetcher::start(maker.clone(), epoch, order, batch, 0) {
+            images += b.labels.len();
+            checksum += b.images[b.images.len() / 2] as f64;
+        }
+    }
+    let seconds = t1.elapsed().as_secs_f64();
+    std::hint::black_box(checksum);
+    Ok(LoaderBenchResult {
+        data: data.display().to_string(),
+        batch_size: batch,
+        augment,
+        open_seconds,
+        epochs,
+        images,
+        seconds,
+        images_per_second: images as f64 / seconds.max(1e-9),
     })
 }
 

@@ -123,6 +123,7 @@ impl BatchMaker {
     pub fn make(&self, epoch: usize, start: usize, indices: &[u32]) -> Batch {
         let [c, h, w] = self.shape;
         let image_len = c * h * w;
+        let luts = lookup_tables(&self.norm);
         let mut images = vec![0f32; indices.len() * image_len];
         images.par_chunks_mut(image_len).zip(indices.par_iter()).enumerate().for_each(|(k, (out, &idx))| {
             let src = &self.split.images[idx as usize * image_len..(idx as usize + 1) * image_len];
@@ -134,30 +135,56 @@ impl BatchMaker {
                     (rng.random_range(-4..=4), rng.random_range(-4..=4), rng.random_bool(0.5))
                 }
             };
-            write_image(out, src, [c, h, w], dy, dx, flip, &self.norm);
+            write_image(out, src, [c, h, w], dy, dx, flip, &luts);
         });
         let labels = indices.iter().map(|&i| self.split.labels[i as usize] as i64).collect();
         Batch { start, indices: indices.to_vec(), labels, images }
     }
 }
 
+/// Per channel, the normalised value of each of the 256 pixel values: `(v/255 − mean)/std`,
+/// so the per-pixel work is one table look-up (and the values equal the direct formula).
+fn lookup_tables(norm: &Normalization) -> Vec<[f32; 256]> {
+    norm.mean.iter().zip(&norm.std).map(|(&m, &s)| std::array::from_fn(|v| (v as f32 / 255.0 - m) / s)).collect()
+}
+
 /// Writes one normalised image, shifted by (dy, dx) with zero padding (the crop of a padded
 /// image) and optionally mirrored. Padding is zero in pixel space, as torchvision pads.
-fn write_image(out: &mut [f32], src: &[u8], [c, h, w]: [usize; 3], dy: i64, dx: i64, flip: bool, norm: &Normalization) {
+/// Each row is split into the padded ends and the run with source pixels, so the inner loop
+/// has no bounds tests.
+fn write_image(out: &mut [f32], src: &[u8], [c, h, w]: [usize; 3], dy: i64, dx: i64, flip: bool, luts: &[[f32; 256]]) {
     let plane = h * w;
+    let wi = w as i64;
+    // Columns x whose source column (flip ? w−1−x : x) + dx lies inside the image.
+    let (lo, hi) = if flip { (dx, wi + dx) } else { (-dx, wi - dx) };
+    let lo = lo.clamp(0, wi) as usize;
+    let hi = (hi.clamp(0, wi) as usize).max(lo);
     for ch in 0..c {
-        let (m, s) = (norm.mean[ch], norm.std[ch]);
-        let pad = (0.0 - m) / s;
-        for y in 0..h {
+        let lut = &luts[ch];
+        let pad = lut[0];
+        let src = &src[ch * plane..(ch + 1) * plane];
+        let out = &mut out[ch * plane..(ch + 1) * plane];
+        for (y, row) in out.chunks_exact_mut(w).enumerate() {
             let sy = y as i64 + dy;
-            for x in 0..w {
-                let xx = if flip { w - 1 - x } else { x };
-                let sx = xx as i64 + dx;
-                out[ch * plane + y * w + x] = if sy < 0 || sy >= h as i64 || sx < 0 || sx >= w as i64 {
-                    pad
-                } else {
-                    (src[ch * plane + sy as usize * w + sx as usize] as f32 / 255.0 - m) / s
-                };
+            if sy < 0 || sy >= h as i64 {
+                row.fill(pad);
+                continue;
+            }
+            let srow = &src[sy as usize * w..(sy as usize + 1) * w];
+            row[..lo].fill(pad);
+            row[hi..].fill(pad);
+            // lo == hi when the shift moved every source column out of the image.
+            if lo < hi && flip {
+                // x in lo..hi reads source columns w−1−x+dx, descending.
+                let first = (wi - 1 - lo as i64 + dx) as usize;
+                for (k, v) in row[lo..hi].iter_mut().enumerate() {
+                    *v = lut[srow[first - k] as usize];
+                }
+            } else if lo < hi {
+                let first = (lo as i64 + dx) as usize;
+                for (v, &p) in row[lo..hi].iter_mut().zip(&srow[first..]) {
+                    *v = lut[p as usize];
+                }
             }
         }
     }
@@ -200,6 +227,47 @@ impl Iterator for Prefetcher {
                     }
                 }
                 None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The direct per-pixel definition the fast writer must equal.
+    fn naive(src: &[u8], [c, h, w]: [usize; 3], dy: i64, dx: i64, flip: bool, norm: &Normalization) -> Vec<f32> {
+        let mut out = vec![0f32; c * h * w];
+        for ch in 0..c {
+            let (m, s) = (norm.mean[ch], norm.std[ch]);
+            for y in 0..h {
+                for x in 0..w {
+                    let sy = y as i64 + dy;
+                    let sx = (if flip { w - 1 - x } else { x }) as i64 + dx;
+                    let inside = sy >= 0 && sy < h as i64 && sx >= 0 && sx < w as i64;
+                    let v = if inside { src[ch * h * w + sy as usize * w + sx as usize] } else { 0 };
+                    out[ch * h * w + y * w + x] = (v as f32 / 255.0 - m) / s;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn crop_flip_writer_equals_the_direct_definition_for_every_shift() {
+        let shape = [3usize, 7, 5];
+        let src: Vec<u8> = (0..3 * 7 * 5).map(|i| (i * 37 % 256) as u8).collect();
+        let norm = Normalization { mean: vec![0.5, 0.25, 0.1], std: vec![0.2, 0.3, 0.4] };
+        let luts = lookup_tables(&norm);
+        for dy in -8..=8 {
+            for dx in -6..=6 {
+                for flip in [false, true] {
+                    let mut out = vec![f32::NAN; src.len()];
+                    write_image(&mut out, &src, shape, dy, dx, flip, &luts);
+                    let want = naive(&src, shape, dy, dx, flip, &norm);
+                    assert_eq!(out, want, "dy {dy} dx {dx} flip {flip}");
+                }
             }
         }
     }

@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use lt_train::config::Ep;
 use lt_train::config::TrainConfig;
+use lt_train::loader::Augment;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -72,5 +73,46 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             println!("  {op:<24} {ms:>10.1} ms  {:>5.1}%", share * 100.0);
         }
     }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct LoaderBenchArgs {
+    /// Dataset directory written by `lt-data build`.
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Epochs over the training subset (shuffled, as in training).
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    #[arg(long, value_enum, default_value = "crop-flip")]
+    augment: Augment,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run_loader(args: &LoaderBenchArgs) -> Result<()> {
+    if args.batch_size == 0 || args.epochs == 0 {
+        anyhow::bail!("--batch-size and --epochs must be at least 1");
+    }
+    let r = lt_train::bench::loader(&args.data, args.batch_size, args.epochs, args.augment, args.seed)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    println!(
+        "loader ({:?}, batch {}, {} rayon threads): {:.0} images/s ({} images in {:.3}s); dataset read + normalisation statistics {:.3}s",
+        r.augment,
+        r.batch_size,
+        rayon::current_num_threads(),
+        r.images_per_second,
+        r.images,
+        r.seconds,
+        r.open_seconds
+    );
     Ok(())
 }

@@ -42,6 +42,9 @@ enum Command {
     /// Time training steps of a built-in network with device-resident state: images/s,
     /// ms/step, node count, session-creation time; --profile adds the top operators.
     Bench(bench_cmd::BenchArgs),
+    /// Time the loader alone: a dataset's training subset read from Parquet, then shuffled,
+    /// augmented (crop+flip) and normalised into f32 batches by the background prefetcher.
+    BenchLoader(bench_cmd::LoaderBenchArgs),
     /// Evaluate any ONNX image classifier (e.g. a run's model.onnx) on a dataset's test split.
     Eval(eval_cmd::EvalArgs),
 }
@@ -52,6 +55,7 @@ fn main() -> Result<()> {
         Some(Command::Doctor { gpu }) => doctor::doctor(gpu),
         Some(Command::Graph(args)) => graph_cmd::run(&args),
         Some(Command::Bench(args)) => bench_cmd::run(&args),
+        Some(Command::BenchLoader(args)) => bench_cmd::run_loader(&args),
         Some(Command::Eval(args)) => eval_cmd::run(&args),
         None => train_cmd::run(&cli.train),
     }
