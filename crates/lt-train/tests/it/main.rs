@@ -6,5 +6,6 @@ mod graph_import;
 mod graph_train;
 mod graph_util;
 mod learning;
+mod one_step;
 mod runtime;
 mod train;
