@@ -699,8 +699,7 @@ pub fn training_graph(inference: &ModelProto, spec: &TrainingGraphSpec) -> Resul
                 let a = cx.bin("Mul", &g4, &inv)?;
                 let ma = cx.bin("Mul", &mean, &a)?;
                 let shift = cx.bin("Sub", &b4, &ma)?;
-                let xa = cx.bin("Mul", &x, &a)?;
-                let y = cx.bin("Add", &xa, &shift)?;
+                let y = channel_affine(&mut cx, &x, &a, Some(&shift), spec.conv_grad)?;
                 let mean1 = cx.reshape(&mean, &[ch])?;
                 let var1 = cx.reshape(&var, &[ch])?;
                 // Running statistics, PyTorch's convention (unbiased variance).
@@ -1202,6 +1201,35 @@ fn unbroadcast(cx: &mut Ctx, g: &str, shape: &[i64]) -> Result<String, GraphErro
     cx.reshape(&r, shape)
 }
 
+/// `x·scale + shift` with per-channel `scale`/`shift` of shape [1,C,1,...]. On the CPU as
+/// ONE depthwise 1x1 Conv with bias: a single pass over x, where Mul + Add make two, and
+/// onnxruntime fuses a following Relu into it (BatchNorm + ReLU forward in one pass; measured
+/// 3x faster than Mul, Add, Relu on a 25 MB activation). On CUDA, Mul + Add.
+fn channel_affine(
+    cx: &mut Ctx,
+    x: &str,
+    scale: &str,
+    shift: Option<&str>,
+    mode: ConvGrad,
+) -> Result<String, GraphError> {
+    let xs = cx.shape(x);
+    if mode == ConvGrad::Cpu && xs.len() == 4 {
+        let ch = xs[1];
+        let w = cx.reshape(scale, &[ch, 1, 1, 1])?;
+        let mut inputs = vec![x.to_string(), w];
+        if let Some(b) = shift {
+            inputs.push(cx.reshape(b, &[ch])?);
+        }
+        let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        return cx.op("Conv", &refs, &[("kernel_shape", ints(&[1, 1])), ("group", Attr::Int(ch))], xs);
+    }
+    let y = cx.bin("Mul", x, scale)?;
+    match shift {
+        Some(b) => cx.bin("Add", &y, b),
+        None => Ok(y),
+    }
+}
+
 fn backward(cx: &mut Ctx, rec: &Rec, mode: ConvGrad) -> Result<(), GraphError> {
     let y = rec_output(rec).to_string();
     let Some(dy) = cx.take_grad(&y)? else { return Ok(()) };
@@ -1374,10 +1402,9 @@ fn backward_rule(cx: &mut Ctx, rec: &Rec, dy: String, y: String, mode: ConvGrad)
                 let k0 = cx.mul_s(&k0, 1.0 / m)?;
                 let mk1 = cx.bin("Mul", mean, &k1)?;
                 let c = cx.bin("Sub", &mk1, &k0)?;
-                let t1 = cx.bin("Mul", &dy, a)?;
+                let t1 = channel_affine(cx, &dy, a, Some(&c), mode)?;
                 let t2 = cx.bin("Mul", x, &k1)?;
-                let t3 = cx.bin("Sub", &t1, &t2)?;
-                let dx = cx.bin("Add", &t3, &c)?;
+                let dx = cx.bin("Sub", &t1, &t2)?;
                 cx.push_grad(x, dx);
             }
         }
