@@ -6,6 +6,7 @@
 pub mod import;
 pub mod models;
 pub mod onnx;
+pub mod optimize;
 pub mod train;
 
 /// Errors of graph building, encoding and file access.

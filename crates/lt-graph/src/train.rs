@@ -88,6 +88,8 @@ pub struct TrainingGraph {
     pub num_classes: usize,
     /// `[channels, height, width]` of `images`.
     pub image_shape: [usize; 3],
+    /// Node counts before and after the graph-level clean-up (CSE, dead nodes).
+    pub cleanup: crate::optimize::OptimizeStats,
 }
 
 /// Ops [`training_graph`] differentiates.
@@ -1026,8 +1028,9 @@ pub fn training_graph(inference: &ModelProto, spec: &TrainingGraphSpec) -> Resul
             cx.g.output(&s.name, &s.output, DataType::Float, Some(&s.dims))?;
         }
     }
-    let model = cx.g.finish();
-    Ok(TrainingGraph { model, state, num_classes, image_shape })
+    let mut model = cx.g.finish();
+    let cleanup = crate::optimize::optimize(&mut model);
+    Ok(TrainingGraph { model, state, num_classes, image_shape, cleanup })
 }
 
 impl Ctx {

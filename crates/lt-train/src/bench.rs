@@ -23,6 +23,8 @@ pub struct BenchResult {
     pub batch_size: usize,
     pub steps: usize,
     pub graph_nodes: usize,
+    /// Nodes as built, before the clean-up pass (CSE, Identity bypass, dead nodes).
+    pub graph_nodes_as_built: usize,
     pub graph_build_seconds: f64,
     pub session_seconds: f64,
     pub ms_per_step: f64,
@@ -85,6 +87,7 @@ pub fn bench(
         batch_size: batch,
         steps,
         graph_nodes: engine.node_count,
+        graph_nodes_as_built: graph.cleanup.nodes_before,
         graph_build_seconds,
         session_seconds: engine.session_seconds,
         ms_per_step: secs * 1000.0 / steps.max(1) as f64,

@@ -64,8 +64,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         r.arch, r.batch_size, r.device, threads, r.images_per_second, r.ms_per_step, r.steps
     );
     println!(
-        "training graph: {} nodes, built in {:.3}s; sessions created in {:.2}s",
-        r.graph_nodes, r.graph_build_seconds, r.session_seconds
+        "training graph: {} nodes ({} as built, before CSE and dead-node removal), built in {:.3}s; sessions created in {:.2}s",
+        r.graph_nodes, r.graph_nodes_as_built, r.graph_build_seconds, r.session_seconds
     );
     if !r.top_ops.is_empty() {
         println!("top operators by total time (all profiled steps):");
