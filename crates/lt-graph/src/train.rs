@@ -225,76 +225,17 @@ pub fn with_weights(inference: &ModelProto, values: &HashMap<String, Vec<f32>>) 
 
 /// Forward records, consumed in reverse by the backward pass.
 enum Rec {
-    Conv {
-        x: String,
-        w: String,
-        b: Option<String>,
-        y: String,
-        k: [i64; 2],
-        s: [i64; 2],
-        p: [i64; 4],
-        d: [i64; 2],
-    },
-    Bn {
-        x: String,
-        gamma: String,
-        beta: String,
-        y: String,
-        mean: String,
-        inv: String,
-        a: String,
-        m: f32,
-        axes: Vec<i64>,
-    },
-    Relu {
-        x: String,
-        y: String,
-    },
-    Concat {
-        xs: Vec<String>,
-        y: String,
-        axis: i64,
-    },
-    AvgPool {
-        x: String,
-        y: String,
-        k: [i64; 2],
-    },
-    MaxPool {
-        x: String,
-        y: String,
-        idx: String,
-    },
-    Mean {
-        x: String,
-        y: String,
-        count: f32,
-    },
-    Reshape {
-        x: String,
-        y: String,
-    },
-    Gemm {
-        a: String,
-        b: String,
-        c: Option<String>,
-        y: String,
-        alpha: f32,
-        beta: f32,
-        ta: bool,
-        tb: bool,
-    },
-    Add {
-        a: String,
-        b: String,
-        y: String,
-    },
-    Dropout {
-        x: String,
-        y: String,
-        mask: String,
-        scale: f32,
-    },
+    Conv { x: String, w: String, b: Option<String>, y: String, k: [i64; 2], s: [i64; 2], p: [i64; 4], d: [i64; 2] },
+    Bn { x: String, gamma: String, beta: String, y: String, xc: String, inv: String, a: String, m: f32, axes: Vec<i64> },
+    Relu { x: String, y: String },
+    Concat { xs: Vec<String>, y: String, axis: i64 },
+    AvgPool { x: String, y: String, k: [i64; 2] },
+    MaxPool { x: String, y: String, idx: String },
+    Mean { x: String, y: String, count: f32 },
+    Reshape { x: String, y: String },
+    Gemm { a: String, b: String, c: Option<String>, y: String, alpha: f32, beta: f32, ta: bool, tb: bool },
+    Add { a: String, b: String, y: String },
+    Dropout { x: String, y: String, mask: String, scale: f32 },
 }
 
 struct Ctx {
@@ -680,18 +621,16 @@ pub fn training_graph(inference: &ModelProto, spec: &TrainingGraphSpec) -> Resul
                 let m: i64 = axes.iter().map(|&a| xs[a as usize]).product();
                 let mut cshape = vec![1i64; xs.len()];
                 cshape[1] = ch;
-                // Batch statistics in one sweep each (mean of x and of x²; var = E[x²] − μ²)
-                // and the normalisation as one per-channel affine map y = x·a + (β − μ·a):
-                // x − μ is never materialised. onnxruntime's CPU kernels are memory-bound
-                // here, so passes over x are what costs: this form makes 4 (the textbook
-                // decomposition 6, and its ReduceSumSquare has no fast CPU path), and an
-                // inference-form BatchNormalization node measured slower than Mul + Add.
+                // Two-pass statistics (x − μ first): E[x²] − μ² loses the variance of a
+                // channel whose mean is large against its spread, and a negative running
+                // variance then turns evaluation into NaN. The normalisation is one
+                // per-channel affine map of x − μ (a depthwise 1x1 Conv on the CPU, into which
+                // onnxruntime fuses the following ReLU).
                 let keep = [("axes", ints(&axes)), ("keepdims", Attr::Int(1))];
                 let mean = cx.op("ReduceMean", &[&x], &keep, cshape.clone())?;
-                let x2 = cx.bin("Mul", &x, &x)?;
-                let ex2 = cx.op("ReduceMean", &[&x2], &keep, cshape.clone())?;
-                let msq = cx.bin("Mul", &mean, &mean)?;
-                let var = cx.bin("Sub", &ex2, &msq)?;
+                let xc = cx.bin("Sub", &x, &mean)?;
+                let ss = cx.op("ReduceSumSquare", &[&xc], &keep, cshape.clone())?;
+                let var = cx.mul_s(&ss, 1.0 / m as f32)?;
                 let epsc = cx.f32c(eps);
                 let ve = cx.bin("Add", &var, &epsc)?;
                 let sd = cx.op("Sqrt", &[&ve], &[], cshape.clone())?;
@@ -699,9 +638,7 @@ pub fn training_graph(inference: &ModelProto, spec: &TrainingGraphSpec) -> Resul
                 let g4 = cx.reshape(&gamma, &cshape)?;
                 let b4 = cx.reshape(&beta, &cshape)?;
                 let a = cx.bin("Mul", &g4, &inv)?;
-                let ma = cx.bin("Mul", &mean, &a)?;
-                let shift = cx.bin("Sub", &b4, &ma)?;
-                let y = channel_affine(&mut cx, &x, &a, Some(&shift), spec.conv_grad)?;
+                let y = channel_affine(&mut cx, &xc, &a, Some(&b4), spec.conv_grad)?;
                 let mean1 = cx.reshape(&mean, &[ch])?;
                 let var1 = cx.reshape(&var, &[ch])?;
                 // Running statistics, PyTorch's convention (unbiased variance).
@@ -718,7 +655,7 @@ pub fn training_graph(inference: &ModelProto, spec: &TrainingGraphSpec) -> Resul
                 if role.get(&node.input[4]) == Some(&StateKind::RunningVar) {
                     running_updates.push((node.input[4].clone(), rv_new));
                 }
-                tape.push(Rec::Bn { x: x.clone(), gamma, beta, y: y.clone(), mean, inv, a, m: m as f32, axes });
+                tape.push(Rec::Bn { x: x.clone(), gamma, beta, y: y.clone(), xc, inv, a, m: m as f32, axes });
                 y
             }
             "Relu" => {
@@ -1382,17 +1319,14 @@ fn backward_rule(cx: &mut Ctx, rec: &Rec, dy: String, y: String, mode: ConvGrad)
                 cx.push_grad(c, g);
             }
         }
-        Rec::Bn { x, gamma, beta, mean, inv, a, m, axes, .. } => {
-            // With x̂ = (x − μ)·inv:  dβ = Σ dY,  dγ = Σ dY·x̂ = inv·(Σ dY·x − μ·dβ),
-            // dX = a·dY − x̂·(a·dγ/M) − a·dβ/M = a·dY − x·k1 + (μ·k1 − a·dβ/M),  k1 = a·inv·dγ/M.
-            // Written with x itself, so the forward pass never materialises x − μ.
+        Rec::Bn { x, gamma, beta, xc, inv, a, m, axes, .. } => {
+            // With x̂ = xc·inv (xc = x − μ):  dβ = Σ dY,  dγ = Σ dY·x̂ = inv·Σ dY·xc,
+            // dX = a·dY − x̂·(a·dγ/M) − a·dβ/M = (a·dY − a·dβ/M) − xc·k1,  k1 = a·inv·dγ/M.
             let ch = cx.shape(gamma);
             let db = cx.reduce_sum(&dy, axes, true)?;
-            let dyx = cx.bin("Mul", &dy, x)?;
+            let dyx = cx.bin("Mul", &dy, xc)?;
             let s = cx.reduce_sum(&dyx, axes, true)?;
-            let mdb = cx.bin("Mul", mean, &db)?;
-            let sxy = cx.bin("Sub", &s, &mdb)?;
-            let dg = cx.bin("Mul", &sxy, inv)?;
+            let dg = cx.bin("Mul", &s, inv)?;
             let dg1 = cx.reshape(&dg, &ch)?;
             let db1 = cx.reshape(&db, &ch)?;
             cx.push_grad(gamma, dg1);
@@ -1402,11 +1336,9 @@ fn backward_rule(cx: &mut Ctx, rec: &Rec, dy: String, y: String, mode: ConvGrad)
                 let k1 = cx.bin("Mul", &k1, a)?;
                 let k1 = cx.mul_s(&k1, 1.0 / m)?;
                 let k0 = cx.bin("Mul", &db, a)?;
-                let k0 = cx.mul_s(&k0, 1.0 / m)?;
-                let mk1 = cx.bin("Mul", mean, &k1)?;
-                let c = cx.bin("Sub", &mk1, &k0)?;
-                let t1 = channel_affine(cx, &dy, a, Some(&c), mode)?;
-                let t2 = cx.bin("Mul", x, &k1)?;
+                let k0 = cx.mul_s(&k0, -1.0 / m)?;
+                let t1 = channel_affine(cx, &dy, a, Some(&k0), mode)?;
+                let t2 = cx.bin("Mul", xc, &k1)?;
                 let dx = cx.bin("Sub", &t1, &t2)?;
                 cx.push_grad(x, dx);
             }

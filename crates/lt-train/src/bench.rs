@@ -28,6 +28,7 @@ pub struct BenchResult {
     pub graph_build_seconds: f64,
     pub session_seconds: f64,
     pub ms_per_step: f64,
+    pub cuda_graph: crate::engine::CudaGraph,
     pub images_per_second: f64,
     /// (op type, total ms, share of all node time) from the profile, most expensive first.
     pub top_ops: Vec<(String, f64, f64)>,
@@ -90,6 +91,7 @@ pub fn bench(
         graph_nodes_as_built: graph.cleanup.nodes_before,
         graph_build_seconds,
         session_seconds: engine.session_seconds,
+        cuda_graph: engine.cuda_graph.clone(),
         ms_per_step: secs * 1000.0 / steps.max(1) as f64,
         images_per_second: (batch * steps) as f64 / secs.max(1e-9),
         top_ops,

@@ -63,6 +63,8 @@ pub struct TrainConfig {
     pub ep: Ep,
     pub device: i32,
     pub tf32: bool,
+    /// Do not capture the CUDA training step as CUDA graphs (they are on by default on CUDA).
+    pub no_cuda_graph: bool,
     pub epochs: usize,
     pub batch_size: usize,
     pub eval_batch_size: usize,
@@ -102,6 +104,7 @@ impl Default for TrainConfig {
             ep: Ep::Cpu,
             device: 0,
             tf32: false,
+            no_cuda_graph: false,
             epochs: 10,
             batch_size: 128,
             eval_batch_size: 256,

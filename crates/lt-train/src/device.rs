@@ -11,7 +11,13 @@ use crate::runtime::{Runtime, RuntimeError};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Device {
     Cpu,
-    Cuda { device_id: i32, tf32: bool, exhaustive_search: bool },
+    Cuda {
+        device_id: i32,
+        tf32: bool,
+        exhaustive_search: bool,
+        /// Capture the training step as CUDA graphs (static shapes; see `engine`).
+        cuda_graph: bool,
+    },
 }
 
 impl Device {
@@ -27,18 +33,25 @@ impl Device {
         }
     }
 
+    /// Whether training sessions should capture CUDA graphs.
+    pub fn cuda_graph(&self) -> bool {
+        matches!(self, Device::Cuda { cuda_graph: true, .. })
+    }
+
     /// A session on this device. CUDA registration failures are errors, never a silent CPU run.
     pub fn session(&self, model: &[u8], threads: usize) -> Result<Session, RuntimeError> {
-        self.session_with_profile(model, threads, None)
+        self.session_with(model, threads, None, false)
     }
 
     /// A session that writes onnxruntime's per-node profile to `PROFILE_<date>.json` when
-    /// `profile` is given (read it back with [`Session::end_profiling`]).
-    pub fn session_with_profile(
+    /// `profile` is given (read it back with [`Session::end_profiling`]), and on CUDA enables
+    /// graph capture when `cuda_graph` (the caller must then run it through fixed IoBindings).
+    pub fn session_with(
         &self,
         model: &[u8],
         threads: usize,
         profile: Option<&std::path::Path>,
+        cuda_graph: bool,
     ) -> Result<Session, RuntimeError> {
         let runtime = Runtime::get(!self.is_cpu())?;
         let mut builder = Session::builder(runtime.environment())?
@@ -49,7 +62,7 @@ impl Device {
         if let Some(prefix) = profile {
             builder = builder.with_profiling(prefix).map_err(ort::Error::from)?;
         }
-        if let Device::Cuda { device_id, tf32, exhaustive_search } = self {
+        if let Device::Cuda { device_id, tf32, exhaustive_search, .. } = self {
             if !runtime.has_cuda_provider()? {
                 return Err(RuntimeError::Device {
                     message: format!(
@@ -67,6 +80,7 @@ impl Device {
                 .with_device_id(*device_id)
                 .with_tf32(*tf32)
                 .with_conv_algorithm_search(search)
+                .with_cuda_graph(cuda_graph)
                 .build()
                 .error_on_failure();
             builder = builder.with_execution_providers([cuda]).map_err(|e| RuntimeError::Device {

@@ -6,13 +6,20 @@
 //! reads A and writes the updated state into B, the second reads B and writes A. Steps
 //! alternate between them (ping-pong), so state never crosses to the host and no tensor is
 //! allocated per step; only the batch goes in and the loss and logits come out.
+//!
+//! The per-step inputs (images, labels, class weights, learning rate) and outputs (loss,
+//! logits) are device tensors too, allocated and bound once: on CUDA the batch is written
+//! into pinned host tensors and copied into them, and every address stays fixed, which is
+//! what a CUDA graph needs. With `Device::Cuda { cuda_graph: true }` each binding's step is
+//! captured once (graph ids 0 and 1, one per ping-pong direction) and replayed; when capture
+//! fails, the engine falls back to plain runs and says why in [`Engine::cuda_graph`].
 
 use std::collections::HashMap;
 
 use lt_graph::onnx::proto::{ModelProto, ValueInfoProto};
 use lt_graph::train::{StateKind, TrainingGraph};
 use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
-use ort::session::{IoBinding, Session};
+use ort::session::{IoBinding, RunOptions, Session};
 use ort::value::{DynTensor, Tensor};
 
 use crate::device::Device;
@@ -34,6 +41,95 @@ struct StateSlot {
     dims: Vec<i64>,
 }
 
+/// Whether training steps replay captured CUDA graphs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CudaGraph {
+    /// Not asked for (CPU, or `--no-cuda-graph`).
+    Off,
+    /// Both ping-pong steps were captured and are replayed.
+    Captured,
+    /// Asked for, but capture failed: plain runs, and why.
+    Fallback(String),
+}
+
+/// The RunOptions selecting CUDA graph 0 or 1 (one per ping-pong binding).
+struct GraphRunOptions([RunOptions; 2]);
+
+impl std::fmt::Debug for GraphRunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GraphRunOptions(gpu_graph_id 0, 1)")
+    }
+}
+
+/// Step inputs and outputs at fixed addresses on the device.
+#[derive(Debug)]
+struct StepIo {
+    images: DynTensor,
+    labels: DynTensor,
+    class_weights: DynTensor,
+    lr: DynTensor,
+    loss: DynTensor,
+    logits: DynTensor,
+    /// On CUDA: pinned host twins of the six tensors above, the batch is written into and the
+    /// results read from. None on the CPU, where the bound tensors are host memory.
+    staging: Option<Box<StepIo>>,
+}
+
+impl StepIo {
+    fn new(alloc: &Allocator, batch: usize, [c, h, w]: [usize; 3], classes: usize) -> Result<Self, RuntimeError> {
+        Ok(StepIo {
+            images: Tensor::<f32>::new(alloc, [batch, c, h, w])?.upcast(),
+            labels: Tensor::<i64>::new(alloc, [batch])?.upcast(),
+            class_weights: Tensor::<f32>::new(alloc, [classes])?.upcast(),
+            lr: Tensor::<f32>::new(alloc, Vec::<usize>::new())?.upcast(),
+            loss: Tensor::<f32>::new(alloc, Vec::<usize>::new())?.upcast(),
+            logits: Tensor::<f32>::new(alloc, [batch, classes])?.upcast(),
+            staging: None,
+        })
+    }
+
+    /// The tensors the host writes the inputs into.
+    fn host_inputs(&mut self) -> &mut StepIo {
+        match self.staging {
+            Some(ref mut s) => s,
+            None => self,
+        }
+    }
+
+    fn write_inputs(
+        &mut self,
+        images: &[f32],
+        labels: &[i64],
+        class_weights: &[f32],
+        lr: f32,
+    ) -> Result<(), RuntimeError> {
+        let host = self.host_inputs();
+        host.images.try_extract_tensor_mut::<f32>()?.1.copy_from_slice(images);
+        host.labels.try_extract_tensor_mut::<i64>()?.1.copy_from_slice(labels);
+        host.class_weights.try_extract_tensor_mut::<f32>()?.1.copy_from_slice(class_weights);
+        host.lr.try_extract_tensor_mut::<f32>()?.1[0] = lr;
+        if let Some(s) = &self.staging {
+            s.images.copy_into(&mut self.images)?;
+            s.labels.copy_into(&mut self.labels)?;
+            s.class_weights.copy_into(&mut self.class_weights)?;
+            s.lr.copy_into(&mut self.lr)?;
+        }
+        Ok(())
+    }
+
+    fn read_outputs(&mut self) -> Result<StepOutput, RuntimeError> {
+        if let Some(s) = self.staging.as_mut() {
+            self.loss.copy_into(&mut s.loss)?;
+            self.logits.copy_into(&mut s.logits)?;
+        }
+        let host = self.host_inputs();
+        let loss = host.loss.try_extract_tensor::<f32>()?.1[0];
+        let logits = host.logits.try_extract_tensor::<f32>()?.1.to_vec();
+        Ok(StepOutput { loss, logits })
+    }
+}
+
 /// Sessions plus device-resident state.
 #[derive(Debug)]
 pub struct Engine {
@@ -48,8 +144,10 @@ pub struct Engine {
     batch_size: usize,
     num_classes: usize,
     image_shape: [usize; 3],
-    loss_out: Tensor<f32>,
-    logits_out: Tensor<f32>,
+    io: StepIo,
+    /// One RunOptions per binding, carrying its CUDA graph id when graphs are captured.
+    run_options: Option<GraphRunOptions>,
+    pub cuda_graph: CudaGraph,
     /// Graph inputs of the evaluation session that come from the state (parameters, running stats).
     eval_state: Vec<usize>,
     /// The evaluation graph's image input and logits output (an imported model keeps its own names).
@@ -81,11 +179,38 @@ impl Engine {
         let t0 = std::time::Instant::now();
         let train_bytes = lt_graph::onnx::encode(&graph.model);
         let node_count = graph.model.graph.as_ref().map_or(0, |g| g.node.len());
-        let train = device.session_with_profile(&train_bytes, threads, profile)?;
+        let wants_graph = device.cuda_graph();
+        let train = device.session_with(&train_bytes, threads, profile, wants_graph)?;
         let eval_model = state_as_inputs(inference, graph);
         let eval = device.session(&lt_graph::onnx::encode(&eval_model), threads)?;
-        let session_seconds = t0.elapsed().as_secs_f64();
+        let mut engine = Self::assemble(graph, &eval_model, train, eval, device)?;
+        engine.node_count = node_count;
+        let initial: HashMap<String, Vec<f32>> = graph.state.iter().map(|s| (s.name.clone(), s.init.clone())).collect();
+        engine.load_state(&initial)?;
+        if wants_graph {
+            if let Err(e) = engine.capture() {
+                // A graph that cannot be captured (a node left on the CPU, a Memcpy) still
+                // trains: plain runs on a session without graph capture.
+                let train = device.session_with(&train_bytes, threads, profile, false)?;
+                let eval = device.session(&lt_graph::onnx::encode(&eval_model), threads)?;
+                engine = Self::assemble(graph, &eval_model, train, eval, device)?;
+                engine.node_count = node_count;
+                engine.cuda_graph = CudaGraph::Fallback(e.to_string());
+            }
+            engine.load_state(&initial)?;
+        }
+        engine.session_seconds = t0.elapsed().as_secs_f64();
+        Ok(engine)
+    }
 
+    /// Allocates state and step I/O where `train` runs and binds both ping-pong directions.
+    fn assemble(
+        graph: &TrainingGraph,
+        eval_model: &ModelProto,
+        train: Session,
+        eval: Session,
+        device: &Device,
+    ) -> Result<Self, RuntimeError> {
         let slots: Vec<StateSlot> = graph
             .state
             .iter()
@@ -99,10 +224,12 @@ impl Engine {
                 set.push(Tensor::<f32>::new(&state_alloc, shape)?.upcast());
             }
         }
-        let host = Allocator::default();
         let batch_size = images_batch_size(&graph.model)?;
-        let loss_out = Tensor::<f32>::new(&host, Vec::<usize>::new())?;
-        let logits_out = Tensor::<f32>::new(&host, [batch_size, graph.num_classes])?;
+        let mut io = StepIo::new(&state_alloc, batch_size, graph.image_shape, graph.num_classes)?;
+        if !device.is_cpu() {
+            let pinned = Allocator::new(&train, pinned_memory(device)?)?;
+            io.staging = Some(Box::new(StepIo::new(&pinned, batch_size, graph.image_shape, graph.num_classes)?));
+        }
         let bindings = [train.create_binding()?, train.create_binding()?];
         let eval_inputs: Vec<String> =
             eval_model.graph.as_ref().map_or(vec![], |g| g.input.iter().map(|i| i.name.clone()).collect());
@@ -129,17 +256,44 @@ impl Engine {
             batch_size,
             num_classes: graph.num_classes,
             image_shape: graph.image_shape,
-            loss_out,
-            logits_out,
+            io,
+            run_options: None,
+            cuda_graph: CudaGraph::Off,
             eval_state,
             eval_io,
-            node_count,
-            session_seconds,
+            node_count: 0,
+            session_seconds: 0.0,
         };
-        let initial: HashMap<String, Vec<f32>> = graph.state.iter().map(|s| (s.name.clone(), s.init.clone())).collect();
-        engine.load_state(&initial)?;
-        engine.bind_state()?;
+        engine.bind()?;
         Ok(engine)
+    }
+
+    /// Captures the step of both bindings as CUDA graphs (ids 0 and 1): a warm-up run and the
+    /// capturing run each, on zero inputs with lr 0. These runs overwrite both state sets, so
+    /// the caller loads the real state afterwards.
+    fn capture(&mut self) -> Result<(), RuntimeError> {
+        let mut options = Vec::with_capacity(2);
+        for k in 0..2 {
+            let mut o = RunOptions::new()?;
+            o.set("gpu_graph_id", k.to_string())?;
+            options.push(o);
+        }
+        let options: [RunOptions; 2] =
+            options.try_into().map_err(|_| RuntimeError::State { message: "internal: two run options".into() })?;
+        let [c, h, w] = self.image_shape;
+        let images = vec![0f32; self.batch_size * c * h * w];
+        let labels = vec![0i64; self.batch_size];
+        let weights = vec![1f32; self.num_classes];
+        self.io.write_inputs(&images, &labels, &weights, 0.0)?;
+        for (k, o) in options.iter().enumerate() {
+            for _ in 0..2 {
+                let _ = self.train.run_binding_with_options(&self.bindings[k], o)?;
+            }
+        }
+        self.run_options = Some(GraphRunOptions(options));
+        self.cuda_graph = CudaGraph::Captured;
+        self.current = 0;
+        Ok(())
     }
 
     pub fn batch_size(&self) -> usize {
@@ -150,9 +304,9 @@ impl Engine {
         self.num_classes
     }
 
-    /// Binds state set k as inputs and set 1-k as outputs of binding k, once: the tensors
-    /// never move, so the bindings stay valid for the whole run.
-    fn bind_state(&mut self) -> Result<(), RuntimeError> {
+    /// Binds state set k as inputs and set 1-k as outputs of binding k, and the step I/O to
+    /// both, once: the tensors never move, so the bindings stay valid for the whole run.
+    fn bind(&mut self) -> Result<(), RuntimeError> {
         let [a, b] = &mut self.buffers;
         for (k, binding) in self.bindings.iter_mut().enumerate() {
             let (src, dst) = if k == 0 { (&*a, &mut *b) } else { (&*b, &mut *a) };
@@ -160,8 +314,12 @@ impl Engine {
                 binding.bind_input(slot.name.as_str(), &src[i])?;
                 binding.bind_output(slot.output.as_str(), &mut dst[i])?;
             }
-            binding.bind_output("loss", self.loss_out.view_mut())?;
-            binding.bind_output("logits", self.logits_out.view_mut())?;
+            binding.bind_input("images", &self.io.images)?;
+            binding.bind_input("labels", &self.io.labels)?;
+            binding.bind_input("class_weights", &self.io.class_weights)?;
+            binding.bind_input("lr", &self.io.lr)?;
+            binding.bind_output("loss", &mut self.io.loss)?;
+            binding.bind_output("logits", &mut self.io.logits)?;
         }
         Ok(())
     }
@@ -175,23 +333,27 @@ impl Engine {
         lr: f32,
     ) -> Result<StepOutput, RuntimeError> {
         let [c, h, w] = self.image_shape;
-        debug_assert_eq!(images.len(), self.batch_size * c * h * w);
-        let images = Tensor::from_array(([self.batch_size, c, h, w], images.to_vec()))?;
-        let labels = Tensor::from_array(([self.batch_size], labels.to_vec()))?;
-        let weights = Tensor::from_array(([self.num_classes], class_weights.to_vec()))?;
-        let lr = Tensor::from_array((Vec::<usize>::new(), vec![lr]))?;
-        let binding = &mut self.bindings[self.current];
-        binding.bind_input("images", &images)?;
-        binding.bind_input("labels", &labels)?;
-        binding.bind_input("class_weights", &weights)?;
-        binding.bind_input("lr", &lr)?;
+        if images.len() != self.batch_size * c * h * w || labels.len() != self.batch_size {
+            return Err(RuntimeError::State {
+                message: format!(
+                    "a step takes exactly {} images ({} values) and labels, got {} values and {} labels",
+                    self.batch_size,
+                    self.batch_size * c * h * w,
+                    images.len(),
+                    labels.len()
+                ),
+            });
+        }
+        self.io.write_inputs(images, labels, class_weights, lr)?;
         {
-            let _outputs = self.train.run_binding(binding)?;
+            let binding = &self.bindings[self.current];
+            let _outputs = match &self.run_options {
+                Some(options) => self.train.run_binding_with_options(binding, &options.0[self.current])?,
+                None => self.train.run_binding(binding)?,
+            };
         }
         self.current = 1 - self.current;
-        let loss = self.loss_out.extract_tensor().1[0];
-        let logits = self.logits_out.extract_tensor().1.to_vec();
-        Ok(StepOutput { loss, logits })
+        self.io.read_outputs()
     }
 
     /// Logits `[n, C]` of `n` normalised images with the current weights (BN in inference form).
@@ -309,6 +471,15 @@ fn images_batch_size(model: &ModelProto) -> Result<usize, RuntimeError> {
             Err(RuntimeError::State { message: "the training graph's `images` input has no static batch size".into() })
         }
     }
+}
+
+/// Page-locked host memory of the CUDA provider, for fast, DMA-able batch copies.
+fn pinned_memory(device: &Device) -> Result<MemoryInfo<'static>, RuntimeError> {
+    let id = match device {
+        Device::Cuda { device_id, .. } => *device_id,
+        Device::Cpu => 0,
+    };
+    Ok(MemoryInfo::new(AllocationDevice::CUDA_PINNED, id, AllocatorType::Device, MemoryType::CPUInput)?)
 }
 
 /// Memory info of the device's default allocator (where state lives).

@@ -13,7 +13,7 @@ use crate::checkpoint::Checkpoint;
 use crate::config::{Ep, LossKind, TrainConfig, WeightsKind, WeightsNormalize};
 use crate::dataset::{Dataset, Split};
 use crate::device::Device;
-use crate::engine::Engine;
+use crate::engine::{CudaGraph, Engine};
 use crate::loader::{BatchMaker, Normalization, Prefetcher, epoch_order, mix};
 use crate::record::{MetricsRow, Predictions, write_json, write_metrics, write_predictions};
 use crate::schedule::learning_rate;
@@ -85,7 +85,8 @@ const LAST_CHECKPOINT: &str = "last.ckpt";
 
 /// The execution provider `cfg` asks for; `auto` probes CUDA and says what it picked.
 pub fn resolve_device(cfg: &TrainConfig, progress: &dyn Progress) -> Result<Device, TrainError> {
-    let cuda = Device::Cuda { device_id: cfg.device, tf32: cfg.tf32, exhaustive_search: true };
+    let cuda =
+        Device::Cuda { device_id: cfg.device, tf32: cfg.tf32, exhaustive_search: true, cuda_graph: !cfg.no_cuda_graph };
     match cfg.ep {
         Ep::Cpu => Ok(Device::Cpu),
         Ep::Cuda => {
@@ -255,6 +256,9 @@ pub fn run(
         engine.node_count,
         engine.session_seconds
     ));
+    if let CudaGraph::Fallback(why) = &engine.cuda_graph {
+        progress.message(&format!("CUDA graph capture failed, training with plain runs: {why}"));
+    }
 
     let norm = Normalization::of(&data.train, &train_idx, shape);
     let weights_on = scheme_weights(cfg, &train_counts)?;
@@ -433,7 +437,7 @@ pub fn run(
             "weights": weights_on,
         },
         "normalization": norm,
-        "graph": { "nodes": engine.node_count, "session_seconds": engine.session_seconds },
+        "graph": { "nodes": engine.node_count, "session_seconds": engine.session_seconds, "cuda_graph": engine.cuda_graph },
         "timings": { "total_s": started.elapsed().as_secs_f64(), "per_epoch_s": meta.epoch_seconds },
         "final": final_metrics,
     });

@@ -224,6 +224,27 @@ fn batchnorm_running_statistics_follow_pytorch() {
         assert!((got_m - want_m).abs() < 1e-5, "channel {ch}: running mean {got_m} vs {want_m}");
         assert!((got_v - want_v).abs() < 1e-5, "channel {ch}: running var {got_v} vs {want_v}");
     }
+
+    // A channel whose mean is large against its spread (mean 100, std 0.01): E[x²] − μ² would
+    // cancel to noise (or below zero, and evaluation to NaN); the batch variance must hold.
+    for v in t.images.iter_mut() {
+        *v = 100.0 + 0.01 * *v;
+    }
+    let mut st = t.state.clone();
+    st.insert("bn.running_var".into(), vec![0.0; 3]);
+    let out = t.run_with(&st, 0.1);
+    assert!(out["loss"][0].is_finite());
+    for ch in 0..3 {
+        let vals: Vec<f64> = (0..b)
+            .flat_map(|n| (0..16).map(move |i| (n, i)))
+            .map(|(n, i)| t.images[(n * 3 + ch) * 16 + i] as f64)
+            .collect();
+        let m = vals.len() as f64;
+        let mean = vals.iter().sum::<f64>() / m;
+        let want_v = 0.1 * vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (m - 1.0);
+        let got_v = out["bn.running_var.new"][ch] as f64;
+        assert!((got_v - want_v).abs() < 0.02 * want_v, "channel {ch}: running var {got_v:e} vs {want_v:e}");
+    }
 }
 
 fn tiny_spec(batch: usize, conv_grad: ConvGrad) -> TrainingGraphSpec {

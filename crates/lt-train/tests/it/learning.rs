@@ -58,6 +58,9 @@ fn class_balanced_resampling_lifts_the_tail_classes() {
     eprintln!("balanced / tail accuracy: baseline {base_bal:.3} / {base_tail:.3}, resample {rs_bal:.3} / {rs_tail:.3}");
     // The model learns: above the 10% of chance even for the baseline on a balanced test set.
     assert!(base_bal > 0.15, "baseline balanced accuracy {base_bal}");
-    assert!(rs_bal > base_bal + 0.1, "resample balanced accuracy {rs_bal} vs baseline {base_bal}");
-    assert!(rs_tail > base_tail + 0.1, "resample tail accuracy {rs_tail} vs baseline {base_tail}");
+    // What resampling is for: the tail. After 6 epochs the baseline's balanced accuracy moves
+    // by ±0.1 with rounding-level changes to the graph (0.23 and 0.37 were both seen), the
+    // tail's does not (0.00 in both, against 0.36-0.39 with resampling).
+    assert!(rs_bal > base_bal, "resample balanced accuracy {rs_bal} vs baseline {base_bal}");
+    assert!(rs_tail > base_tail + 0.2, "resample tail accuracy {rs_tail} vs baseline {base_tail}");
 }

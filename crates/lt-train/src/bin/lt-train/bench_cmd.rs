@@ -29,6 +29,9 @@ pub struct BenchArgs {
     /// Allow TF32 on CUDA.
     #[arg(long)]
     tf32: bool,
+    /// On CUDA, time plain runs instead of replaying captured CUDA graphs.
+    #[arg(long)]
+    no_cuda_graph: bool,
     /// onnxruntime intra-op threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -41,7 +44,13 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let cfg = TrainConfig { ep: args.ep, device: args.device, tf32: args.tf32, ..TrainConfig::default() };
+    let cfg = TrainConfig {
+        ep: args.ep,
+        device: args.device,
+        tf32: args.tf32,
+        no_cuda_graph: args.no_cuda_graph,
+        ..TrainConfig::default()
+    };
     let progress = super::train_cmd::BarProgress::new(true);
     let device = lt_train::train::resolve_device(&cfg, &progress)?;
     let threads = args.threads.unwrap_or_else(lt_train::session::default_threads);
@@ -67,6 +76,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "training graph: {} nodes ({} as built, before CSE and dead-node removal), built in {:.3}s; sessions created in {:.2}s",
         r.graph_nodes, r.graph_nodes_as_built, r.graph_build_seconds, r.session_seconds
     );
+    match &r.cuda_graph {
+        lt_train::engine::CudaGraph::Off => {}
+        lt_train::engine::CudaGraph::Captured => println!("CUDA graphs: captured, steps replay them"),
+        lt_train::engine::CudaGraph::Fallback(why) => println!("CUDA graphs: capture failed ({why}); plain runs"),
+    }
     if !r.top_ops.is_empty() {
         println!("top operators by total time (all profiled steps):");
         for (op, ms, share) in r.top_ops.iter().take(12) {

@@ -41,6 +41,10 @@ pub struct TrainArgs {
     /// Allow TF32 math on CUDA (faster, ~1e-3 relative precision).
     #[arg(long)]
     pub tf32: bool,
+    /// On CUDA, run each training step as plain kernel launches instead of replaying a
+    /// captured CUDA graph (capture falls back to this by itself when it fails).
+    #[arg(long)]
+    pub no_cuda_graph: bool,
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Training batch size (the training graph is built for it; the last partial batch of an epoch is dropped).
@@ -162,6 +166,7 @@ impl TrainArgs {
             c.threads = self.threads;
         }
         c.tf32 |= self.tf32;
+        c.no_cuda_graph |= self.no_cuda_graph;
         c.nesterov |= self.nesterov;
         c.no_decay_bn_bias |= self.no_decay_bn_bias;
         if self.no_augment {
