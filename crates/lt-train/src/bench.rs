@@ -30,6 +30,9 @@ pub struct BenchResult {
     pub ms_per_step: f64,
     pub cuda_graph: crate::engine::CudaGraph,
     pub images_per_second: f64,
+    pub eval_batch_size: Option<usize>,
+    /// Evaluation throughput at `eval_batch_size` (`--eval-batch-size`).
+    pub eval_images_per_second: Option<f64>,
     /// (op type, total ms, share of all node time) from the profile, most expensive first.
     pub top_ops: Vec<(String, f64, f64)>,
 }
@@ -46,29 +49,16 @@ pub fn bench(
     device: &Device,
     threads: usize,
     profile: Option<&Path>,
+    eval_batch: Option<usize>,
 ) -> Result<BenchResult, TrainError> {
     let t0 = Instant::now();
     let inference = lt_graph::models::densenet(&lt_graph::models::preset(arch, classes)?, 0)?;
-    let spec = TrainingGraphSpec {
-        batch_size: batch,
-        loss: Loss::CrossEntropy { label_smoothing: 0.0 },
-        sgd: Sgd { momentum: 0.9, nesterov: false, weight_decay: 5e-4, decay_bn_and_bias: true },
-        class_counts: vec![100; classes],
-        conv_grad: if device.is_cpu() { ConvGrad::Cpu } else { ConvGrad::Cuda },
-    };
-    let graph = lt_graph::train::training_graph(&inference, &spec)?;
+    let form = if device.is_cpu() { ConvGrad::Cpu } else { ConvGrad::Cuda };
+    let graph = lt_graph::train::training_graph(&inference, &bench_spec(batch, classes, form))?;
     let graph_build_seconds = t0.elapsed().as_secs_f64();
     let mut engine = Engine::with_profile(&graph, &inference, device, threads, profile)?;
-    let [c, h, w] = graph.image_shape;
-    let mut seed = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        (seed >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    };
-    let images: Vec<f32> = (0..batch * c * h * w).map(|_| next()).collect();
-    let labels: Vec<i64> = (0..batch).map(|i| (i % classes) as i64).collect();
+    let mut batches = RandomBatches::new(batch, classes, graph.image_shape, 0);
+    let (images, labels) = batches.next_batch();
     let weights = vec![1.0f32; classes];
     for _ in 0..warmup {
         engine.step(&images, &labels, &weights, 0.01)?;
@@ -78,6 +68,22 @@ pub fn bench(
         engine.step(&images, &labels, &weights, 0.01)?;
     }
     let secs = t1.elapsed().as_secs_f64();
+    // Evaluation: the inference graph on the live state, host batch in, logits out.
+    let eval_images_per_second = match eval_batch {
+        Some(n) => {
+            let mut eval_batches = RandomBatches::new(n, classes, graph.image_shape, 1);
+            let (images, _) = eval_batches.next_batch();
+            for _ in 0..warmup.max(1) {
+                engine.evaluate(&images, n)?;
+            }
+            let t2 = Instant::now();
+            for _ in 0..steps {
+                engine.evaluate(&images, n)?;
+            }
+            Some((n * steps) as f64 / t2.elapsed().as_secs_f64().max(1e-9))
+        }
+        None => None,
+    };
     let top_ops = match profile {
         Some(_) => top_ops(Path::new(&engine.end_profiling()?))?,
         None => Vec::new(),
@@ -94,7 +100,105 @@ pub fn bench(
         cuda_graph: engine.cuda_graph.clone(),
         ms_per_step: secs * 1000.0 / steps.max(1) as f64,
         images_per_second: (batch * steps) as f64 / secs.max(1e-9),
+        eval_batch_size: eval_batch,
+        eval_images_per_second,
         top_ops,
+    })
+}
+
+/// The training step every bench times: weighted CE (weights 1), torch SGD momentum 0.9,
+/// weight decay 5e-4, as the PyTorch anchor.
+fn bench_spec(batch: usize, classes: usize, form: ConvGrad) -> TrainingGraphSpec {
+    TrainingGraphSpec {
+        batch_size: batch,
+        loss: Loss::CrossEntropy { label_smoothing: 0.0 },
+        sgd: Sgd { momentum: 0.9, nesterov: false, weight_decay: 5e-4, decay_bn_and_bias: true },
+        class_counts: vec![100; classes],
+        conv_grad: form,
+    }
+}
+
+/// Seeded batches of uniform [-1, 1) images and cycling labels (xorshift: no RNG crate
+/// state to keep in step between two engines).
+struct RandomBatches {
+    state: u64,
+    batch: usize,
+    classes: usize,
+    image_len: usize,
+}
+
+impl RandomBatches {
+    fn new(batch: usize, classes: usize, [c, h, w]: [usize; 3], seed: u64) -> Self {
+        RandomBatches {
+            state: 0x2545_F491_4F6C_DD1D ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            batch,
+            classes,
+            image_len: c * h * w,
+        }
+    }
+
+    fn next_batch(&mut self) -> (Vec<f32>, Vec<i64>) {
+        let mut next = || {
+            self.state ^= self.state << 13;
+            self.state ^= self.state >> 7;
+            self.state ^= self.state << 17;
+            self.state
+        };
+        let images =
+            (0..self.batch * self.image_len).map(|_| (next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0).collect();
+        let labels = (0..self.batch).map(|_| (next() % self.classes as u64) as i64).collect();
+        (images, labels)
+    }
+}
+
+/// The loss curves of the same training run on two engines.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Agreement {
+    pub arch: String,
+    pub batch_size: usize,
+    /// `(device name, gradient formulation)` of each side.
+    pub sides: [(String, String); 2],
+    pub losses: [Vec<f32>; 2],
+    /// max over steps of |a − b| / max(|a|, |b|, 1e-6)
+    pub max_relative_difference: f64,
+}
+
+/// Trains `arch` from the same seeded weights for `steps` steps on the same seeded random
+/// batches (a new batch each step, lr 0.1) on two (device, formulation) sides, and returns
+/// both loss curves. CUDA against CPU is the GPU check; two formulations on the CPU test the
+/// CUDA formulation where no GPU is.
+pub fn agreement(
+    arch: &str,
+    classes: usize,
+    batch: usize,
+    steps: usize,
+    sides: [(&Device, ConvGrad); 2],
+    threads: usize,
+) -> Result<Agreement, TrainError> {
+    let inference = lt_graph::models::densenet(&lt_graph::models::preset(arch, classes)?, 0)?;
+    let mut losses: [Vec<f32>; 2] = [Vec::new(), Vec::new()];
+    for (k, (device, form)) in sides.iter().enumerate() {
+        let graph = lt_graph::train::training_graph(&inference, &bench_spec(batch, classes, *form))?;
+        let mut engine = Engine::new(&graph, &inference, device, threads)?;
+        let mut batches = RandomBatches::new(batch, classes, graph.image_shape, 7);
+        let weights = vec![1.0f32; classes];
+        for _ in 0..steps {
+            let (images, labels) = batches.next_batch();
+            losses[k].push(engine.step(&images, &labels, &weights, 0.1)?.loss);
+        }
+    }
+    let max_relative_difference = losses[0]
+        .iter()
+        .zip(&losses[1])
+        .map(|(&a, &b)| ((a - b).abs() / a.abs().max(b.abs()).max(1e-6)) as f64)
+        .fold(0.0, f64::max);
+    let side = |(d, f): &(&Device, ConvGrad)| (d.name(), format!("{f:?}").to_lowercase());
+    Ok(Agreement {
+        arch: arch.to_string(),
+        batch_size: batch,
+        sides: [side(&sides[0]), side(&sides[1])],
+        losses,
+        max_relative_difference,
     })
 }
 

@@ -1,5 +1,6 @@
 //! lt-train integration tests: one binary, one module per area.
 
+mod bench_cli;
 mod fixture;
 mod graph_grad;
 mod graph_import;

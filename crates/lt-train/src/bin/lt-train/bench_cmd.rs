@@ -38,6 +38,9 @@ pub struct BenchArgs {
     /// Write onnxruntime's profile with this prefix and print the top operators by total time.
     #[arg(long, value_name = "PREFIX")]
     profile: Option<PathBuf>,
+    /// Also time evaluation (the inference graph on the live state) at this batch size.
+    #[arg(long)]
+    eval_batch_size: Option<usize>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -63,6 +66,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         &device,
         threads,
         args.profile.as_deref(),
+        args.eval_batch_size,
     )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -76,6 +80,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "training graph: {} nodes ({} as built, before CSE and dead-node removal), built in {:.3}s; sessions created in {:.2}s",
         r.graph_nodes, r.graph_nodes_as_built, r.graph_build_seconds, r.session_seconds
     );
+    if let (Some(n), Some(ips)) = (r.eval_batch_size, r.eval_images_per_second) {
+        println!("evaluation batch {n}: {ips:.1} images/s");
+    }
     match &r.cuda_graph {
         lt_train::engine::CudaGraph::Off => {}
         lt_train::engine::CudaGraph::Captured => println!("CUDA graphs: captured, steps replay them"),
@@ -128,5 +135,73 @@ pub fn run_loader(args: &LoaderBenchArgs) -> Result<()> {
         r.seconds,
         r.open_seconds
     );
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct AgreeArgs {
+    /// Built-in network.
+    #[arg(long, default_value = "densenet-bc-40-k12")]
+    arch: String,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 10)]
+    classes: usize,
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// cuda: CUDA (CUDA formulation) against CPU (CPU formulation). cpu: both formulations
+    /// on the CPU, which checks the CUDA formulation where no GPU is.
+    #[arg(long, value_enum, default_value = "cuda")]
+    ep: Ep,
+    #[arg(long, default_value_t = 0)]
+    device: i32,
+    /// Allow TF32 on CUDA (expect agreement to ~1e-2 instead of ~1e-4).
+    #[arg(long)]
+    tf32: bool,
+    /// onnxruntime intra-op threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Fail (exit 1) when the largest relative loss difference exceeds this.
+    #[arg(long, default_value_t = 1e-3)]
+    tolerance: f64,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run_agree(args: &AgreeArgs) -> Result<()> {
+    use lt_graph::train::ConvGrad;
+    let cfg = TrainConfig { ep: args.ep, device: args.device, tf32: args.tf32, ..TrainConfig::default() };
+    let progress = super::train_cmd::BarProgress::new(true);
+    let other = lt_train::train::resolve_device(&cfg, &progress)?;
+    let threads = args.threads.unwrap_or_else(lt_train::session::default_threads);
+    let cpu = lt_train::device::Device::Cpu;
+    let r = lt_train::bench::agreement(
+        &args.arch,
+        args.classes,
+        args.batch_size,
+        args.steps,
+        [(&cpu, ConvGrad::Cpu), (&other, ConvGrad::Cuda)],
+        threads,
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "{} batch {}: loss of {} ({}) vs {} ({}), {} steps",
+            r.arch, r.batch_size, r.sides[0].0, r.sides[0].1, r.sides[1].0, r.sides[1].1, args.steps
+        );
+        for (k, (a, b)) in r.losses[0].iter().zip(&r.losses[1]).enumerate() {
+            println!("  step {:>3}: {a:.6} {b:.6}", k + 1);
+        }
+        println!("max relative difference {:.2e} (tolerance {:.0e})", r.max_relative_difference, args.tolerance);
+    }
+    if !(r.max_relative_difference <= args.tolerance) {
+        anyhow::bail!(
+            "the loss curves differ by {:.2e} relative, above the tolerance {:.0e}",
+            r.max_relative_difference,
+            args.tolerance
+        );
+    }
     Ok(())
 }

@@ -45,6 +45,10 @@ enum Command {
     /// Time the loader alone: a dataset's training subset read from Parquet, then shuffled,
     /// augmented (crop+flip) and normalised into f32 batches by the background prefetcher.
     BenchLoader(bench_cmd::LoaderBenchArgs),
+    /// Train the same network on the same batches on two sides and compare the loss curves:
+    /// CUDA against CPU (--ep cuda, the GPU check), or the CUDA gradient formulation against
+    /// the CPU one, both on the CPU (--ep cpu).
+    Agree(bench_cmd::AgreeArgs),
     /// Evaluate any ONNX image classifier (e.g. a run's model.onnx) on a dataset's test split.
     Eval(eval_cmd::EvalArgs),
 }
@@ -56,6 +60,7 @@ fn main() -> Result<()> {
         Some(Command::Graph(args)) => graph_cmd::run(&args),
         Some(Command::Bench(args)) => bench_cmd::run(&args),
         Some(Command::BenchLoader(args)) => bench_cmd::run_loader(&args),
+        Some(Command::Agree(args)) => bench_cmd::run_agree(&args),
         Some(Command::Eval(args)) => eval_cmd::run(&args),
         None => train_cmd::run(&cli.train),
     }
