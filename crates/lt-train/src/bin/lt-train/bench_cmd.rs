@@ -196,7 +196,8 @@ pub fn run_agree(args: &AgreeArgs) -> Result<()> {
         }
         println!("max relative difference {:.2e} (tolerance {:.0e})", r.max_relative_difference, args.tolerance);
     }
-    if !(r.max_relative_difference <= args.tolerance) {
+    // A NaN difference (a diverged side) fails too.
+    if r.max_relative_difference.is_nan() || r.max_relative_difference > args.tolerance {
         anyhow::bail!(
             "the loss curves differ by {:.2e} relative, above the tolerance {:.0e}",
             r.max_relative_difference,
