@@ -190,7 +190,13 @@ pub fn agreement(
     let max_relative_difference = losses[0]
         .iter()
         .zip(&losses[1])
-        .map(|(&a, &b)| ((a - b).abs() / a.abs().max(b.abs()).max(1e-6)) as f64)
+        .map(|(&a, &b)| {
+            // A diverged side (NaN/inf loss) is infinitely far: f64::max would skip a NaN.
+            if !(a.is_finite() && b.is_finite()) {
+                return f64::INFINITY;
+            }
+            ((a - b).abs() / a.abs().max(b.abs()).max(1e-6)) as f64
+        })
         .fold(0.0, f64::max);
     let side = |(d, f): &(&Device, ConvGrad)| (d.name(), format!("{f:?}").to_lowercase());
     Ok(Agreement {
