@@ -7,7 +7,11 @@
 # Budget: under 4 minutes on an H200. Raw JSON goes to ${OUT:-/tmp}/gpu-check/.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=${LT_TRAIN:-$root/.gpu-bin/lt-train}
+bin=${LT_TRAIN:-/tmp/lt-gpu-bin/lt-train}
+if [ -z "${LT_TRAIN:-}" ]; then
+  mkdir -p /tmp/lt-gpu-bin
+  xz -dc "$root/.gpu-bin/lt-train.xz" > "$bin" && chmod +x "$bin" || { echo "no .gpu-bin/lt-train.xz: run scripts/gpu-stage.sh first" >&2; exit 1; }
+fi
 out=${OUT:-/tmp}/gpu-check
 mkdir -p "$out"
 fail=0
