@@ -65,6 +65,9 @@ pub struct TrainConfig {
     pub tf32: bool,
     /// Do not capture the CUDA training step as CUDA graphs (they are on by default on CUDA).
     pub no_cuda_graph: bool,
+    /// Pick cuDNN convolution algorithms by heuristics instead of timing every candidate
+    /// when the session starts (exhaustive search, the default).
+    pub cudnn_heuristic: bool,
     pub epochs: usize,
     pub batch_size: usize,
     pub eval_batch_size: usize,
@@ -105,6 +108,7 @@ impl Default for TrainConfig {
             device: 0,
             tf32: false,
             no_cuda_graph: false,
+            cudnn_heuristic: false,
             epochs: 10,
             batch_size: 128,
             eval_batch_size: 256,

@@ -85,8 +85,12 @@ const LAST_CHECKPOINT: &str = "last.ckpt";
 
 /// The execution provider `cfg` asks for; `auto` probes CUDA and says what it picked.
 pub fn resolve_device(cfg: &TrainConfig, progress: &dyn Progress) -> Result<Device, TrainError> {
-    let cuda =
-        Device::Cuda { device_id: cfg.device, tf32: cfg.tf32, exhaustive_search: true, cuda_graph: !cfg.no_cuda_graph };
+    let cuda = Device::Cuda {
+        device_id: cfg.device,
+        tf32: cfg.tf32,
+        exhaustive_search: !cfg.cudnn_heuristic,
+        cuda_graph: !cfg.no_cuda_graph,
+    };
     match cfg.ep {
         Ep::Cpu => Ok(Device::Cpu),
         Ep::Cuda => {

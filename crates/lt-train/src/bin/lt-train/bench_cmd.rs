@@ -32,6 +32,9 @@ pub struct BenchArgs {
     /// On CUDA, time plain runs instead of replaying captured CUDA graphs.
     #[arg(long)]
     no_cuda_graph: bool,
+    /// On CUDA, cuDNN algorithms by heuristics instead of exhaustive timing.
+    #[arg(long)]
+    cudnn_heuristic: bool,
     /// onnxruntime intra-op threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -52,6 +55,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         device: args.device,
         tf32: args.tf32,
         no_cuda_graph: args.no_cuda_graph,
+        cudnn_heuristic: args.cudnn_heuristic,
         ..TrainConfig::default()
     };
     let progress = super::train_cmd::BarProgress::new(true);

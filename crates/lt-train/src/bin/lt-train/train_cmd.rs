@@ -45,6 +45,10 @@ pub struct TrainArgs {
     /// captured CUDA graph (capture falls back to this by itself when it fails).
     #[arg(long)]
     pub no_cuda_graph: bool,
+    /// On CUDA, pick cuDNN convolution algorithms by heuristics instead of timing every
+    /// candidate when the session starts (faster start, possibly slower steps).
+    #[arg(long)]
+    pub cudnn_heuristic: bool,
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Training batch size (the training graph is built for it; the last partial batch of an epoch is dropped).
@@ -167,6 +171,7 @@ impl TrainArgs {
         }
         c.tf32 |= self.tf32;
         c.no_cuda_graph |= self.no_cuda_graph;
+        c.cudnn_heuristic |= self.cudnn_heuristic;
         c.nesterov |= self.nesterov;
         c.no_decay_bn_bias |= self.no_decay_bn_bias;
         if self.no_augment {
