@@ -639,8 +639,19 @@ pub fn training_graph(inference: &ModelProto, spec: &TrainingGraphSpec) -> Resul
                 let sd = cx.op("Sqrt", &[&ve], &[], vec![ch])?;
                 let inv = cx.op("Reciprocal", &[&sd], &[], vec![ch])?;
                 let a = cx.bin("Mul", &gamma, &inv)?;
-                let y = channel_affine(&mut cx, &xc, &a, Some(&beta), spec.conv_grad)?;
                 let mean1 = cx.reshape(&mean4, &[ch])?;
+                let y = if spec.conv_grad == ConvGrad::Cuda {
+                    // One inference-form BatchNormalization node fed with the batch statistics:
+                    // cuDNN's single pass, and 1 node where the affine map takes 4.
+                    cx.op(
+                        "BatchNormalization",
+                        &[&x, &gamma, &beta, &mean1, &var],
+                        &[("epsilon", Attr::Float(eps))],
+                        xs.clone(),
+                    )?
+                } else {
+                    channel_affine(&mut cx, &xc, &a, Some(&beta), spec.conv_grad)?
+                };
                 let var1 = var.clone();
                 // Running statistics, PyTorch's convention (unbiased variance).
                 let rm_a = cx.mul_s(&rm, mom)?;
