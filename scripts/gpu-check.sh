@@ -23,6 +23,15 @@ echo "== CUDA vs CPU loss agreement (densenet-bc-40-k12, batch 64, 20 steps)"
 "$bin" agree --ep cuda --tf32 --arch densenet-bc-40-k12 --batch-size 64 --steps 20 --tolerance 3e-2 --json \
   > "$out/agree-tf32.json" || fail=1
 
+echo "== end to end: 3 epochs of densenet-tiny on a tiny dataset, CUDA and CPU"
+data=/tmp/lt-gpu-data
+rm -rf "$data" /tmp/lt-gpu-run && mkdir -p "$data"
+tar -xJf "$root/.gpu-bin/data.tar.xz" -C "$data" --no-same-owner
+for ep in cuda cpu; do
+  timeout 120 "$bin" --data "$data/gpu-data" --arch densenet-tiny --epochs 3 --batch-size 32 --no-augment \
+    --seed 1 --ep "$ep" --quiet --out "/tmp/lt-gpu-run/$ep" 2> "$out/run-$ep.err" || { echo "run on $ep failed: $(tail -3 "$out/run-$ep.err")"; fail=1; }
+done
+
 echo "== training / evaluation throughput"
 run() { # name, args...
   local name=$1; shift
@@ -42,6 +51,19 @@ def load(n):
         return json.load(open(p))
     except Exception:
         return None
+runs = {}
+for ep in ("cuda", "cpu"):
+    try:
+        runs[ep] = json.load(open(f"/tmp/lt-gpu-run/{ep}/run.json"))
+    except Exception:
+        runs[ep] = None
+if all(runs.values()):
+    c, p = runs["cuda"]["final"], runs["cpu"]["final"]
+    rel = abs(c["loss"] - p["loss"]) / max(abs(p["loss"]), 1e-9)
+    print(f"end to end: test loss cuda {c['loss']:.5f} cpu {p['loss']:.5f} (relative {rel:.1e}); "
+          f"balanced accuracy cuda {c['balanced']:.3f} cpu {p['balanced']:.3f}; cuda_graph {runs['cuda']['graph']['cuda_graph']}")
+else:
+    print("end to end: a run is missing", {k: v is not None for k, v in runs.items()})
 for n in ("agree-fp32", "agree-tf32"):
     r = load(n)
     print(f"{n:18s}", "missing" if r is None else f"max relative loss difference {r['max_relative_difference']:.2e} over {len(r['losses'][0])} steps")
