@@ -227,8 +227,13 @@ impl Engine {
         let batch_size = images_batch_size(&graph.model)?;
         let mut io = StepIo::new(&state_alloc, batch_size, graph.image_shape, graph.num_classes)?;
         if !device.is_cpu() {
-            let pinned = Allocator::new(&train, pinned_memory(device)?)?;
-            io.staging = Some(Box::new(StepIo::new(&pinned, batch_size, graph.image_shape, graph.num_classes)?));
+            // Page-locked staging makes the copies DMA transfers; where the provider offers no
+            // pinned allocator, pageable host memory still works (slower copies).
+            let staging = match Allocator::new(&train, pinned_memory(device)?) {
+                Ok(pinned) => StepIo::new(&pinned, batch_size, graph.image_shape, graph.num_classes)?,
+                Err(_) => StepIo::new(&Allocator::default(), batch_size, graph.image_shape, graph.num_classes)?,
+            };
+            io.staging = Some(Box::new(staging));
         }
         let bindings = [train.create_binding()?, train.create_binding()?];
         let eval_inputs: Vec<String> =
