@@ -188,7 +188,7 @@ impl Engine {
         let initial: HashMap<String, Vec<f32>> = graph.state.iter().map(|s| (s.name.clone(), s.init.clone())).collect();
         engine.load_state(&initial)?;
         if wants_graph {
-            if let Err(e) = engine.capture() {
+            if let Err(e) = engine.capture_then_restore(&initial) {
                 // A graph that cannot be captured (a node left on the CPU, a Memcpy) still
                 // trains: plain runs on a session without graph capture.
                 let train = device.session_with(&train_bytes, threads, profile, false)?;
@@ -196,8 +196,8 @@ impl Engine {
                 engine = Self::assemble(graph, &eval_model, train, eval, device)?;
                 engine.node_count = node_count;
                 engine.cuda_graph = CudaGraph::Fallback(e.to_string());
+                engine.load_state(&initial)?;
             }
-            engine.load_state(&initial)?;
         }
         engine.session_seconds = t0.elapsed().as_secs_f64();
         Ok(engine)
@@ -271,6 +271,12 @@ impl Engine {
         };
         engine.bind()?;
         Ok(engine)
+    }
+
+    /// [`Engine::capture`], then `initial` loaded again over what the capturing runs wrote.
+    fn capture_then_restore(&mut self, initial: &HashMap<String, Vec<f32>>) -> Result<(), RuntimeError> {
+        self.capture()?;
+        self.load_state(initial)
     }
 
     /// Captures the step of both bindings as CUDA graphs (ids 0 and 1): a warm-up run and the
@@ -495,4 +501,41 @@ pub fn device_memory(device: &Device) -> Result<MemoryInfo<'static>, RuntimeErro
             MemoryInfo::new(AllocationDevice::CUDA, *device_id, AllocatorType::Device, MemoryType::Default)?
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use lt_graph::train::{ConvGrad, Loss, Sgd, TrainingGraphSpec};
+
+    use super::*;
+
+    /// The capture sequence (warm-up and capturing runs of both bindings with graph ids, then
+    /// the real state reloaded) must leave training exactly where an engine without it
+    /// starts. On the CPU the graph ids are inert, so this checks the bookkeeping the CUDA
+    /// path relies on: which state set is current, and that the reload undoes the runs.
+    #[test]
+    fn the_capture_sequence_leaves_training_unchanged() {
+        let inference = lt_graph::models::densenet(&lt_graph::models::preset("densenet-tiny", 3).unwrap(), 2).unwrap();
+        let spec = TrainingGraphSpec {
+            batch_size: 4,
+            loss: Loss::CrossEntropy { label_smoothing: 0.0 },
+            sgd: Sgd { momentum: 0.9, nesterov: false, weight_decay: 5e-4, decay_bn_and_bias: true },
+            class_counts: vec![5, 3, 1],
+            conv_grad: ConvGrad::Cpu,
+        };
+        let graph = lt_graph::train::training_graph(&inference, &spec).unwrap();
+        let initial: HashMap<String, Vec<f32>> = graph.state.iter().map(|s| (s.name.clone(), s.init.clone())).collect();
+        let mut plain = Engine::new(&graph, &inference, &Device::Cpu, 1).unwrap();
+        let mut captured = Engine::new(&graph, &inference, &Device::Cpu, 1).unwrap();
+        captured.capture_then_restore(&initial).unwrap();
+        assert_eq!(captured.cuda_graph, CudaGraph::Captured);
+        let images: Vec<f32> = (0..4 * 3 * 32 * 32).map(|i| ((i * 7919) % 255) as f32 / 127.0 - 1.0).collect();
+        for step in 0..3 {
+            let labels = [step % 3, 1, 2, 0].map(|l| l as i64);
+            let a = plain.step(&images, &labels, &[1.0, 2.0, 3.0], 0.05).unwrap();
+            let b = captured.step(&images, &labels, &[1.0, 2.0, 3.0], 0.05).unwrap();
+            assert_eq!(a.loss.to_bits(), b.loss.to_bits(), "step {step}");
+        }
+        assert_eq!(plain.state().unwrap(), captured.state().unwrap());
+    }
 }
