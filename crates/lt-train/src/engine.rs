@@ -187,17 +187,15 @@ impl Engine {
         engine.node_count = node_count;
         let initial: HashMap<String, Vec<f32>> = graph.state.iter().map(|s| (s.name.clone(), s.init.clone())).collect();
         engine.load_state(&initial)?;
-        if wants_graph {
-            if let Err(e) = engine.capture_then_restore(&initial) {
-                // A graph that cannot be captured (a node left on the CPU, a Memcpy) still
-                // trains: plain runs on a session without graph capture.
-                let train = device.session_with(&train_bytes, threads, profile, false)?;
-                let eval = device.session(&lt_graph::onnx::encode(&eval_model), threads)?;
-                engine = Self::assemble(graph, &eval_model, train, eval, device)?;
-                engine.node_count = node_count;
-                engine.cuda_graph = CudaGraph::Fallback(e.to_string());
-                engine.load_state(&initial)?;
-            }
+        if wants_graph && let Err(e) = engine.capture_then_restore(&initial) {
+            // A graph that cannot be captured (a node left on the CPU, a Memcpy) still
+            // trains: plain runs on a session without graph capture.
+            let train = device.session_with(&train_bytes, threads, profile, false)?;
+            let eval = device.session(&lt_graph::onnx::encode(&eval_model), threads)?;
+            engine = Self::assemble(graph, &eval_model, train, eval, device)?;
+            engine.node_count = node_count;
+            engine.cuda_graph = CudaGraph::Fallback(e.to_string());
+            engine.load_state(&initial)?;
         }
         engine.session_seconds = t0.elapsed().as_secs_f64();
         Ok(engine)
