@@ -50,13 +50,13 @@ pub fn optimize(model: &mut ModelProto) -> OptimizeStats {
         }
         let mut anonymous = t.clone();
         anonymous.name.clear();
-        match seen_tensors.get(&anonymous.encode_to_vec()) {
-            Some(first) => {
-                rename.insert(t.name.clone(), first.clone());
+        match seen_tensors.entry(anonymous.encode_to_vec()) {
+            std::collections::hash_map::Entry::Occupied(first) => {
+                rename.insert(t.name.clone(), first.get().clone());
                 false
             }
-            None => {
-                seen_tensors.insert(anonymous.encode_to_vec(), t.name.clone());
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(t.name.clone());
                 true
             }
         }

@@ -89,8 +89,9 @@ impl StepIo {
         })
     }
 
-    /// The tensors the host writes the inputs into.
-    fn host_inputs(&mut self) -> &mut StepIo {
+    /// The tensors the host writes inputs into and reads outputs from (the pinned twins on
+    /// CUDA, the bound tensors themselves on the CPU).
+    fn host_side(&mut self) -> &mut StepIo {
         match self.staging {
             Some(ref mut s) => s,
             None => self,
@@ -104,7 +105,7 @@ impl StepIo {
         class_weights: &[f32],
         lr: f32,
     ) -> Result<(), RuntimeError> {
-        let host = self.host_inputs();
+        let host = self.host_side();
         host.images.try_extract_tensor_mut::<f32>()?.1.copy_from_slice(images);
         host.labels.try_extract_tensor_mut::<i64>()?.1.copy_from_slice(labels);
         host.class_weights.try_extract_tensor_mut::<f32>()?.1.copy_from_slice(class_weights);
@@ -123,7 +124,7 @@ impl StepIo {
             self.loss.copy_into(&mut s.loss)?;
             self.logits.copy_into(&mut s.logits)?;
         }
-        let host = self.host_inputs();
+        let host = self.host_side();
         let loss = host.loss.try_extract_tensor::<f32>()?.1[0];
         let logits = host.logits.try_extract_tensor::<f32>()?.1.to_vec();
         Ok(StepOutput { loss, logits })

@@ -201,6 +201,16 @@ fn an_op_without_a_backward_rule_is_an_error_naming_op_and_node() {
     assert!(err.contains("Mul") && err.contains("mul_node"), "{err}");
 }
 
+/// Mean and unbiased variance, in f64, of channel `ch` of the one-BN fixture's batch
+/// (5 images of 3 channels x 16 values).
+fn channel_stats(images: &[f32], ch: usize) -> (f64, f64) {
+    let vals: Vec<f64> =
+        (0..5).flat_map(|n| (0..16).map(move |i| (n, i))).map(|(n, i)| images[(n * 3 + ch) * 16 + i] as f64).collect();
+    let m = vals.len() as f64;
+    let mean = vals.iter().sum::<f64>() / m;
+    (mean, vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (m - 1.0))
+}
+
 #[test]
 fn batchnorm_running_statistics_follow_pytorch() {
     let sp = spec(5, 3, ce(), grad_sgd(), ConvGrad::Cpu);
@@ -208,15 +218,8 @@ fn batchnorm_running_statistics_follow_pytorch() {
     let mut t = Trainer::new(&model, &sp, 13);
     let st = t.state.clone();
     let out = t.run_with(&st, 0.1);
-    let b = 5usize;
     for ch in 0..3 {
-        let vals: Vec<f64> = (0..b)
-            .flat_map(|n| (0..16).map(move |i| (n, i)))
-            .map(|(n, i)| t.images[(n * 3 + ch) * 16 + i] as f64)
-            .collect();
-        let m = vals.len() as f64;
-        let mean = vals.iter().sum::<f64>() / m;
-        let var_unbiased = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (m - 1.0);
+        let (mean, var_unbiased) = channel_stats(&t.images, ch);
         let want_m = 0.9 * st["bn.running_mean"][ch] as f64 + 0.1 * mean;
         let want_v = 0.9 * st["bn.running_var"][ch] as f64 + 0.1 * var_unbiased;
         let got_m = out["bn.running_mean.new"][ch] as f64;
@@ -235,13 +238,7 @@ fn batchnorm_running_statistics_follow_pytorch() {
     let out = t.run_with(&st, 0.1);
     assert!(out["loss"][0].is_finite());
     for (ch, &got_v) in out["bn.running_var.new"].iter().enumerate() {
-        let vals: Vec<f64> = (0..b)
-            .flat_map(|n| (0..16).map(move |i| (n, i)))
-            .map(|(n, i)| t.images[(n * 3 + ch) * 16 + i] as f64)
-            .collect();
-        let m = vals.len() as f64;
-        let mean = vals.iter().sum::<f64>() / m;
-        let want_v = 0.1 * vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (m - 1.0);
+        let want_v = 0.1 * channel_stats(&t.images, ch).1;
         let got_v = got_v as f64;
         assert!((got_v - want_v).abs() < 0.02 * want_v, "channel {ch}: running var {got_v:e} vs {want_v:e}");
     }

@@ -49,6 +49,12 @@ pub struct BenchArgs {
     json: bool,
 }
 
+/// The execution provider `cfg` asks for (said on stderr) and the intra-op thread count.
+fn device_and_threads(cfg: &TrainConfig, threads: Option<usize>) -> Result<(lt_train::device::Device, usize)> {
+    let device = lt_train::train::resolve_device(cfg, &super::train_cmd::BarProgress::new(true))?;
+    Ok((device, threads.unwrap_or_else(lt_train::session::default_threads)))
+}
+
 pub fn run(args: &BenchArgs) -> Result<()> {
     let cfg = TrainConfig {
         ep: args.ep,
@@ -58,9 +64,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         cudnn_heuristic: args.cudnn_heuristic,
         ..TrainConfig::default()
     };
-    let progress = super::train_cmd::BarProgress::new(true);
-    let device = lt_train::train::resolve_device(&cfg, &progress)?;
-    let threads = args.threads.unwrap_or_else(lt_train::session::default_threads);
+    let (device, threads) = device_and_threads(&cfg, args.threads)?;
     let r = lt_train::bench::bench(
         &args.arch,
         args.classes,
@@ -176,9 +180,7 @@ pub struct AgreeArgs {
 pub fn run_agree(args: &AgreeArgs) -> Result<()> {
     use lt_graph::train::ConvGrad;
     let cfg = TrainConfig { ep: args.ep, device: args.device, tf32: args.tf32, ..TrainConfig::default() };
-    let progress = super::train_cmd::BarProgress::new(true);
-    let other = lt_train::train::resolve_device(&cfg, &progress)?;
-    let threads = args.threads.unwrap_or_else(lt_train::session::default_threads);
+    let (other, threads) = device_and_threads(&cfg, args.threads)?;
     let cpu = lt_train::device::Device::Cpu;
     let r = lt_train::bench::agreement(
         &args.arch,
