@@ -15,11 +15,13 @@ use crate::onnx::{Attr, GraphBuilder, Tensor};
 mod backward;
 mod loss;
 mod sgd;
+mod stats;
 mod weights;
 
 use backward::{backward, rec_output};
 use loss::emit_loss;
 use sgd::emit_sgd;
+use stats::{BatchStats, StatsCache};
 pub use weights::{tensor_f32, tensor_i64, with_weights};
 
 /// The loss minimised by the training step. Every loss takes the per-class `class_weights`
@@ -486,6 +488,7 @@ pub fn training_graph(inference: &ModelProto, spec: &TrainingGraphSpec) -> Resul
     }
     let mut tape: Vec<Rec> = Vec::new();
     let mut running_updates: Vec<(String, String)> = Vec::new();
+    let mut stats = StatsCache::default();
     for node in &src.node {
         if node.op_type == "Constant" {
             continue;
@@ -564,25 +567,18 @@ pub fn training_graph(inference: &ModelProto, spec: &TrainingGraphSpec) -> Resul
                 let m: i64 = axes.iter().map(|&a| xs[a as usize]).product();
                 let mut cshape = vec![1i64; xs.len()];
                 cshape[1] = ch;
-                // Two-pass statistics (x − μ first): E[x²] − μ² loses the variance of a
-                // channel whose mean is large against its spread, and a negative running
-                // variance then turns evaluation into NaN. The normalisation is one
-                // per-channel affine map of x − μ (a depthwise 1x1 Conv on the CPU, into which
-                // onnxruntime fuses the following ReLU).
-                // Per-channel statistics stay [C] vectors (what γ, β and the running
-                // statistics are): no Reshape between them, one per layer for the mean.
-                let keep = [("axes", ints(&axes)), ("keepdims", Attr::Int(1))];
-                let mean4 = cx.op("ReduceMean", &[&x], &keep, cshape.clone())?;
-                let xc = cx.bin("Sub", &x, &mean4)?;
-                let ss =
-                    cx.op("ReduceSumSquare", &[&xc], &[("axes", ints(&axes)), ("keepdims", Attr::Int(0))], vec![ch])?;
-                let var = cx.mul_s(&ss, 1.0 / m as f32)?;
+                // Two-pass statistics, shared by every BatchNorm that normalises the same
+                // feature map (stats.rs). The normalisation is one per-channel affine map of
+                // x − μ (a depthwise 1x1 Conv on the CPU, into which onnxruntime fuses the
+                // following ReLU). Per-channel statistics stay [C] vectors (what γ, β and the
+                // running statistics are).
+                let BatchStats { mean: mean1, var } = stats.stats(&mut cx, &x)?;
+                let xc = stats.centred(&mut cx, &x)?;
                 let epsc = cx.f32c(eps);
                 let ve = cx.bin("Add", &var, &epsc)?;
                 let sd = cx.op("Sqrt", &[&ve], &[], vec![ch])?;
                 let inv = cx.op("Reciprocal", &[&sd], &[], vec![ch])?;
                 let a = cx.bin("Mul", &gamma, &inv)?;
-                let mean1 = cx.reshape(&mean4, &[ch])?;
                 let y = if spec.conv_grad == ConvGrad::Cuda {
                     // One inference-form BatchNormalization node fed with the batch statistics:
                     // cuDNN's single pass, and 1 node where the affine map takes 4.
@@ -655,6 +651,7 @@ pub fn training_graph(inference: &ModelProto, spec: &TrainingGraphSpec) -> Resul
                 out[axis as usize] = parts.iter().map(|p| cx.shape(p)[axis as usize]).sum();
                 let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
                 let y = cx.op("Concat", &refs, &[("axis", Attr::Int(axis))], out)?;
+                stats.record_concat(&y, &parts, axis);
                 tape.push(Rec::Concat { xs: parts, y: y.clone(), axis });
                 y
             }
