@@ -572,8 +572,9 @@ pub fn training_graph(inference: &ModelProto, spec: &TrainingGraphSpec) -> Resul
                 // x − μ (a depthwise 1x1 Conv on the CPU, into which onnxruntime fuses the
                 // following ReLU). Per-channel statistics stay [C] vectors (what γ, β and the
                 // running statistics are).
-                let BatchStats { mean: mean1, var } = stats.stats(&mut cx, &x)?;
+                let BatchStats { mean: mean4, var } = stats.stats(&mut cx, &x)?;
                 let xc = stats.centred(&mut cx, &x)?;
+                let mean1 = cx.reshape(&mean4, &[ch])?;
                 let epsc = cx.f32c(eps);
                 let ve = cx.bin("Add", &var, &epsc)?;
                 let sd = cx.op("Sqrt", &[&ve], &[], vec![ch])?;
@@ -581,10 +582,13 @@ pub fn training_graph(inference: &ModelProto, spec: &TrainingGraphSpec) -> Resul
                 let a = cx.bin("Mul", &gamma, &inv)?;
                 let y = if spec.conv_grad == ConvGrad::Cuda {
                     // One inference-form BatchNormalization node fed with the batch statistics:
-                    // cuDNN's single pass, and 1 node where the affine map takes 4.
+                    // cuDNN's single pass, and 1 node where the affine map takes 4. It reads
+                    // x − μ with a zero mean, like the CPU form, so that in a dense block the
+                    // concatenation of the raw features is dead (stats.rs).
+                    let zero_mean = cx.tensor_const(Tensor::F32 { dims: vec![ch], data: vec![0.0; ch as usize] });
                     cx.op(
                         "BatchNormalization",
-                        &[&x, &gamma, &beta, &mean1, &var],
+                        &[&xc, &gamma, &beta, &zero_mean, &var],
                         &[("epsilon", Attr::Float(eps))],
                         xs.clone(),
                     )?
