@@ -33,7 +33,8 @@ pub struct BenchResult {
     pub eval_batch_size: Option<usize>,
     /// Evaluation throughput at `eval_batch_size` (`--eval-batch-size`).
     pub eval_images_per_second: Option<f64>,
-    /// (op type, total ms, share of all node time) from the profile, most expensive first.
+    /// (op type, ms per timed step, share of all node time) from the profile, most expensive
+    /// first; warm-up runs excluded.
     pub top_ops: Vec<(String, f64, f64)>,
 }
 
@@ -85,7 +86,7 @@ pub fn bench(
         None => None,
     };
     let top_ops = match profile {
-        Some(_) => top_ops(Path::new(&engine.end_profiling()?))?,
+        Some(_) => top_ops(Path::new(&engine.end_profiling()?), steps)?,
         None => Vec::new(),
     };
     Ok(BenchResult {
@@ -269,23 +270,78 @@ pub fn loader(
     })
 }
 
-/// Total time per operator type from an onnxruntime profile (node events, `dur` in µs).
-pub fn top_ops(path: &Path) -> Result<Vec<(String, f64, f64)>, TrainError> {
+/// Time per operator type in the last `runs` model runs of an onnxruntime profile: (op type,
+/// ms per run, share of all node time), most expensive first. The profile covers the session's
+/// whole life, and its first runs (allocation, ~2x a steady step, one kernel up to 30x) would
+/// otherwise rank the operators by warm-up cost.
+pub fn top_ops(path: &Path, runs: usize) -> Result<Vec<(String, f64, f64)>, TrainError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| TrainError::Output { path: path.to_path_buf(), message: e.to_string() })?;
     let events: Vec<serde_json::Value> = serde_json::from_str(&text).map_err(|e| TrainError::Output {
         path: path.to_path_buf(),
         message: format!("not an onnxruntime profile: {e}"),
     })?;
+    Ok(op_times(&events, runs))
+}
+
+fn op_times(events: &[serde_json::Value], runs: usize) -> Vec<(String, f64, f64)> {
+    let span = |e: &serde_json::Value| {
+        let ts = e["ts"].as_f64().unwrap_or(0.0);
+        (ts, ts + e["dur"].as_f64().unwrap_or(0.0))
+    };
+    let mut windows: Vec<(f64, f64)> =
+        events.iter().filter(|e| e["cat"] == "Session" && e["name"] == "model_run").map(span).collect();
+    windows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let kept = &windows[windows.len().saturating_sub(runs)..];
     let mut total: BTreeMap<String, f64> = BTreeMap::new();
-    for e in &events {
+    for e in events {
         if e["cat"] == "Node" && e["name"].as_str().is_some_and(|n| n.ends_with("_kernel_time")) {
-            let op = e["args"]["op_name"].as_str().unwrap_or("?").to_string();
-            *total.entry(op).or_default() += e["dur"].as_f64().unwrap_or(0.0) / 1000.0;
+            let (start, _) = span(e);
+            if kept.iter().any(|&(a, b)| start >= a && start <= b) {
+                let op = e["args"]["op_name"].as_str().unwrap_or("?").to_string();
+                *total.entry(op).or_default() += e["dur"].as_f64().unwrap_or(0.0) / 1000.0 / kept.len() as f64;
+            }
         }
     }
     let all: f64 = total.values().sum::<f64>().max(1e-9);
     let mut ops: Vec<(String, f64, f64)> = total.into_iter().map(|(op, ms)| (op, ms, ms / all)).collect();
     ops.sort_by(|a, b| b.1.total_cmp(&a.1));
-    Ok(ops)
+    ops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::op_times;
+    use serde_json::json;
+
+    fn node(op: &str, ts: f64, dur: f64) -> serde_json::Value {
+        json!({"cat": "Node", "name": format!("{op}_1_kernel_time"), "ts": ts, "dur": dur, "args": {"op_name": op}})
+    }
+
+    #[test]
+    fn op_times_count_only_the_last_runs_per_run() {
+        let run = |ts: f64| json!({"cat": "Session", "name": "model_run", "ts": ts, "dur": 100.0});
+        let events = vec![
+            run(0.0),
+            node("Conv", 10.0, 90_000.0), // the warm-up run's slow kernel
+            run(1000.0),
+            node("Conv", 1010.0, 3000.0),
+            node("Mul", 1050.0, 1000.0),
+            json!({"cat": "Node", "name": "Mul_1_fence_before", "ts": 1050.0, "dur": 7000.0, "args": {"op_name": "Mul"}}),
+            run(2000.0),
+            node("Conv", 2010.0, 5000.0),
+            node("Mul", 2050.0, 1000.0),
+        ];
+        let ops = op_times(&events, 2);
+        // Conv: (3 + 5) ms over 2 runs = 4 ms per run; Mul 1 ms (fences are not kernel time).
+        assert_eq!(ops[0].0, "Conv");
+        assert!((ops[0].1 - 4.0).abs() < 1e-9, "{ops:?}");
+        let mul = ops.iter().find(|o| o.0 == "Mul").unwrap();
+        assert!((mul.1 - 1.0).abs() < 1e-9);
+        let share: f64 = ops.iter().map(|o| o.2).sum();
+        assert!((share - 1.0).abs() < 1e-9);
+        // All three runs: the warm-up kernel dominates.
+        let all = op_times(&events, 3);
+        assert!((all[0].1 - (90.0 + 3.0 + 5.0) / 3.0).abs() < 1e-9);
+    }
 }

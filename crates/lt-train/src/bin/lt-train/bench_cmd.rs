@@ -97,7 +97,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         lt_train::engine::CudaGraph::Fallback(why) => println!("CUDA graphs: capture failed ({why}); plain runs"),
     }
     if !r.top_ops.is_empty() {
-        println!("top operators by total time (all profiled steps):");
+        println!("top operators, ms per timed step (warm-up runs excluded):");
         for (op, ms, share) in r.top_ops.iter().take(12) {
             println!("  {op:<24} {ms:>10.1} ms  {:>5.1}%", share * 100.0);
         }
