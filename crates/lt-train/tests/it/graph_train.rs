@@ -211,6 +211,46 @@ fn channel_stats(images: &[f32], ch: usize) -> (f64, f64) {
     (mean, vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (m - 1.0))
 }
 
+/// BatchNorm over Concat(Concat(x, x), x): every channel's batch statistics are its own, as
+/// the builder assembles them from the parts' (each image channel three times, in order).
+#[test]
+fn batchnorm_over_nested_concatenations_uses_each_channels_statistics() {
+    use lt_graph::onnx::proto::DataType;
+    use lt_graph::onnx::{Attr, Dim, GraphBuilder, Tensor};
+    let mut g = GraphBuilder::new("bn-concat");
+    let n = Dim::Param("N".into());
+    let x = g.input_dims("images", DataType::Float, &[n.clone(), Dim::Fixed(3), Dim::Fixed(4), Dim::Fixed(4)]).unwrap();
+    let axis = [("axis", Attr::Int(1))];
+    let inner = g.op("Concat", &[&x, &x], &axis).unwrap();
+    let outer = g.op("Concat", &[&inner, &x], &axis).unwrap();
+    let gamma = g.initializer("bn.weight", &Tensor::f32(&[9], vec![1.0; 9])).unwrap();
+    let beta = g.initializer("bn.bias", &Tensor::f32(&[9], vec![0.0; 9])).unwrap();
+    let rm = g.initializer("bn.running_mean", &Tensor::f32(&[9], vec![0.0; 9])).unwrap();
+    let rv = g.initializer("bn.running_var", &Tensor::f32(&[9], vec![1.0; 9])).unwrap();
+    let h = g.op("BatchNormalization", &[&outer, &gamma, &beta, &rm, &rv], &[]).unwrap();
+    let gp = g.op("GlobalAveragePool", &[&h], &[]).unwrap();
+    let logits = g.op("Flatten", &[&gp], &[]).unwrap();
+    g.output_dims(&logits, "logits", DataType::Float, &[n, Dim::Fixed(9)]).unwrap();
+    let model = g.finish();
+    for mode in [ConvGrad::Cpu, ConvGrad::Cuda] {
+        let mut t = Trainer::new(&model, &spec(5, 9, ce(), grad_sgd(), mode), 17);
+        for (i, v) in t.images.iter_mut().enumerate() {
+            *v += (i % 48 / 16) as f32 * 3.0; // channel means 0, 3, 6: a swap would show
+        }
+        let st = t.state.clone();
+        let out = t.run_with(&st, 0.1);
+        let (means, vars) = (&out["bn.running_mean.new"], &out["bn.running_var.new"]);
+        assert_eq!((means.len(), vars.len()), (9, 9));
+        for (ch, (&got_m, &got_v)) in means.iter().zip(vars).enumerate() {
+            let (mean, var_unbiased) = channel_stats(&t.images, ch % 3);
+            let (got_m, got_v) = (got_m as f64, got_v as f64);
+            assert!((got_m - 0.1 * mean).abs() < 1e-5, "{mode:?} channel {ch}: running mean {got_m} vs {}", 0.1 * mean);
+            let want_v = 0.9 + 0.1 * var_unbiased;
+            assert!((got_v - want_v).abs() < 1e-5, "{mode:?} channel {ch}: running var {got_v} vs {want_v}");
+        }
+    }
+}
+
 #[test]
 fn batchnorm_running_statistics_follow_pytorch() {
     let sp = spec(5, 3, ce(), grad_sgd(), ConvGrad::Cpu);

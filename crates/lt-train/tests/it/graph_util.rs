@@ -233,8 +233,9 @@ fn finish(mut g: GraphBuilder, logits: &str, classes: i64, side: i64) -> ModelPr
     g.finish()
 }
 
-/// CIFAR-like composition: conv3x3 → BN → relu → conv1x1 → BN → relu → concat → BN → relu →
-/// conv1x1 → avgpool 2x2 → BN → relu → GAP → Gemm.
+/// CIFAR-like composition: conv3x3 → BN → relu → conv1x1 → BN → relu → conv3x3 → concat →
+/// BN → relu → conv3x3 → concat (nested: BatchNorm statistics shared through both) → BN →
+/// relu → conv1x1 (pad 1) → avgpool 2x2 → BN → relu → GAP → Gemm.
 /// `relu: false` drops the ReLUs: their kinks make float32 finite differences noisy, so
 /// the other rules are checked on the smooth composition at a tight tolerance.
 pub fn dense_block_net(classes: i64, side: i64, seed: u64, relu: bool) -> ModelProto {
@@ -252,7 +253,12 @@ pub fn dense_block_net(classes: i64, side: i64, seed: u64, relu: bool) -> ModelP
     let cat = g.op("Concat", &[&a, &h], &[("axis", Attr::Int(1))]).unwrap();
     let h = bn(&mut g, &mut rng, &cat, "b3", 10);
     let h = if relu { g.op("Relu", &[&h], &[]).unwrap() } else { h };
-    let h = conv(&mut g, &mut rng, &h, "c3", 10, 5, 1, 1, 0, false);
+    let h = conv(&mut g, &mut rng, &h, "c4", 10, 3, 3, 1, 1, false);
+    let cat = g.op("Concat", &[&cat, &h], &[("axis", Attr::Int(1))]).unwrap();
+    let h = bn(&mut g, &mut rng, &cat, "b5", 13);
+    let h = if relu { g.op("Relu", &[&h], &[]).unwrap() } else { h };
+    // 1x1 with padding 1: its weight gradient crops dY (the Pad form of the shifted taps).
+    let h = conv(&mut g, &mut rng, &h, "c3", 13, 5, 1, 1, 1, false);
     let h = g
         .op("AveragePool", &[&h], &[("kernel_shape", Attr::Ints(vec![2, 2])), ("strides", Attr::Ints(vec![2, 2]))])
         .unwrap();
