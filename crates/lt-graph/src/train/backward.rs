@@ -258,6 +258,9 @@ pub(super) fn shifted_weight_grad(
     let (n, c, o) = (xs[0], xs[1], ds[1]);
     let (hp, wp) = (xs[2], xs[3]);
     let taps = k[0] * k[1];
+    if c < o && taps > 1 {
+        return shifted_input_weight_grad(cx, x, dy, k, p, ws);
+    }
     let (stacked, tap_major) = shifted_taps(cx, dy, k, p, [hp, wp])?;
     let x3 = cx.reshape(x, &[n, c, hp * wp])?;
     let d3 = cx.reshape(&stacked, &[n, taps * o, hp * wp])?;
@@ -289,6 +292,42 @@ pub(super) fn shifted_weight_grad(
             cx.transpose(&r, &[1, 0, 2, 3])
         }
     }
+}
+
+/// dW as above with the shifted copies taken of X instead, when X has fewer channels than dY
+/// (a stem conv on 3-channel images: 27 copies of X, not 9·24 of dY). The copy for tap (i, j)
+/// in dY's frame is Xpad[h + i, w + j]: a grouped Conv of X (group C, one-hot kernels, the
+/// conv's own pads), whose rows (c, tap) contract with dY straight into dW's layout.
+fn shifted_input_weight_grad(
+    cx: &mut Ctx,
+    x: &str,
+    dy: &str,
+    k: &[i64; 2],
+    p: &[i64; 4],
+    ws: &[i64],
+) -> Result<String, GraphError> {
+    let c = cx.shape(x)[1];
+    let ds = cx.shape(dy);
+    let (n, o, ho, wo) = (ds[0], ds[1], ds[2], ds[3]);
+    let taps = k[0] * k[1];
+    let mut onehot = vec![0f32; (taps * taps) as usize];
+    for t in 0..taps {
+        onehot[(t * taps + t) as usize] = 1.0;
+    }
+    let w = cx.tensor_const(Tensor::F32 { dims: vec![c * taps, 1, k[0], k[1]], data: onehot.repeat(c as usize) });
+    let copies = cx.op(
+        "Conv",
+        &[x, &w],
+        &[("kernel_shape", ints(k)), ("pads", ints(p)), ("group", Attr::Int(c))],
+        vec![n, c * taps, ho, wo],
+    )?;
+    let e3 = cx.reshape(&copies, &[n, c * taps, ho * wo])?;
+    let d3 = cx.reshape(dy, &[n, o, ho * wo])?;
+    // [N, O, P] x [N, P, C·T] -> [N, O, C·T]
+    let et = cx.transpose(&e3, &[0, 2, 1])?;
+    let r = cx.matmul(&d3, &et)?;
+    let r = cx.reduce_sum(&r, &[0], false)?;
+    cx.reshape(&r, ws)
 }
 
 /// The k·k shifted copies of dY [N, O, Ho, Wo] in X's [H, W] frame, and whether they are
