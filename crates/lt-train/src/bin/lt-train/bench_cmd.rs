@@ -38,7 +38,8 @@ pub struct BenchArgs {
     /// onnxruntime intra-op threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Write onnxruntime's profile with this prefix and print the top operators by total time.
+    /// Write onnxruntime's profile with this prefix and print the top operators by time per
+    /// timed step (the warm-up runs, ~2x slower than a steady step, are left out of the ranking).
     #[arg(long, value_name = "PREFIX")]
     profile: Option<PathBuf>,
     /// Also time evaluation (the inference graph on the live state) at this batch size.
