@@ -310,17 +310,7 @@ fn shifted_input_weight_grad(
     let ds = cx.shape(dy);
     let (n, o, ho, wo) = (ds[0], ds[1], ds[2], ds[3]);
     let taps = k[0] * k[1];
-    let mut onehot = vec![0f32; (taps * taps) as usize];
-    for t in 0..taps {
-        onehot[(t * taps + t) as usize] = 1.0;
-    }
-    let w = cx.tensor_const(Tensor::F32 { dims: vec![c * taps, 1, k[0], k[1]], data: onehot.repeat(c as usize) });
-    let copies = cx.op(
-        "Conv",
-        &[x, &w],
-        &[("kernel_shape", ints(k)), ("pads", ints(p)), ("group", Attr::Int(c))],
-        vec![n, c * taps, ho, wo],
-    )?;
+    let copies = one_hot_copies(cx, x, k, p, false, [ho, wo])?;
     let e3 = cx.reshape(&copies, &[n, c * taps, ho * wo])?;
     let d3 = cx.reshape(dy, &[n, o, ho * wo])?;
     // [N, O, P] x [N, P, C·T] -> [N, O, C·T]
@@ -356,21 +346,7 @@ fn shifted_taps(
     // the one at a = k−1−i picks dY[h − i + p_top].
     let conv_pads = [k[0] - 1 - p[0], k[1] - 1 - p[1], k[0] - 1 - p[2], k[1] - 1 - p[3]];
     if conv_pads.iter().all(|&q| q >= 0) {
-        let mut onehot = vec![0f32; (taps * taps) as usize];
-        for i in 0..k[0] {
-            for j in 0..k[1] {
-                let t = i * k[1] + j;
-                onehot[(t * taps + (k[0] - 1 - i) * k[1] + (k[1] - 1 - j)) as usize] = 1.0;
-            }
-        }
-        let w = cx.tensor_const(Tensor::F32 { dims: vec![o * taps, 1, k[0], k[1]], data: onehot.repeat(o as usize) });
-        let st = cx.op(
-            "Conv",
-            &[dy, &w],
-            &[("kernel_shape", ints(k)), ("pads", ints(&conv_pads)), ("group", Attr::Int(o))],
-            vec![n, o * taps, hp, wp],
-        )?;
-        return Ok((st, false));
+        return Ok((one_hot_copies(cx, dy, k, &conv_pads, true, frame)?, false));
     }
     let mut parts = Vec::new();
     for i in 0..k[0] {
@@ -390,6 +366,36 @@ fn shifted_taps(
     }
     let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
     Ok((cx.op("Concat", &refs, &[("axis", Attr::Int(1))], vec![n, taps * o, hp, wp])?, true))
+}
+
+/// k·k shifted copies of every channel of `input` [N, G, ...] in one grouped Conv (group G,
+/// one one-hot kernel per tap): output channel (g, t), t = (i, j), reads the padded input at
+/// (h + i, w + j), or at (h + k−1−i, w + k−1−j) when `flipped`. Output [N, G·T, out_hw].
+fn one_hot_copies(
+    cx: &mut Ctx,
+    input: &str,
+    k: &[i64; 2],
+    pads: &[i64; 4],
+    flipped: bool,
+    out_hw: [i64; 2],
+) -> Result<String, GraphError> {
+    let s = cx.shape(input);
+    let (n, g) = (s[0], s[1]);
+    let taps = k[0] * k[1];
+    let mut onehot = vec![0f32; (taps * taps) as usize];
+    for i in 0..k[0] {
+        for j in 0..k[1] {
+            let (a, b) = if flipped { (k[0] - 1 - i, k[1] - 1 - j) } else { (i, j) };
+            onehot[((i * k[1] + j) * taps + a * k[1] + b) as usize] = 1.0;
+        }
+    }
+    let w = cx.tensor_const(Tensor::F32 { dims: vec![g * taps, 1, k[0], k[1]], data: onehot.repeat(g as usize) });
+    cx.op(
+        "Conv",
+        &[input, &w],
+        &[("kernel_shape", ints(k)), ("pads", ints(pads)), ("group", Attr::Int(g))],
+        vec![n, g * taps, out_hw[0], out_hw[1]],
+    )
 }
 
 /// dW as a Conv over batch-transposed tensors: X^T [C,N,H,W] convolved with dY^T [O,N,Ho,Wo]

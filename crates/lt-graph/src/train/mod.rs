@@ -565,8 +565,6 @@ pub fn training_graph(inference: &ModelProto, spec: &TrainingGraphSpec) -> Resul
                 let ch = xs[1];
                 let axes: Vec<i64> = (0..xs.len() as i64).filter(|&a| a != 1).collect();
                 let m: i64 = axes.iter().map(|&a| xs[a as usize]).product();
-                let mut cshape = vec![1i64; xs.len()];
-                cshape[1] = ch;
                 // Two-pass statistics, shared by every BatchNorm that normalises the same
                 // feature map (stats.rs). The normalisation is one per-channel affine map of
                 // x − μ (a depthwise 1x1 Conv on the CPU, into which onnxruntime fuses the

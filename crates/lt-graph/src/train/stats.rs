@@ -44,6 +44,10 @@ impl StatsCache {
         if let Some(s) = self.stats.get(x) {
             return Ok(s.clone());
         }
+        let xs = cx.shape(x);
+        let ch = xs[1];
+        let mut cshape = vec![1i64; xs.len()];
+        cshape[1] = ch;
         let s = match self.concat_parts.get(x).cloned() {
             Some(parts) => {
                 let mut means = Vec::with_capacity(parts.len());
@@ -53,17 +57,10 @@ impl StatsCache {
                     means.push(s.mean);
                     vars.push(s.var);
                 }
-                let xs = cx.shape(x);
-                let mut cshape = vec![1i64; xs.len()];
-                cshape[1] = xs[1];
-                BatchStats { mean: concat(cx, &means, 1, cshape)?, var: concat(cx, &vars, 0, vec![xs[1]])? }
+                BatchStats { mean: concat(cx, &means, 1, cshape)?, var: concat(cx, &vars, 0, vec![ch])? }
             }
             None => {
-                let xs = cx.shape(x);
-                let ch = xs[1];
                 let axes: Vec<i64> = (0..xs.len() as i64).filter(|&a| a != 1).collect();
-                let mut cshape = vec![1i64; xs.len()];
-                cshape[1] = ch;
                 let keep = [("axes", ints(&axes)), ("keepdims", Attr::Int(1))];
                 let mean = cx.op("ReduceMean", &[x], &keep, cshape)?;
                 let xc = cx.bin("Sub", x, &mean)?;
