@@ -5,10 +5,10 @@ use std::collections::{HashMap, HashSet};
 
 use crate::GraphError;
 use crate::onnx::proto::{DataType, ModelProto, tensor_shape_proto, type_proto};
-use crate::train::{ConvGrad, Loss, SUPPORTED_OPS, Sgd, TrainingGraphSpec, training_graph};
+use crate::train::{ConvGrad, Loss, Sgd, TrainingGraphSpec, supported_ops, training_graph};
 
 /// Normalises `model` for training:
-/// - every op must be one of [`SUPPORTED_OPS`] in the default domain (else an error naming the
+/// - every op must be one of [`supported_ops`] in the default domain (else an error naming the
 ///   op and the node);
 /// - Constant nodes become initializers, Identity nodes are bypassed (PyTorch puts them
 ///   around shared initializers), training-mode BatchNormalization becomes the inference form
@@ -28,14 +28,14 @@ pub fn import(model: &ModelProto) -> Result<ModelProto, GraphError> {
                 message: format!("domain `{}` is not supported; lt trains standard ai.onnx ops only", n.domain),
             });
         }
-        if !SUPPORTED_OPS.contains(&n.op_type.as_str()) {
+        if !supported_ops().contains(&n.op_type.as_str()) {
             return Err(GraphError::Unsupported {
                 node: n.name.clone(),
                 op: n.op_type.clone(),
                 message: format!(
                     "op {} cannot be trained by lt; supported ops: {}",
                     n.op_type,
-                    SUPPORTED_OPS.join(", ")
+                    supported_ops().join(", ")
                 ),
             });
         }

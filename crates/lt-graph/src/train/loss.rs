@@ -1,23 +1,25 @@
 //! The losses and their gradients with respect to the logits.
 
-use super::*;
+use super::emit::{Emitter, Value};
+use super::{Loss, TrainingGraphSpec};
+use crate::GraphError;
+use crate::onnx::{Attr, Tensor};
 
-/// Emits the loss (a scalar) and dL/dlogits.
+/// Emits the loss (a scalar) and dL/dlogits for logits `z` [B, C].
 pub(super) fn emit_loss(
-    cx: &mut Ctx,
-    z: &str,
-    labels: &str,
-    cw: &str,
+    cx: &mut Emitter,
+    z: Value,
+    labels: Value,
+    cw: Value,
     spec: &TrainingGraphSpec,
-    b: i64,
-    c: i64,
-) -> Result<(String, String), GraphError> {
-    let depth = cx.i64c(&[c]);
-    let onoff = cx.tensor_const(Tensor::f32(&[2], vec![0.0, 1.0]));
-    let oh = cx.op("OneHot", &[labels, &depth, &onoff], &[("axis", Attr::Int(-1))], vec![b, c])?;
+) -> Result<(Value, Value), GraphError> {
+    let c = cx.shape(z)[1];
+    let depth = cx.ints(&[c]);
+    let onoff = cx.constant(Tensor::f32(&[2], vec![0.0, 1.0]));
+    let oh = cx.wire("OneHot", &[labels, depth, onoff], &[("axis", Attr::Int(-1))])?;
     let cw2 = cx.reshape(cw, &[c, 1])?;
-    let wy2 = cx.matmul(&oh, &cw2)?; // [B,1]
-    let wsum = cx.reduce_sum(&wy2, &[0, 1], false)?; // []
+    let wy2 = cx.matmul(oh, cw2)?; // [B,1]
+    let wsum = cx.reduce_sum(wy2, &[0, 1], false)?; // []
     let counts = &spec.class_counts;
     let zero_class = counts.iter().position(|&n| n == 0);
     // The logits the softmax sees, and the factor dz/dz' (a scale).
@@ -31,10 +33,10 @@ pub(super) fn emit_loss(
             let raw: Vec<f32> = counts.iter().map(|&n| 1.0 / (n as f64).powf(0.25) as f32).collect();
             let mx = raw.iter().cloned().fold(0.0f32, f32::max);
             let margins: Vec<f32> = raw.iter().map(|m| m * max_margin / mx).collect();
-            let mc = cx.tensor_const(Tensor::f32(&[1, c], margins));
-            let om = cx.bin("Mul", &oh, &mc)?;
-            let zm = cx.bin("Sub", z, &om)?;
-            (cx.mul_s(&zm, scale)?, scale)
+            let mc = cx.constant(Tensor::f32(&[1, c], margins));
+            let om = cx.bin("Mul", oh, mc)?;
+            let zm = cx.bin("Sub", z, om)?;
+            (cx.mul_s(zm, scale)?, scale)
         }
         Loss::BalancedSoftmax { tau } => {
             if let Some(k) = zero_class {
@@ -44,43 +46,43 @@ pub(super) fn emit_loss(
             }
             let total: f64 = counts.iter().map(|&n| n as f64).sum();
             let adj: Vec<f32> = counts.iter().map(|&n| (tau as f64 * (n as f64 / total).ln()) as f32).collect();
-            let ac = cx.tensor_const(Tensor::f32(&[1, c], adj));
-            (cx.bin("Add", z, &ac)?, 1.0)
+            let ac = cx.constant(Tensor::f32(&[1, c], adj));
+            (cx.bin("Add", z, ac)?, 1.0)
         }
-        _ => (z.to_string(), 1.0),
+        _ => (z, 1.0),
     };
-    let ls = cx.op("LogSoftmax", &[&zz], &[("axis", Attr::Int(1))], vec![b, c])?;
-    let p = cx.op("Exp", &[&ls], &[], vec![b, c])?;
-    let inv_w = cx.op("Reciprocal", &[&wsum], &[], vec![])?;
+    let ls = cx.wire("LogSoftmax", &[zz], &[("axis", Attr::Int(1))])?;
+    let p = cx.wire("Exp", &[ls], &[])?;
+    let inv_w = cx.wire("Reciprocal", &[wsum], &[])?;
     let (loss, dz) = match spec.loss {
         Loss::Focal { gamma } => {
-            let ohp = cx.bin("Mul", &oh, &p)?;
-            let py = cx.reduce_sum(&ohp, &[1], true)?; // [B,1]
-            let ohl = cx.bin("Mul", &oh, &ls)?;
-            let lpy = cx.reduce_sum(&ohl, &[1], true)?; // [B,1]
-            let one = cx.f32c(1.0);
-            let q = cx.bin("Sub", &one, &py)?;
-            let tiny = cx.f32c(1e-30);
-            let q = cx.op("Max", &[&q, &tiny], &[], vec![b, 1])?;
-            let gc = cx.f32c(gamma);
-            let qg = cx.op("Pow", &[&q, &gc], &[], vec![b, 1])?;
-            let gm1 = cx.f32c(gamma - 1.0);
-            let qg1 = cx.op("Pow", &[&q, &gm1], &[], vec![b, 1])?;
+            let ohp = cx.bin("Mul", oh, p)?;
+            let py = cx.reduce_sum(ohp, &[1], true)?; // [B,1]
+            let ohl = cx.bin("Mul", oh, ls)?;
+            let lpy = cx.reduce_sum(ohl, &[1], true)?; // [B,1]
+            let one = cx.scalar(1.0);
+            let q = cx.bin("Sub", one, py)?;
+            let tiny = cx.scalar(1e-30);
+            let q = cx.wire("Max", &[q, tiny], &[])?;
+            let gc = cx.scalar(gamma);
+            let qg = cx.wire("Pow", &[q, gc], &[])?;
+            let gm1 = cx.scalar(gamma - 1.0);
+            let qg1 = cx.wire("Pow", &[q, gm1], &[])?;
             // l_n = -q^γ·log p_y
-            let l = cx.bin("Mul", &qg, &lpy)?;
-            let wl = cx.bin("Mul", &wy2, &l)?;
-            let s = cx.reduce_sum(&wl, &[0, 1], false)?;
-            let sw = cx.bin("Mul", &s, &inv_w)?;
-            let loss = cx.mul_s(&sw, -1.0)?;
+            let l = cx.bin("Mul", qg, lpy)?;
+            let wl = cx.bin("Mul", wy2, l)?;
+            let s = cx.reduce_sum(wl, &[0, 1], false)?;
+            let sw = cx.bin("Mul", s, inv_w)?;
+            let loss = cx.mul_s(sw, -1.0)?;
             // dl/dz = [q^γ − γ·p_y·q^(γ−1)·log p_y]·(p − onehot)
-            let t1 = cx.bin("Mul", &py, &qg1)?;
-            let t2 = cx.bin("Mul", &t1, &lpy)?;
-            let t3 = cx.mul_s(&t2, gamma)?;
-            let gn = cx.bin("Sub", &qg, &t3)?;
-            let gw = cx.bin("Mul", &gn, &wy2)?;
-            let gw = cx.bin("Mul", &gw, &inv_w)?;
-            let pm = cx.bin("Sub", &p, &oh)?;
-            (loss, cx.bin("Mul", &pm, &gw)?)
+            let t1 = cx.bin("Mul", py, qg1)?;
+            let t2 = cx.bin("Mul", t1, lpy)?;
+            let t3 = cx.mul_s(t2, gamma)?;
+            let gn = cx.bin("Sub", qg, t3)?;
+            let gw = cx.bin("Mul", gn, wy2)?;
+            let gw = cx.bin("Mul", gw, inv_w)?;
+            let pm = cx.bin("Sub", p, oh)?;
+            (loss, cx.bin("Mul", pm, gw)?)
         }
         _ => {
             let eps = match spec.loss {
@@ -88,25 +90,25 @@ pub(super) fn emit_loss(
                 _ => 0.0,
             };
             // Target weights T[n,c]: loss_n = −Σ_c T·log p; dz_n = (Σ_c T)·p − T.
-            let ohw = cx.bin("Mul", &oh, &wy2)?;
+            let ohw = cx.bin("Mul", oh, wy2)?;
             let t = if eps > 0.0 {
-                let a = cx.mul_s(&ohw, 1.0 - eps)?;
+                let a = cx.mul_s(ohw, 1.0 - eps)?;
                 let cw1 = cx.reshape(cw, &[1, c])?;
-                let bsm = cx.mul_s(&cw1, eps / c as f32)?;
-                cx.bin("Add", &a, &bsm)?
+                let bsm = cx.mul_s(cw1, eps / c as f32)?;
+                cx.bin("Add", a, bsm)?
             } else {
                 ohw
             };
-            let tl = cx.bin("Mul", &t, &ls)?;
-            let s = cx.reduce_sum(&tl, &[0, 1], false)?;
-            let sw = cx.bin("Mul", &s, &inv_w)?;
-            let loss = cx.mul_s(&sw, -1.0)?;
-            let trow = if eps > 0.0 { cx.reduce_sum(&t, &[1], true)? } else { wy2.clone() };
-            let tp = cx.bin("Mul", &p, &trow)?;
-            let d = cx.bin("Sub", &tp, &t)?;
-            (loss, cx.bin("Mul", &d, &inv_w)?)
+            let tl = cx.bin("Mul", t, ls)?;
+            let s = cx.reduce_sum(tl, &[0, 1], false)?;
+            let sw = cx.bin("Mul", s, inv_w)?;
+            let loss = cx.mul_s(sw, -1.0)?;
+            let trow = if eps > 0.0 { cx.reduce_sum(t, &[1], true)? } else { wy2 };
+            let tp = cx.bin("Mul", p, trow)?;
+            let d = cx.bin("Sub", tp, t)?;
+            (loss, cx.bin("Mul", d, inv_w)?)
         }
     };
-    let dz = cx.mul_s(&dz, zscale)?;
+    let dz = cx.mul_s(dz, zscale)?;
     Ok((loss, dz))
 }

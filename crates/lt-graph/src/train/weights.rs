@@ -2,7 +2,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::*;
+use crate::GraphError;
+use crate::onnx::Tensor;
+use crate::onnx::proto::{DataType, ModelProto, TensorProto};
 
 /// f32 values of a tensor (raw_data or float_data).
 pub fn tensor_f32(t: &TensorProto) -> Result<Vec<f32>, GraphError> {

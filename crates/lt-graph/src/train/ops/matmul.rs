@@ -1,0 +1,33 @@
+//! MatMul of two 2-D values, emitted as a Gemm without attributes (backward in gemm.rs).
+
+use super::gemm::GemmBackward;
+use super::{InitOf, OpRule, Role, unsupported};
+use crate::GraphError;
+use crate::onnx::proto::NodeProto;
+use crate::train::StateKind;
+use crate::train::emit::Value;
+use crate::train::tape::Forward;
+
+pub(crate) struct MatMul;
+
+impl OpRule for MatMul {
+    fn op_type(&self) -> &'static str {
+        "MatMul"
+    }
+
+    fn roles(&self, _node: &NodeProto, _init: InitOf<'_>) -> Vec<Role> {
+        vec![Role::new(0, StateKind::Parameter, true), Role::new(1, StateKind::Parameter, true)]
+    }
+
+    fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
+        let a = f.input(node, 0)?;
+        let b = f.input(node, 1)?;
+        let (xs, bs) = (f.cx.shape(a), f.cx.shape(b));
+        if xs.len() != 2 || bs.len() != 2 {
+            return Err(unsupported(node, format!("only 2-D MatMul is supported ({xs:?} x {bs:?})")));
+        }
+        let y = f.cx.wire("Gemm", &[a, b], &[])?;
+        f.record(GemmBackward { a, b, c: None, y, alpha: 1.0, beta: 1.0, ta: false, tb: false });
+        Ok(Some(y))
+    }
+}

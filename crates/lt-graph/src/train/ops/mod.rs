@@ -1,0 +1,178 @@
+//! One rule per differentiable op of an inference model. Each file holds everything lt knows
+//! about its op: which inputs are parameters and their roles, validation, the forward
+//! emission (per [`Lowering`](super::Lowering) where they differ) and the backward rule,
+//! with the state the forward pass recorded for it (the way burn keeps each op's `Backward`
+//! next to its forward).
+//!
+//! [`RULES`] is the table of rules; the supported ops ([`super::supported_ops`]) are
+//! derived from it. Adding an op is one new file here plus one line in the table (see
+//! ARCHITECTURE.md, "How to add a differentiable op").
+
+use super::StateKind;
+use super::emit::Value;
+use super::tape::{Ctx, Forward};
+use crate::GraphError;
+use crate::onnx::proto::{AttributeProto, NodeProto, TensorProto};
+
+mod add;
+mod average_pool;
+mod batch_norm;
+mod concat;
+mod constant;
+mod conv;
+mod dropout;
+mod flatten;
+mod gemm;
+mod global_average_pool;
+mod identity;
+mod matmul;
+mod max_pool;
+mod reduce_mean;
+mod relu;
+mod reshape;
+mod squeeze;
+
+pub(crate) use constant::constant_value;
+
+/// Every op the training graph differentiates, in the order error messages list them.
+pub(crate) const RULES: &[&dyn OpRule] = &[
+    &conv::Conv,
+    &batch_norm::BatchNormalization,
+    &relu::Relu,
+    &concat::Concat,
+    &average_pool::AveragePool,
+    &max_pool::MaxPool,
+    &global_average_pool::GlobalAveragePool,
+    &reduce_mean::ReduceMean,
+    &flatten::Flatten,
+    &reshape::Reshape,
+    &gemm::Gemm,
+    &matmul::MatMul,
+    &add::Add,
+    &identity::Identity,
+    &constant::Constant,
+    &dropout::Dropout,
+    &squeeze::Squeeze,
+];
+
+/// The rule of `op_type`, if lt differentiates it.
+pub(crate) fn rule(op_type: &str) -> Option<&'static dyn OpRule> {
+    RULES.iter().copied().find(|r| r.op_type() == op_type)
+}
+
+/// An input of a node that is trained (or updated) state when it is a float initializer.
+pub(crate) struct Role {
+    /// Index of the input.
+    pub input: usize,
+    pub kind: StateKind,
+    /// Whether weight decay applies (`Sgd::decay_bn_and_bias` = false exempts the others).
+    pub decay: bool,
+}
+
+impl Role {
+    pub const fn new(input: usize, kind: StateKind, decay: bool) -> Self {
+        Role { input, kind, decay }
+    }
+}
+
+/// Input `i`'s initializer, if it is one.
+pub(crate) type InitOf<'a> = &'a dyn Fn(usize) -> Option<&'a TensorProto>;
+
+/// Everything lt knows about one ONNX op (see the module docs).
+pub(crate) trait OpRule: Sync {
+    /// The ONNX op type (default domain) this rule differentiates.
+    fn op_type(&self) -> &'static str;
+
+    /// The inputs that are parameters or running statistics when they are float
+    /// initializers; `init(i)` is input `i`'s initializer, if it is one.
+    fn roles(&self, _node: &NodeProto, _init: InitOf<'_>) -> Vec<Role> {
+        Vec::new()
+    }
+
+    /// Validates `node`, emits its forward computation and records its backward state on
+    /// the tape ([`Forward::record`]). Returns the value of the node's output, or `None`
+    /// for a node that defines no value of the training graph (a Constant, read as an
+    /// initializer before the sweep).
+    fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError>;
+}
+
+/// The backward half of an op: what its forward pass recorded, and the rule that turns the
+/// gradient of its output into gradients of its inputs.
+pub(crate) trait Backward {
+    /// The recorded output, whose gradient this rule consumes.
+    fn output(&self) -> Value;
+
+    /// Given `dy` = dL/d(output), pushes the gradient of every input that needs one
+    /// ([`Ctx::push_grad`]).
+    fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError>;
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading nodes
+
+pub(crate) fn unsupported(node: &NodeProto, message: impl Into<String>) -> GraphError {
+    GraphError::Unsupported { node: node.name.clone(), op: node.op_type.clone(), message: message.into() }
+}
+
+pub(crate) fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
+    node.attribute.iter().find(|a| a.name == name)
+}
+
+fn attr_i(node: &NodeProto, name: &str, default: i64) -> i64 {
+    attr(node, name).map_or(default, |a| a.i)
+}
+
+fn attr_f(node: &NodeProto, name: &str, default: f32) -> f32 {
+    attr(node, name).map_or(default, |a| a.f)
+}
+
+fn attr_ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
+    attr(node, name).map(|a| a.ints.clone())
+}
+
+/// Whether optional input `i` is given.
+pub(crate) fn has_input(node: &NodeProto, i: usize) -> bool {
+    node.input.get(i).is_some_and(|n| !n.is_empty())
+}
+
+/// Negative axes counted from the end of a rank-`rank` shape.
+fn norm_axis(a: i64, rank: usize) -> i64 {
+    if a < 0 { a + rank as i64 } else { a }
+}
+
+/// A 2-D window attribute (`kernel_shape`, `strides`, `dilations`), `default` when absent.
+fn spatial2(node: &NodeProto, name: &str, default: i64) -> Result<[i64; 2], GraphError> {
+    match attr_ints(node, name) {
+        None => Ok([default, default]),
+        Some(v) if v.len() == 2 => Ok([v[0], v[1]]),
+        Some(v) => Err(unsupported(node, format!("`{name}` = {v:?}: only 2-D (NCHW) windows are supported"))),
+    }
+}
+
+/// The explicit 2-D pads of a window (`auto_pad` other than NOTSET/VALID is refused).
+fn pads4(node: &NodeProto) -> Result<[i64; 4], GraphError> {
+    if let Some(a) = attr(node, "auto_pad") {
+        let s = String::from_utf8_lossy(&a.s);
+        if !s.is_empty() && s != "NOTSET" && s != "VALID" {
+            return Err(unsupported(node, format!("auto_pad={s}; re-export with explicit pads")));
+        }
+    }
+    match attr_ints(node, "pads") {
+        None => Ok([0; 4]),
+        Some(v) if v.len() == 4 => Ok([v[0], v[1], v[2], v[3]]),
+        Some(v) => Err(unsupported(node, format!("pads = {v:?}: only 2-D (NCHW) windows are supported"))),
+    }
+}
+
+/// The axes of a reduction given as the `axes` attribute or, since opset 13, a constant
+/// second input; `None` when neither is given.
+fn axes_of(f: &Forward, node: &NodeProto) -> Result<Option<Vec<i64>>, GraphError> {
+    match attr_ints(node, "axes") {
+        Some(a) => Ok(Some(a)),
+        None if node.input.len() > 1 => {
+            let t = f.initializer(node, 1).ok_or_else(|| unsupported(node, "axes must be a constant"))?;
+            Ok(Some(super::tensor_i64(t)?))
+        }
+        None => Ok(None),
+    }
+}
