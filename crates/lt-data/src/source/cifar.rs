@@ -70,18 +70,20 @@ pub fn plan_cifar100(dir: &Path, coarse: bool) -> Result<Plan, DataError> {
     Ok(Plan { train: vec![dir.join("train.bin")], test: vec![dir.join("test.bin")], layout, class_names })
 }
 
-/// Read CIFAR-10 binary from `dir`.
+/// Read CIFAR-10 binary from `dir` (at most [`super::DEFAULT_MAX_SOURCE_BYTES`] of files).
 pub fn load_cifar10(dir: &Path, progress: &dyn Progress) -> Result<Dataset, DataError> {
-    load_plan(plan_cifar10(dir)?, progress)
+    load_plan(plan_cifar10(dir)?, super::DEFAULT_MAX_SOURCE_BYTES, progress)
 }
 
 /// Read CIFAR-100 binary from `dir` (fine labels, or the 20 coarse ones).
 pub fn load_cifar100(dir: &Path, coarse: bool, progress: &dyn Progress) -> Result<Dataset, DataError> {
-    load_plan(plan_cifar100(dir, coarse)?, progress)
+    load_plan(plan_cifar100(dir, coarse)?, super::DEFAULT_MAX_SOURCE_BYTES, progress)
 }
 
-fn load_plan(plan: Plan, progress: &dyn Progress) -> Result<Dataset, DataError> {
-    let (train, test) = read_splits(&plan.train, &plan.test, plan.layout, progress)?;
+/// Read the files of a plan into memory, refusing more than `max_bytes` of them before
+/// allocating (CIFAR-10 is 184 MB; a larger total means other files under these names).
+pub fn load_plan(plan: Plan, max_bytes: u64, progress: &dyn Progress) -> Result<Dataset, DataError> {
+    let (train, test) = read_splits(&plan.train, &plan.test, plan.layout, max_bytes, progress)?;
     Ok(Dataset { class_names: plan.class_names, image_shape: [3, 32, 32], train, test })
 }
 
@@ -103,6 +105,14 @@ pub fn check_sizes(files: &[PathBuf], layout: RecordLayout) -> Result<Vec<u64>, 
                 }
             })?;
             let size = meta.len();
+            if size == 0 {
+                return Err(DataError::Format {
+                    path: p.clone(),
+                    message: "the file is empty (0 bytes): a truncated download or extraction; delete it and \
+                              fetch the data set again with `lt-data fetch`"
+                        .into(),
+                });
+            }
             if size % layout.record_len() as u64 != 0 {
                 return Err(DataError::RecordSize { path: p.clone(), size, record_size: layout.record_len() });
             }
@@ -131,11 +141,16 @@ pub fn record_labels(path: &Path, bytes: &[u8], layout: RecordLayout, out: &mut 
 
 /// Class names, one per non-empty line; `Ok(None)` when the file does not exist.
 fn read_names(path: &Path, classes: usize) -> Result<Option<Vec<String>>, DataError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    let file = match File::open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(DataError::io(path, e)),
     };
+    let bytes = super::read_bounded(path, file, 1 << 20, "a file of class names")?;
+    let text = String::from_utf8(bytes).map_err(|_| DataError::Format {
+        path: path.into(),
+        message: "not UTF-8 text; expected one class name per line".into(),
+    })?;
     let names: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
     if names.len() != classes {
         return Err(DataError::Format {
@@ -150,11 +165,23 @@ fn read_splits(
     train: &[PathBuf],
     test: &[PathBuf],
     layout: RecordLayout,
+    max_bytes: u64,
     progress: &dyn Progress,
 ) -> Result<(Split, Split), DataError> {
     let train_sizes = check_sizes(train, layout)?;
     let test_sizes = check_sizes(test, layout)?;
-    let total: u64 = train_sizes.iter().chain(&test_sizes).sum();
+    let total: u64 = train_sizes.iter().chain(&test_sizes).fold(0u64, |a, &b| a.saturating_add(b));
+    if total > max_bytes {
+        let (path, size) =
+            train.iter().chain(test).zip(train_sizes.iter().chain(&test_sizes)).max_by_key(|p| p.1).expect("files");
+        return Err(DataError::Format {
+            path: path.clone(),
+            message: format!(
+                "{size} bytes; the source's files add up to {total} bytes, over the limit of {max_bytes} \
+                 (--max-source-bytes; CIFAR-10 and CIFAR-100 are about 180 MB)"
+            ),
+        });
+    }
     progress.stage("read source", total);
     let (a, b) = rayon::join(
         || read_records(train, &train_sizes, layout, progress),

@@ -2,6 +2,12 @@
 //! `DIR/test/<class>`), or a list file of `path label` lines (ImageNet-LT style). Images are
 //! decoded, resized so the shorter side is `size`, center-cropped to size x size, and stored
 //! channel-planar.
+//!
+//! Bounds, checked before anything large is allocated: `--size` at most [`MAX_SIZE`], images
+//! of at most [`MAX_IMAGE_PIXELS`] (from the file's header, before decoding), list files of at
+//! most [`MAX_LIST_BYTES`], and (train + test images) x 3 x size^2 within
+//! `SourceOptions::max_source_bytes`. List labels must number the classes densely: every class
+//! 0..C-1 has a training image.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +17,17 @@ use rayon::prelude::*;
 use super::{Dataset, SourceOptions, Split};
 use crate::error::DataError;
 use crate::progress::Progress;
+
+/// Largest `--size` (output side, pixels): a 4096x4096 RGB image is 48 MiB.
+pub const MAX_SIZE: u32 = 4096;
+/// Largest input image, in pixels (width x height from its header): 50 megapixels, 150 MB
+/// decoded. Larger images are refused before decoding; downscale them first.
+pub const MAX_IMAGE_PIXELS: u64 = 50_000_000;
+/// Largest intermediate of the resize (the shorter side scaled to `size`): an image whose
+/// aspect ratio would make it larger is refused rather than filling memory.
+pub const MAX_RESIZED_PIXELS: u64 = 1 << 26;
+/// Largest list file read (ImageNet-LT's train list is about 6 MB).
+pub const MAX_LIST_BYTES: u64 = 256 << 20;
 
 fn is_image(p: &Path) -> bool {
     p.extension()
@@ -66,8 +83,23 @@ fn class_dirs(dir: &Path) -> Result<Vec<String>, DataError> {
     Ok(names)
 }
 
-fn read_list(list: &Path, root: &Path) -> Result<Vec<(PathBuf, u16)>, DataError> {
-    let text = std::fs::read_to_string(list).map_err(|e| DataError::io(list, e))?;
+/// One listed image: its path, label and the list line it came from (1-based).
+struct Listed {
+    path: PathBuf,
+    label: u16,
+    line: usize,
+}
+
+fn read_list(list: &Path, root: &Path) -> Result<Vec<Listed>, DataError> {
+    let file = std::fs::File::open(list).map_err(|e| DataError::io(list, e))?;
+    let bytes = super::read_bounded(list, file, MAX_LIST_BYTES, "a list file of `path label` lines")?;
+    let text = String::from_utf8(bytes).map_err(|e| DataError::Format {
+        path: list.into(),
+        message: format!(
+            "not UTF-8 text (invalid byte at offset {}); expected `path label` lines",
+            e.utf8_error().valid_up_to()
+        ),
+    })?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let t = line.trim();
@@ -77,7 +109,7 @@ fn read_list(list: &Path, root: &Path) -> Result<Vec<(PathBuf, u16)>, DataError>
         let bad = |message: String| DataError::Line { path: list.into(), line: i + 1, message };
         let (p, l) = t.rsplit_once(char::is_whitespace).ok_or_else(|| bad("expected `path label`".into()))?;
         let label: u16 = l.trim().parse().map_err(|_| bad(format!("label `{l}` is not an integer in 0..65535")))?;
-        out.push((root.join(p.trim()), label));
+        out.push(Listed { path: root.join(p.trim()), label, line: i + 1 });
     }
     if out.is_empty() {
         return Err(DataError::Format { path: list.into(), message: "the list has no `path label` lines".into() });
@@ -85,29 +117,98 @@ fn read_list(list: &Path, root: &Path) -> Result<Vec<(PathBuf, u16)>, DataError>
     Ok(out)
 }
 
+/// The class count of list-file labels: max label + 1, refused unless every class
+/// 0..C-1 has a training image (a stray large label would otherwise create thousands of
+/// empty classes), and every test label is one of them.
+fn list_classes(
+    train_list: &Path,
+    train: &[Listed],
+    test_list: Option<&Path>,
+    test: &[Listed],
+) -> Result<usize, DataError> {
+    let top = train.iter().max_by_key(|f| (f.label, std::cmp::Reverse(f.line))).expect("a non-empty list");
+    let classes = usize::from(top.label) + 1;
+    let mut present = vec![false; classes];
+    for f in train {
+        present[usize::from(f.label)] = true;
+    }
+    let missing: Vec<usize> = (0..classes).filter(|&c| !present[c]).collect();
+    if let (Some(&first), Some(&last)) = (missing.first(), missing.last()) {
+        let which = if missing.len() == 1 {
+            format!("class {first} has")
+        } else {
+            format!("{} classes ({first} to {last}) have", missing.len())
+        };
+        return Err(DataError::Line {
+            path: train_list.into(),
+            line: top.line,
+            message: format!(
+                "label {} makes {classes} classes but {which} no training image; labels must number the classes \
+                 0..C-1 with at least one training image each (renumber the labels)",
+                top.label
+            ),
+        });
+    }
+    if let (Some(list), Some(f)) = (test_list, test.iter().find(|f| usize::from(f.label) >= classes)) {
+        return Err(DataError::Line {
+            path: list.into(),
+            line: f.line,
+            message: format!(
+                "label {} is not a training class: the training list has {classes} classes (0..{})",
+                f.label,
+                classes - 1
+            ),
+        });
+    }
+    Ok(classes)
+}
+
 /// Decode one image and return it resized, center-cropped and channel-planar.
+///
+/// The header's dimensions are checked before decoding: at most [`MAX_IMAGE_PIXELS`], and a
+/// resize intermediate of at most [`MAX_RESIZED_PIXELS`].
 pub fn load_image(path: &Path, size: u32) -> Result<Vec<u8>, DataError> {
-    let img = image::ImageReader::open(path)
+    let mut out = vec![0u8; 3 * size as usize * size as usize];
+    load_image_into(path, size, &mut out)?;
+    Ok(out)
+}
+
+/// [`load_image`] into `out` (3 x size x size bytes).
+fn load_image_into(path: &Path, size: u32, out: &mut [u8]) -> Result<(), DataError> {
+    let image_err = |message: String| DataError::Image { path: path.into(), message };
+    let decoder = image::ImageReader::open(path)
         .map_err(|e| DataError::io(path, e))?
         .with_guessed_format()
         .map_err(|e| DataError::io(path, e))?
-        .decode()
-        .map_err(|e| DataError::Image { path: path.into(), message: e.to_string() })?
-        .to_rgb8();
-    let (w, h) = img.dimensions();
+        .into_decoder()
+        .map_err(|e| image_err(e.to_string()))?;
+    let (w, h) = image::ImageDecoder::dimensions(&decoder);
     if w == 0 || h == 0 {
-        return Err(DataError::Image { path: path.into(), message: "empty image".into() });
+        return Err(image_err("empty image".into()));
+    }
+    let pixels = u64::from(w) * u64::from(h);
+    if pixels > MAX_IMAGE_PIXELS {
+        return Err(image_err(format!(
+            "{w}x{h} is {pixels} pixels, over the limit of {MAX_IMAGE_PIXELS}; downscale it first"
+        )));
     }
     let (nw, nh) = if w <= h {
-        (size, ((u64::from(h) * u64::from(size)).div_ceil(u64::from(w))) as u32)
+        (u64::from(size), (u64::from(h) * u64::from(size)).div_ceil(u64::from(w)))
     } else {
-        (((u64::from(w) * u64::from(size)).div_ceil(u64::from(h))) as u32, size)
+        ((u64::from(w) * u64::from(size)).div_ceil(u64::from(h)), u64::from(size))
     };
+    if nw * nh > MAX_RESIZED_PIXELS {
+        return Err(image_err(format!(
+            "{w}x{h} resized to a shorter side of {size} would be {nw}x{nh} pixels, over the limit of \
+             {MAX_RESIZED_PIXELS}; crop the image to a less extreme aspect ratio or lower --size"
+        )));
+    }
+    let (nw, nh) = (nw as u32, nh as u32);
+    let img = image::DynamicImage::from_decoder(decoder).map_err(|e| image_err(e.to_string()))?.to_rgb8();
     let resized = if (nw, nh) == (w, h) { img } else { image::imageops::resize(&img, nw, nh, FilterType::Triangle) };
     let x0 = (nw - size) / 2;
     let y0 = (nh - size) / 2;
     let s = size as usize;
-    let mut out = vec![0u8; 3 * s * s];
     for y in 0..s {
         for x in 0..s {
             let p = resized.get_pixel(x0 + x as u32, y0 + y as u32);
@@ -116,25 +217,32 @@ pub fn load_image(path: &Path, size: u32) -> Result<Vec<u8>, DataError> {
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
+/// Decode every image straight into its slot of one buffer.
 fn decode_all(files: &[(PathBuf, u16)], size: u32, progress: &dyn Progress) -> Result<Split, DataError> {
-    let images: Vec<Vec<u8>> = files
-        .par_iter()
-        .map(|(p, _)| {
-            let r = load_image(p, size);
-            progress.advance(1);
-            r
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(Split { labels: files.iter().map(|f| f.1).collect(), images: images.concat() })
+    let len = 3 * size as usize * size as usize;
+    let mut images = vec![0u8; files.len() * len];
+    images.par_chunks_mut(len).zip(files).try_for_each(|(out, (p, _))| {
+        let r = load_image_into(p, size, out);
+        progress.advance(1);
+        r
+    })?;
+    Ok(Split { labels: files.iter().map(|f| f.1).collect(), images })
 }
 
 /// Load a folder source (`path` is a directory or a list file).
 pub fn load(path: &Path, opts: &SourceOptions, progress: &dyn Progress) -> Result<Dataset, DataError> {
     if opts.size == 0 {
         return Err(DataError::Invalid("--size must be at least 1".into()));
+    }
+    if opts.size > MAX_SIZE {
+        return Err(DataError::Invalid(format!(
+            "--size {} is over the limit of {MAX_SIZE} pixels per side (a {MAX_SIZE}x{MAX_SIZE} RGB image is \
+             48 MiB); a long-tailed classifier rarely needs more than 224",
+            opts.size
+        )));
     }
     let meta = std::fs::metadata(path).map_err(|e| DataError::io(path, e))?;
     let (class_names, train_files, test_files) = if meta.is_dir() {
@@ -156,12 +264,27 @@ pub fn load(path: &Path, opts: &SourceOptions, progress: &dyn Progress) -> Resul
             Some(l) => read_list(l, &root)?,
             None => Vec::new(),
         };
-        let classes = tr.iter().chain(&te).map(|f| f.1 as usize).max().unwrap_or(0) + 1;
-        ((0..classes).map(|c| c.to_string()).collect(), tr, te)
+        let classes = list_classes(path, &tr, opts.test_list.as_deref(), &te)?;
+        let pairs = |v: Vec<Listed>| v.into_iter().map(|f| (f.path, f.label)).collect::<Vec<_>>();
+        ((0..classes).map(|c| c.to_string()).collect(), pairs(tr), pairs(te))
     };
     if train_files.is_empty() {
         return Err(DataError::Format { path: path.into(), message: "no training images (.png, .jpg, .jpeg)".into() });
     }
+    let images = (train_files.len() + test_files.len()) as u64;
+    let image_bytes = 3 * u64::from(opts.size) * u64::from(opts.size);
+    let need = images.saturating_mul(image_bytes);
+    if need > opts.max_source_bytes {
+        return Err(DataError::Format {
+            path: path.into(),
+            message: format!(
+                "{images} images x {image_bytes} bytes (--size {}) need {need} bytes, over the limit of {} bytes \
+                 (--max-source-bytes); lower --size or raise the limit",
+                opts.size, opts.max_source_bytes
+            ),
+        });
+    }
+
     progress.stage("decode images", (train_files.len() + test_files.len()) as u64);
     let train = decode_all(&train_files, opts.size, progress)?;
     let test = decode_all(&test_files, opts.size, progress)?;

@@ -6,7 +6,8 @@ pub mod folder;
 pub mod pickle;
 pub mod synthetic;
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use crate::error::DataError;
 use crate::progress::Progress;
@@ -62,6 +63,10 @@ impl Dataset {
         self.class_names.len()
     }
 }
+
+/// Default of [`SourceOptions::max_source_bytes`]: 8 GiB of images held in memory (CIFAR-10 is
+/// 184 MB, ImageNet-LT at 64x64 about 2 GB).
+pub const DEFAULT_MAX_SOURCE_BYTES: u64 = 8 << 30;
 
 /// Which source to read (`--source KIND:ARG`).
 #[derive(Debug, Clone, PartialEq)]
@@ -130,21 +135,36 @@ pub struct SourceOptions {
     pub test_per_class: u64,
     /// synthetic: the generator's seed (separate from the subset/manifest seed).
     pub synthetic_seed: u64,
+    /// Most bytes of images a source may load into memory (train + test), checked before
+    /// anything is allocated: synthetic counts, folder image counts x size, CIFAR file sizes.
+    /// `lt-data build --max-source-bytes` raises it.
+    pub max_source_bytes: u64,
 }
 
 impl Default for SourceOptions {
     fn default() -> Self {
-        Self { coarse: false, size: 32, test_list: None, image_root: None, test_per_class: 1000, synthetic_seed: 0 }
+        Self {
+            coarse: false,
+            size: 32,
+            test_list: None,
+            image_root: None,
+            test_per_class: 1000,
+            synthetic_seed: 0,
+            max_source_bytes: DEFAULT_MAX_SOURCE_BYTES,
+        }
     }
 }
 
 /// Load a source into memory.
 pub fn load(spec: &SourceSpec, opts: &SourceOptions, progress: &dyn Progress) -> Result<Dataset, DataError> {
     match spec {
-        SourceSpec::Cifar10(dir) => cifar::load_cifar10(dir, progress),
-        SourceSpec::Cifar100(dir) => cifar::load_cifar100(dir, opts.coarse, progress),
+        SourceSpec::Cifar10(dir) => cifar::load_plan(cifar::plan_cifar10(dir)?, opts.max_source_bytes, progress),
+        SourceSpec::Cifar100(dir) => {
+            cifar::load_plan(cifar::plan_cifar100(dir, opts.coarse)?, opts.max_source_bytes, progress)
+        }
         SourceSpec::Cifar10Py(dir) => pickle::load_cifar10_py(dir, progress),
         SourceSpec::Synthetic(n) => {
+            synthetic::check_size(*n, opts.test_per_class, opts.max_source_bytes)?;
             progress.stage("generate synthetic", 0);
             let d = synthetic::generate(*n, opts.test_per_class, opts.synthetic_seed);
             progress.finish();
@@ -157,4 +177,30 @@ pub fn load(spec: &SourceSpec, opts: &SourceOptions, progress: &dyn Progress) ->
             "the folder source needs lt-data's `folder` feature (image decoding); rebuild with it".into(),
         )),
     }
+}
+
+/// Read at most `limit` bytes of `file` (opened from `path`): a regular file larger than that
+/// is refused by its size before anything is read, a device or pipe once `limit` bytes came,
+/// so /dev/zero or a huge sparse file never fills memory. `what` names the expected content
+/// in the error, a [`DataError::Format`] naming `path` and the limit.
+pub(crate) fn read_bounded(path: &Path, file: std::fs::File, limit: u64, what: &str) -> Result<Vec<u8>, DataError> {
+    let too_big = || DataError::Format {
+        path: path.into(),
+        message: format!("larger than {}, the limit for {what}", show_bytes(limit)),
+    };
+    let len = file.metadata().map_err(|e| DataError::io(path, e))?.len();
+    if len > limit {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(len as usize + 1);
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(|e| DataError::io(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}
+
+/// A byte count for messages: `64 MiB` when it is a whole number of MiB, else `N bytes`.
+pub(crate) fn show_bytes(n: u64) -> String {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) { format!("{} MiB", n >> 20) } else { format!("{n} bytes") }
 }

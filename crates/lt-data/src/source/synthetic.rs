@@ -10,6 +10,7 @@ use rand::Rng;
 use rayon::prelude::*;
 
 use super::{Dataset, Split};
+use crate::error::DataError;
 use crate::rng;
 
 /// The class names, in label order.
@@ -29,7 +30,45 @@ pub const NAMES: [&str; 10] = [
 const SIDE: usize = 32;
 const PLANE: usize = SIDE * SIDE;
 
+/// Bytes of one image.
+pub const IMAGE_BYTES: u64 = (3 * PLANE) as u64;
+
+/// Check that `per_class` training and `test_per_class` test images per class fit in
+/// `max_bytes` of memory (and the u32 indices of manifests), before anything is allocated.
+pub fn check_size(per_class: u64, test_per_class: u64, max_bytes: u64) -> Result<(), DataError> {
+    let classes = NAMES.len() as u64;
+    let images = per_class.checked_add(test_per_class).and_then(|n| n.checked_mul(classes));
+    let bytes = images.and_then(|n| n.checked_mul(IMAGE_BYTES));
+    let spec = format!("synthetic:{per_class}");
+    if bytes.is_some_and(|b| b <= max_bytes) {
+        if per_class * classes > u64::from(u32::MAX) {
+            return Err(DataError::Source {
+                spec,
+                message: format!(
+                    "{per_class} x {classes} training images: more than {} (manifests index them as u32)",
+                    u32::MAX
+                ),
+            });
+        }
+        return Ok(());
+    }
+    let need = match bytes {
+        Some(b) => format!("{b} bytes"),
+        None => "more bytes than a u64 holds".into(),
+    };
+    Err(DataError::Source {
+        spec,
+        message: format!(
+            "{per_class} training + {test_per_class} test images per class (--test-per-class) x {classes} classes x \
+             {IMAGE_BYTES} bytes need {need}, over the limit of {max_bytes} bytes (--max-source-bytes); lower the \
+             counts or raise the limit"
+        ),
+    })
+}
+
 /// Generate `per_class` training and `test_per_class` test images per class.
+///
+/// Allocates the whole set: call [`check_size`] first on counts from a user.
 pub fn generate(per_class: u64, test_per_class: u64, seed: u64) -> Dataset {
     let (train, test) = rayon::join(
         || split(per_class as usize * 10, seed, "synthetic-train"),

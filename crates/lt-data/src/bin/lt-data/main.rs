@@ -122,6 +122,12 @@ struct BuildArgs {
     /// synthetic: seed of the image generator (independent of --seed).
     #[arg(long, default_value_t = 0)]
     synthetic_seed: u64,
+    /// Most bytes of images the source may load into memory (train + test), checked before
+    /// reading: synthetic counts, folder images x 3 x size^2, CIFAR file sizes. A number with
+    /// an optional K, M, G or T suffix (powers of 1024). Default 8G, or the environment
+    /// variable LT_MAX_SOURCE_BYTES; raise it for a larger source on a machine with the memory.
+    #[arg(long, value_name = "SIZE")]
+    max_source_bytes: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -232,6 +238,24 @@ impl Progress for Bars {
     }
 }
 
+/// A byte count: `1000`, `512M`, `8G`, `1T` (K/M/G/T: powers of 1024; `KiB`, `GB`... accepted).
+fn parse_size(text: &str) -> Result<u64> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let shift = match unit.trim().to_ascii_uppercase().trim_end_matches('B').trim_end_matches('I') {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => bail!("`{text}` is not a size: use a number of bytes with an optional K, M, G or T suffix, e.g. 16G"),
+    };
+    num.parse::<u64>().ok().and_then(|n| n.checked_mul(1u64 << shift)).with_context(|| {
+        format!("`{text}` is not a size: use a number of bytes with an optional K, M, G or T suffix, e.g. 16G")
+    })
+}
+
 fn parse_counts(s: &str) -> Result<Vec<u64>> {
     if s.trim() == "seed" {
         return Ok(SEED_COUNTS.to_vec());
@@ -269,6 +293,11 @@ fn run_build(a: BuildArgs, progress: &Bars) -> Result<()> {
         .filter(|s| !s.trim().is_empty())
         .map(|s| Strategy::parse(s, a.beta))
         .collect::<Result<Vec<_>, _>>()?;
+    let max_source_bytes = match (&a.max_source_bytes, std::env::var("LT_MAX_SOURCE_BYTES")) {
+        (Some(v), _) => parse_size(v).context("--max-source-bytes")?,
+        (None, Ok(v)) => parse_size(&v).context("environment variable LT_MAX_SOURCE_BYTES")?,
+        (None, Err(_)) => lt_data::source::DEFAULT_MAX_SOURCE_BYTES,
+    };
     let cfg = BuildConfig {
         source_text: a.source.clone(),
         source,
@@ -279,6 +308,7 @@ fn run_build(a: BuildArgs, progress: &Bars) -> Result<()> {
             image_root: a.image_root,
             test_per_class: a.test_per_class,
             synthetic_seed: a.synthetic_seed,
+            max_source_bytes,
         },
         profile,
         seed: a.seed,
