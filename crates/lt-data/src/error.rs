@@ -39,6 +39,11 @@ pub enum DataError {
         "class {class} ({name}): {requested} images requested but the source has only {available}; lower the count"
     )]
     CountTooLarge { class: usize, name: String, requested: u64, available: u64 },
+    #[error(
+        "class {class} ({name}) has 0 training images: {reason}. A class without training images cannot be \
+         learned (its recall is 0 by construction and its loss weight undefined), so lt-data refuses it"
+    )]
+    EmptyClass { class: usize, name: String, reason: String },
     #[error("output directory {path} exists and is not empty; pass --force to replace it or choose another --out")]
     OutputExists { path: PathBuf },
     #[error("writing {path}: {message}")]

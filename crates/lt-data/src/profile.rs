@@ -61,6 +61,11 @@ impl Profile {
     }
 }
 
+/// A number as a user would write it: 100, 2.5, 1e308 (not 309 digits).
+fn show(x: f64) -> String {
+    if x.abs() >= 1e9 { format!("{x:e}") } else { format!("{x}") }
+}
+
 fn default_n_max(source_counts: &[u64]) -> u64 {
     source_counts.iter().copied().min().unwrap_or(0)
 }
@@ -153,6 +158,10 @@ pub fn count_labels(labels: &[u16], num_classes: usize) -> Vec<u64> {
 ///
 /// Within each class the source's images (in source order) are shuffled with a stream derived
 /// from `seed` and the class, and the first `n_c` are kept.
+///
+/// Every profile but `Indices` must leave each class at least one image: a class the source
+/// lacks, an imbalance factor above n_max (the tail rounds down to 0) or a count of 0 is a
+/// [`DataError::EmptyClass`]. An indices list is taken as given.
 pub fn select_subset(
     labels: &[u16],
     class_names: &[String],
@@ -161,13 +170,40 @@ pub fn select_subset(
 ) -> Result<Vec<u32>, DataError> {
     let c = class_names.len();
     if let Profile::Indices { indices, .. } = profile {
+        // An explicit list is taken as given, empty classes included: it may reproduce a
+        // published subset exactly.
         check_indices(indices, labels.len())?;
         let mut out = indices.clone();
         out.sort_unstable();
         return Ok(out);
     }
     let source_counts = count_labels(labels, c);
+    let empty =
+        |class: usize, reason: String| DataError::EmptyClass { class, name: class_names[class].clone(), reason };
+    if let Some(class) = source_counts.iter().position(|&n| n == 0) {
+        return Err(empty(class, "the source's train split has no image of it".into()));
+    }
     let targets = target_counts(profile, &source_counts, seed)?;
+    if let Some(class) = targets.iter().position(|&n| n == 0) {
+        let reason = match profile {
+            Profile::Exp { imbalance, n_max, .. } | Profile::Step { imbalance, n_max, .. } => {
+                let n_max = n_max.unwrap_or_else(|| default_n_max(&source_counts));
+                let why = if n_max == 0 {
+                    "n_max is 0".to_string()
+                } else if *imbalance > n_max as f64 {
+                    format!("imbalance factor {} exceeds n_max {n_max}", show(*imbalance))
+                } else {
+                    format!("imbalance factor {} with n_max {n_max} rounds the tail down", show(*imbalance))
+                };
+                format!(
+                    "{why} (the tail class keeps floor(n_max / IF) = 0 images); use --imbalance of at most {n_max} or a \
+                     larger --n-max"
+                )
+            }
+            _ => "--counts gives it 0; give every class at least 1".into(),
+        };
+        return Err(empty(class, reason));
+    }
     for (class, (&want, &have)) in targets.iter().zip(&source_counts).enumerate() {
         if want > have {
             return Err(DataError::CountTooLarge {
@@ -213,10 +249,28 @@ pub fn check_indices(indices: &[u32], split_len: usize) -> Result<(), DataError>
     Ok(())
 }
 
+/// The most bytes [`read_indices_file`] reads for a train split of `split_len` images:
+/// 64 bytes per image (an index, padding and comments) plus 1 MiB.
+pub fn indices_file_limit(split_len: usize) -> u64 {
+    (split_len as u64).saturating_mul(64).saturating_add(1 << 20)
+}
+
 /// Read an indices file (one train-split index per line; blank lines and `#` comments are
-/// skipped), checking range and duplicates with line numbers.
+/// skipped), checking range and duplicates with line numbers. At most
+/// [`indices_file_limit`] bytes are read: a file of `split_len` distinct indices is far
+/// smaller, and a device such as /dev/zero must not fill memory.
 pub fn read_indices_file(path: &Path, split_len: usize) -> Result<Vec<u32>, DataError> {
-    let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+    let limit = indices_file_limit(split_len);
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let what = format!("the indices of a train split of {split_len} images (64 bytes per image + 1 MiB)");
+    let bytes = crate::source::read_bounded(path, file, limit, &what)?;
+    let text = String::from_utf8(bytes).map_err(|e| DataError::Format {
+        path: path.into(),
+        message: format!(
+            "not UTF-8 text (invalid byte at offset {}); expected one index per line",
+            e.utf8_error().valid_up_to()
+        ),
+    })?;
     let mut out = Vec::new();
     let mut first_line = vec![0usize; split_len];
     for (i, raw) in text.lines().enumerate() {

@@ -71,6 +71,35 @@ impl Strategy {
     }
 }
 
+impl Strategy {
+    /// Parse a comma-separated list (`--resample a,b`). An empty list or an empty name is an
+    /// error listing the valid names: it would otherwise write no manifest without a word.
+    pub fn parse_list(list: &str, beta: Option<f64>) -> Result<Vec<Self>, DataError> {
+        let names = Strategy::NAMES.join(", ");
+        if list.trim().is_empty() {
+            return Err(DataError::Invalid(format!(
+                "--resample is empty; give one or more of {names}, separated by commas"
+            )));
+        }
+        list.split(',')
+            .enumerate()
+            .map(|(i, name)| {
+                if name.trim().is_empty() {
+                    return Err(DataError::Invalid(format!(
+                        "--resample `{list}`: name {} is empty; use one or more of {names}, separated by commas",
+                        i + 1
+                    )));
+                }
+                Strategy::parse(name, beta)
+            })
+            .collect()
+    }
+}
+
+/// Most rows of one manifest (epochs x epoch length), checked before it is built: 2^28 rows
+/// take 3 GiB in memory (CIFAR-10-LT with 200 epochs has 2.5 million).
+pub const MAX_MANIFEST_ROWS: u64 = 1 << 28;
+
 /// A manifest: for each row, the epoch (0-based), the position within the epoch (0-based) and
 /// the train-split index visited.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -153,6 +182,19 @@ pub fn manifest(
     }
     let counts: Vec<u64> = by_class.iter().map(|v| v.len() as u64).collect();
     let present: Vec<usize> = (0..num_classes).filter(|&c| counts[c] > 0).collect();
+    let epoch_len = match strategy {
+        Strategy::RandomOver => counts.iter().max().copied().unwrap_or(0) * present.len() as u64,
+        Strategy::RandomUnder => present.iter().map(|&c| counts[c]).min().unwrap_or(0) * present.len() as u64,
+        _ => indices.len() as u64,
+    };
+    let rows = epoch_len.saturating_mul(u64::from(epochs));
+    if rows > MAX_MANIFEST_ROWS || epoch_len > u64::from(u32::MAX) {
+        return Err(DataError::Invalid(format!(
+            "manifest {}: {epochs} epochs x {epoch_len} rows = {rows} rows, over the limit of {MAX_MANIFEST_ROWS} \
+             (12 bytes each in memory); lower --epochs",
+            strategy.name()
+        )));
+    }
     let mut out = Manifest::default();
     for epoch in 0..epochs {
         let mut rng = rng::stream(seed, strategy.name(), u64::from(epoch));

@@ -287,12 +287,7 @@ fn run_build(a: BuildArgs, progress: &Bars) -> Result<()> {
         }
         ProfileKind::Balanced => ProfileSpec::Ready(Profile::Balanced),
     };
-    let strategies = a
-        .resample
-        .split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| Strategy::parse(s, a.beta))
-        .collect::<Result<Vec<_>, _>>()?;
+    let strategies = Strategy::parse_list(&a.resample, a.beta)?;
     let max_source_bytes = match (&a.max_source_bytes, std::env::var("LT_MAX_SOURCE_BYTES")) {
         (Some(v), _) => parse_size(v).context("--max-source-bytes")?,
         (None, Ok(v)) => parse_size(&v).context("environment variable LT_MAX_SOURCE_BYTES")?,
