@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::GraphError;
 use crate::onnx::proto::{DataType, ModelProto, tensor_shape_proto, type_proto};
-use crate::train::{ConvGrad, Loss, Sgd, TrainingGraphSpec, supported_ops, training_graph};
+use crate::train::{Loss, Lowering, Sgd, TrainingGraphSpec, supported_ops, training_graph};
 
 /// Normalises `model` for training:
 /// - every op must be one of [`supported_ops`] in the default domain (else an error naming the
@@ -116,7 +116,7 @@ pub fn import(model: &ModelProto) -> Result<ModelProto, GraphError> {
         loss: Loss::CrossEntropy { label_smoothing: 0.0 },
         sgd: Sgd { momentum: 0.9, nesterov: false, weight_decay: 0.0, decay_bn_and_bias: true },
         class_counts: vec![1; classes],
-        conv_grad: ConvGrad::Cpu,
+        lowering: Lowering::Cpu,
     };
     training_graph(&model, &spec)?;
     Ok(model)

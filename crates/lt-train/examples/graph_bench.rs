@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use lt_graph::models::{densenet, preset};
-use lt_graph::train::{ConvGrad, Loss, Sgd, TrainingGraphSpec, training_graph};
+use lt_graph::train::{Loss, Lowering, Sgd, TrainingGraphSpec, training_graph};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -15,7 +15,7 @@ fn main() -> anyhow::Result<()> {
     let batch: usize = args.get(1).map_or(Ok(64), |s| s.parse())?;
     let steps: usize = args.get(2).map_or(Ok(10), |s| s.parse())?;
     let threads: usize = args.get(3).map_or(Ok(2), |s| s.parse())?;
-    let conv_grad = if args.get(4).is_some_and(|s| s == "cuda") { ConvGrad::Cuda } else { ConvGrad::Cpu };
+    let lowering = if args.get(4).is_some_and(|s| s == "cuda") { Lowering::Cuda } else { Lowering::Cpu };
     let classes = 10;
     let t0 = Instant::now();
     let inference = densenet(&preset(arch, classes)?, 0)?;
@@ -26,7 +26,7 @@ fn main() -> anyhow::Result<()> {
         loss: Loss::CrossEntropy { label_smoothing: 0.0 },
         sgd: Sgd { momentum: 0.9, nesterov: false, weight_decay: 5e-4, decay_bn_and_bias: true },
         class_counts: vec![100; classes],
-        conv_grad,
+        lowering,
     };
     let tg = training_graph(&inference, &spec)?;
     let bytes = lt_graph::onnx::encode(&tg.model);
@@ -94,7 +94,7 @@ fn main() -> anyhow::Result<()> {
         println!("profile: {}", session.end_profiling()?);
     }
     println!(
-        "{arch} batch {batch} threads {threads} {conv_grad:?}: {:.1} ms/step, {:.1} images/s (loss {loss:.3})",
+        "{arch} batch {batch} threads {threads} {lowering:?}: {:.1} ms/step, {:.1} images/s (loss {loss:.3})",
         dt * 1e3,
         batch as f64 / dt
     );

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use lt_graph::train::{ConvGrad, Loss, Sgd, TrainingGraphSpec};
+use lt_graph::train::{Loss, Lowering, Sgd, TrainingGraphSpec};
 
 use std::sync::Arc;
 
@@ -54,7 +54,7 @@ pub fn bench(
 ) -> Result<BenchResult, TrainError> {
     let t0 = Instant::now();
     let inference = lt_graph::models::densenet(&lt_graph::models::preset(arch, classes)?, 0)?;
-    let form = if device.is_cpu() { ConvGrad::Cpu } else { ConvGrad::Cuda };
+    let form = if device.is_cpu() { Lowering::Cpu } else { Lowering::Cuda };
     let graph = lt_graph::train::training_graph(&inference, &bench_spec(batch, classes, form))?;
     let graph_build_seconds = t0.elapsed().as_secs_f64();
     let mut engine = Engine::with_profile(&graph, &inference, device, threads, profile)?;
@@ -109,13 +109,13 @@ pub fn bench(
 
 /// The training step every bench times: weighted CE (weights 1), torch SGD momentum 0.9,
 /// weight decay 5e-4, as the PyTorch anchor.
-fn bench_spec(batch: usize, classes: usize, form: ConvGrad) -> TrainingGraphSpec {
+fn bench_spec(batch: usize, classes: usize, form: Lowering) -> TrainingGraphSpec {
     TrainingGraphSpec {
         batch_size: batch,
         loss: Loss::CrossEntropy { label_smoothing: 0.0 },
         sgd: Sgd { momentum: 0.9, nesterov: false, weight_decay: 5e-4, decay_bn_and_bias: true },
         class_counts: vec![100; classes],
-        conv_grad: form,
+        lowering: form,
     }
 }
 
@@ -178,7 +178,7 @@ pub fn agreement(
     classes: usize,
     batch: usize,
     steps: usize,
-    sides: [(&Device, ConvGrad); 2],
+    sides: [(&Device, Lowering); 2],
     threads: usize,
 ) -> Result<Agreement, TrainError> {
     let inference = lt_graph::models::densenet(&lt_graph::models::preset(arch, classes)?, 0)?;
@@ -204,7 +204,7 @@ pub fn agreement(
             ((a - b).abs() / a.abs().max(b.abs()).max(1e-6)) as f64
         })
         .fold(0.0, f64::max);
-    let side = |(d, f): &(&Device, ConvGrad)| (d.name(), format!("{f:?}").to_lowercase());
+    let side = |(d, f): &(&Device, Lowering)| (d.name(), format!("{f:?}").to_lowercase());
     Ok(Agreement {
         arch: arch.to_string(),
         batch_size: batch,

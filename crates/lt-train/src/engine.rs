@@ -504,7 +504,7 @@ pub fn device_memory(device: &Device) -> Result<MemoryInfo<'static>, RuntimeErro
 
 #[cfg(test)]
 mod tests {
-    use lt_graph::train::{ConvGrad, Loss, Sgd, TrainingGraphSpec};
+    use lt_graph::train::{Loss, Lowering, Sgd, TrainingGraphSpec};
 
     use super::*;
 
@@ -520,7 +520,7 @@ mod tests {
             loss: Loss::CrossEntropy { label_smoothing: 0.0 },
             sgd: Sgd { momentum: 0.9, nesterov: false, weight_decay: 5e-4, decay_bn_and_bias: true },
             class_counts: vec![5, 3, 1],
-            conv_grad: ConvGrad::Cpu,
+            lowering: Lowering::Cpu,
         };
         let graph = lt_graph::train::training_graph(&inference, &spec).unwrap();
         let initial: HashMap<String, Vec<f32>> = graph.state.iter().map(|s| (s.name.clone(), s.init.clone())).collect();

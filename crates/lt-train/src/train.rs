@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use lt_eval::{ConfusionMatrix, classification_report};
 use lt_graph::onnx::proto::ModelProto;
-use lt_graph::train::{ConvGrad, Loss, Sgd, TrainingGraphSpec};
+use lt_graph::train::{Loss, Lowering, Sgd, TrainingGraphSpec};
 use serde_json::json;
 
 use crate::checkpoint::Checkpoint;
@@ -237,7 +237,7 @@ pub fn run(
     };
 
     let inference = initial_model(cfg, num_classes, shape[1])?;
-    let conv_grad = if device.is_cpu() { ConvGrad::Cpu } else { ConvGrad::Cuda };
+    let lowering = if device.is_cpu() { Lowering::Cpu } else { Lowering::Cuda };
     let spec = TrainingGraphSpec {
         batch_size: cfg.batch_size,
         loss: loss_of(cfg),
@@ -248,7 +248,7 @@ pub fn run(
             decay_bn_and_bias: !cfg.no_decay_bn_bias,
         },
         class_counts: train_counts.clone(),
-        conv_grad,
+        lowering,
     };
     let graph = lt_graph::train::training_graph(&inference, &spec)?;
     let threads = cfg.threads.unwrap_or_else(crate::session::default_threads);

@@ -72,9 +72,6 @@ pub enum Lowering {
     Cuda,
 }
 
-/// The former name of [`Lowering`].
-pub type ConvGrad = Lowering;
-
 /// What to build.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainingGraphSpec {
@@ -84,7 +81,7 @@ pub struct TrainingGraphSpec {
     /// Training examples per class (LDAM margins, balanced-softmax prior); its length must be
     /// the number of classes.
     pub class_counts: Vec<u64>,
-    pub conv_grad: ConvGrad,
+    pub lowering: Lowering,
 }
 
 /// Role of a state tensor.
@@ -143,7 +140,7 @@ pub fn training_graph(inference: &ModelProto, spec: &TrainingGraphSpec) -> Resul
     let num_classes = spec.class_counts.len();
     let c = num_classes as i64;
 
-    let mut cx = Ctx::new(Emitter::new("lt_train_step"), spec.conv_grad);
+    let mut cx = Ctx::new(Emitter::new("lt_train_step"), spec.lowering);
     let [ic, ih, iw] = src.image_shape.map(|d| d as i64);
     let images = cx.input("images", DataType::Float, &[bsz, ic, ih, iw])?;
     let labels = cx.input("labels", DataType::Int64, &[bsz])?;

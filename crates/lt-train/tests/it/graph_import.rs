@@ -7,7 +7,7 @@ use lt_graph::import::import;
 use lt_graph::models::{densenet, preset};
 use lt_graph::onnx::proto::{AttributeProto, AttributeType, ModelProto, NodeProto};
 use lt_graph::onnx::{Attr, Tensor, attribute};
-use lt_graph::train::{ConvGrad, training_graph};
+use lt_graph::train::{Lowering, training_graph};
 
 use crate::graph_util::{Rng, Trainer, ce, grad_sgd, spec};
 
@@ -99,7 +99,7 @@ fn imported_model_keeps_logits_and_names_and_trains() {
     let diff = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
     assert!(diff < 1e-5, "imported logits differ by {diff}");
     // The imported model trains like the built-in one (same gradients).
-    let s = spec(4, 6, ce(), grad_sgd(), ConvGrad::Cpu);
+    let s = spec(4, 6, ce(), grad_sgd(), Lowering::Cpu);
     let mut t1 = Trainer::new(&original, &s, 5);
     let mut t2 = Trainer::new(&imported, &s, 5);
     let st = t1.state.clone();
@@ -126,7 +126,7 @@ fn training_mode_batchnorm_is_imported_in_inference_form() {
         assert_eq!(n.output.len(), 1, "{}", n.name);
         assert!(n.attribute.iter().all(|a| a.name != "training_mode"));
     }
-    training_graph(&imported, &spec(2, 3, ce(), grad_sgd(), ConvGrad::Cuda)).unwrap();
+    training_graph(&imported, &spec(2, 3, ce(), grad_sgd(), Lowering::Cuda)).unwrap();
 }
 
 #[test]

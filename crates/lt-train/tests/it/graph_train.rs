@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use lt_graph::models::{densenet, preset};
 use lt_graph::onnx::proto::ModelProto;
-use lt_graph::train::{ConvGrad, Loss, Sgd, StateKind, TrainingGraphSpec, training_graph, with_weights};
+use lt_graph::train::{Loss, Lowering, Sgd, StateKind, TrainingGraphSpec, training_graph, with_weights};
 
 use crate::graph_util::{Rng, Trainer, ce, grad_sgd, linear_net, python, spec};
 
@@ -106,7 +106,7 @@ fn weighted_loss_values_equal_the_direct_formulas() {
         Loss::BalancedSoftmax { tau: 1.0 },
     ];
     for (i, loss) in losses.into_iter().enumerate() {
-        let sp = spec(16, 5, loss.clone(), grad_sgd(), ConvGrad::Cpu);
+        let sp = spec(16, 5, loss.clone(), grad_sgd(), Lowering::Cpu);
         let mut t = Trainer::new(&linear_net(5, 3, 2, 60 + i as u64), &sp, 70 + i as u64);
         let st = t.state.clone();
         let out = t.run_with(&st, 0.0);
@@ -127,7 +127,7 @@ fn two_sgd_steps_equal_a_hand_computation() {
     for nesterov in [false, true] {
         let sgd = Sgd { momentum: 0.9, nesterov, weight_decay: 0.01, decay_bn_and_bias: false };
         let (b, c, f) = (6usize, 3usize, 4usize);
-        let sp = spec(b, c, ce(), sgd.clone(), ConvGrad::Cpu);
+        let sp = spec(b, c, ce(), sgd.clone(), Lowering::Cpu);
         let mut t = Trainer::new(&linear_net(c as i64, 1, 2, 90), &sp, 91);
         let lr = 0.3f64;
         let mut w: Vec<f64> = t.state["fc.weight"].iter().map(|&v| v as f64).collect();
@@ -196,7 +196,7 @@ fn one_bn_model(final_op: &str) -> ModelProto {
 
 #[test]
 fn an_op_without_a_backward_rule_is_an_error_naming_op_and_node() {
-    let sp = spec(5, 3, ce(), grad_sgd(), ConvGrad::Cpu);
+    let sp = spec(5, 3, ce(), grad_sgd(), Lowering::Cpu);
     let err = training_graph(&one_bn_model("Mul"), &sp).unwrap_err().to_string();
     assert!(err.contains("Mul") && err.contains("mul_node"), "{err}");
 }
@@ -232,7 +232,7 @@ fn batchnorm_over_nested_concatenations_uses_each_channels_statistics() {
     let logits = g.op("Flatten", &[&gp], &[]).unwrap();
     g.output_dims(&logits, "logits", DataType::Float, &[n, Dim::Fixed(9)]).unwrap();
     let model = g.finish();
-    for mode in [ConvGrad::Cpu, ConvGrad::Cuda] {
+    for mode in [Lowering::Cpu, Lowering::Cuda] {
         let mut t = Trainer::new(&model, &spec(5, 9, ce(), grad_sgd(), mode), 17);
         for (i, v) in t.images.iter_mut().enumerate() {
             *v += (i % 48 / 16) as f32 * 3.0; // channel means 0, 3, 6: a swap would show
@@ -253,7 +253,7 @@ fn batchnorm_over_nested_concatenations_uses_each_channels_statistics() {
 
 #[test]
 fn batchnorm_running_statistics_follow_pytorch() {
-    let sp = spec(5, 3, ce(), grad_sgd(), ConvGrad::Cpu);
+    let sp = spec(5, 3, ce(), grad_sgd(), Lowering::Cpu);
     let model = one_bn_model("Flatten");
     let mut t = Trainer::new(&model, &sp, 13);
     let st = t.state.clone();
@@ -284,13 +284,13 @@ fn batchnorm_running_statistics_follow_pytorch() {
     }
 }
 
-fn tiny_spec(batch: usize, conv_grad: ConvGrad) -> TrainingGraphSpec {
+fn tiny_spec(batch: usize, lowering: Lowering) -> TrainingGraphSpec {
     TrainingGraphSpec {
         batch_size: batch,
         loss: ce(),
         sgd: Sgd { momentum: 0.9, nesterov: false, weight_decay: 5e-4, decay_bn_and_bias: true },
         class_counts: vec![50, 20, 10, 5],
-        conv_grad,
+        lowering,
     }
 }
 
@@ -298,7 +298,7 @@ fn tiny_spec(batch: usize, conv_grad: ConvGrad) -> TrainingGraphSpec {
 fn densenet_tiny_learns_a_fixed_batch_and_exports_an_eval_model() {
     let cfg = preset("densenet-tiny", 4).unwrap();
     let inference = densenet(&cfg, 3).unwrap();
-    let mut t = Trainer::new(&inference, &tiny_spec(16, ConvGrad::Cpu), 4);
+    let mut t = Trainer::new(&inference, &tiny_spec(16, Lowering::Cpu), 4);
     let losses: Vec<f32> = (0..12).map(|_| t.step(0.1)).collect();
     assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
     assert!(losses[11] < 0.5 * losses[0], "loss did not decrease on a fixed batch: {losses:?}");
@@ -339,8 +339,8 @@ fn densenet_tiny_learns_a_fixed_batch_and_exports_an_eval_model() {
 #[test]
 fn both_formulations_give_the_same_step_on_densenet_tiny() {
     let inference = densenet(&preset("densenet-tiny", 4).unwrap(), 5).unwrap();
-    let mut a = Trainer::new(&inference, &tiny_spec(4, ConvGrad::Cpu), 6);
-    let mut b = Trainer::new(&inference, &tiny_spec(4, ConvGrad::Cuda), 6);
+    let mut a = Trainer::new(&inference, &tiny_spec(4, Lowering::Cpu), 6);
+    let mut b = Trainer::new(&inference, &tiny_spec(4, Lowering::Cuda), 6);
     let st = a.state.clone();
     let (oa, ob) = (a.run_with(&st, 0.1), b.run_with(&st, 0.1));
     for s in &a.tg.state {
@@ -376,7 +376,7 @@ fn assert_cuda_friendly(m: &ModelProto) {
 fn training_graphs_follow_the_cuda_placement_rules_and_pass_onnx_checker() {
     let py = python();
     let dir = tempfile::tempdir().unwrap();
-    for (arch, mode) in [("densenet121", ConvGrad::Cuda), ("densenet-tiny", ConvGrad::Cpu)] {
+    for (arch, mode) in [("densenet121", Lowering::Cuda), ("densenet-tiny", Lowering::Cpu)] {
         let inference = densenet(&preset(arch, 5).unwrap(), 0).unwrap();
         let mut sp = tiny_spec(2, mode);
         sp.class_counts = vec![9, 7, 5, 3, 1];
@@ -407,10 +407,10 @@ fn dropout_trains_in_the_training_graph_and_is_identity_in_the_eval_graph() {
     let mut cfg = preset("densenet-tiny", 4).unwrap();
     cfg.dropout = 0.2;
     let inference = densenet(&cfg, 2).unwrap();
-    let tg = training_graph(&inference, &tiny_spec(4, ConvGrad::Cpu)).unwrap();
+    let tg = training_graph(&inference, &tiny_spec(4, Lowering::Cpu)).unwrap();
     let drops = tg.model.graph.as_ref().unwrap().node.iter().filter(|n| n.op_type == "Dropout").count();
     assert_eq!(drops, 6, "one training-mode Dropout per dense layer");
-    let mut t = Trainer::new(&inference, &tiny_spec(4, ConvGrad::Cpu), 3);
+    let mut t = Trainer::new(&inference, &tiny_spec(4, Lowering::Cpu), 3);
     let st = t.state.clone();
     // Random masks: two runs on the same inputs give different losses; both finite.
     let (a, b) = (t.run_with(&st, 0.1)["loss"][0], t.run_with(&st, 0.1)["loss"][0]);

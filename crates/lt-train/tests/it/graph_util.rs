@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use lt_graph::onnx::proto::{DataType, ModelProto};
 use lt_graph::onnx::{Attr, Dim, GraphBuilder, Tensor};
-use lt_graph::train::{ConvGrad, Loss, Sgd, StateKind, TrainingGraph, TrainingGraphSpec, training_graph};
+use lt_graph::train::{Loss, Lowering, Sgd, StateKind, TrainingGraph, TrainingGraphSpec, training_graph};
 use ort::session::Session;
 
 /// splitmix64: a tiny seeded generator (tests need no dependency for this).
@@ -38,13 +38,13 @@ impl Rng {
     }
 }
 
-pub fn spec(batch: usize, classes: usize, loss: Loss, sgd: Sgd, conv_grad: ConvGrad) -> TrainingGraphSpec {
+pub fn spec(batch: usize, classes: usize, loss: Loss, sgd: Sgd, lowering: Lowering) -> TrainingGraphSpec {
     TrainingGraphSpec {
         batch_size: batch,
         loss,
         sgd,
         class_counts: (0..classes as u64).map(|c| 100 / (c + 1) + 1).collect(),
-        conv_grad,
+        lowering,
     }
 }
 

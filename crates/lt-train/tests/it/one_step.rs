@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use lt_graph::models::{densenet, preset};
-use lt_graph::train::{ConvGrad, Sgd, StateKind, TrainingGraphSpec, tensor_f32};
+use lt_graph::train::{Lowering, Sgd, StateKind, TrainingGraphSpec, tensor_f32};
 use lt_train::dataset::Dataset;
 
 use super::fixture::write_dataset;
@@ -87,7 +87,7 @@ fn one_epoch_of_the_whole_subset_is_one_sgd_step_in_index_order() {
         loss: ce(),
         sgd: Sgd { momentum: 0.9, nesterov: false, weight_decay: 5e-4, decay_bn_and_bias: true },
         class_counts: counts.iter().map(|&c| c as u64).collect(),
-        conv_grad: ConvGrad::Cpu,
+        lowering: Lowering::Cpu,
     };
     let mut t = Trainer::new(&inference, &spec, 0);
     (t.images, t.labels, t.class_weights) = (images, labels, class_weights);

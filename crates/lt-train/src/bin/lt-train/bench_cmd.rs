@@ -179,7 +179,7 @@ pub struct AgreeArgs {
 }
 
 pub fn run_agree(args: &AgreeArgs) -> Result<()> {
-    use lt_graph::train::ConvGrad;
+    use lt_graph::train::Lowering;
     let cfg = TrainConfig { ep: args.ep, device: args.device, tf32: args.tf32, ..TrainConfig::default() };
     let (other, threads) = device_and_threads(&cfg, args.threads)?;
     let cpu = lt_train::device::Device::Cpu;
@@ -188,7 +188,7 @@ pub fn run_agree(args: &AgreeArgs) -> Result<()> {
         args.classes,
         args.batch_size,
         args.steps,
-        [(&cpu, ConvGrad::Cpu), (&other, ConvGrad::Cuda)],
+        [(&cpu, Lowering::Cpu), (&other, Lowering::Cuda)],
         threads,
     )?;
     if args.json {

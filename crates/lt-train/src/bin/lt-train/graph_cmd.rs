@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use lt_graph::models::{PRESETS, densenet, preset};
-use lt_graph::train::{ConvGrad, Loss, Sgd, StateKind, TrainingGraphSpec, training_graph};
+use lt_graph::train::{Loss, Lowering, Sgd, StateKind, TrainingGraphSpec, training_graph};
 
 /// Options of `lt-train graph`.
 #[derive(Debug, clap::Args)]
@@ -112,7 +112,7 @@ pub fn run(args: &GraphArgs) -> Result<()> {
             decay_bn_and_bias: !args.no_decay_bn_bias,
         },
         class_counts,
-        conv_grad: if args.conv_grad == "cuda" { ConvGrad::Cuda } else { ConvGrad::Cpu },
+        lowering: if args.conv_grad == "cuda" { Lowering::Cuda } else { Lowering::Cpu },
     };
     let tg = training_graph(&inference, &spec)?;
     let built = started.elapsed();
