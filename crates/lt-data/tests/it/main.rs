@@ -3,6 +3,7 @@
 mod build;
 mod cli;
 mod fetch;
+mod fuzz;
 mod helpers;
 mod pickle;
 mod profiles;

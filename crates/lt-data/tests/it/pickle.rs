@@ -4,12 +4,21 @@
 use std::path::Path;
 
 use lt_data::NoProgress;
-use lt_data::source::pickle::load_cifar10_py;
+use lt_data::source::pickle::{self, MAX_DEPTH, MAX_VALUES, Value, dict_get, load_cifar10_py};
 
+use crate::fuzz::measure;
 use crate::helpers::{Records, records, run_python};
 
 /// Assemble a batch the way python 2's cPickle (protocol 2) wrote the CIFAR files.
 pub fn py2_batch(recs: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    let labels: Vec<i32> = recs.iter().map(|r| i32::from(r.0)).collect();
+    let images: Vec<&[u8]> = recs.iter().map(|r| &r.1[..]).collect();
+    py2_batch_labels(&labels, &images)
+}
+
+/// [`py2_batch`] with any labels (BININT1 for 0..=255, BININT otherwise, as cPickle did).
+pub fn py2_batch_labels(labels: &[i32], images: &[&[u8]]) -> Vec<u8> {
+    let n = images.len();
     let mut p = vec![0x80, 2, b'}', b'q', 0, b'('];
     let short = |p: &mut Vec<u8>, s: &[u8]| {
         p.push(b'U');
@@ -20,30 +29,78 @@ pub fn py2_batch(recs: &[(u8, Vec<u8>)]) -> Vec<u8> {
     short(&mut p, b"testing batch 1 of 1");
     short(&mut p, b"labels");
     p.extend_from_slice(&[b']', b'q', 4, b'(']);
-    for (l, _) in recs {
-        p.extend_from_slice(&[b'K', *l]);
+    for &l in labels {
+        match u8::try_from(l) {
+            Ok(b) => p.extend_from_slice(&[b'K', b]),
+            Err(_) => {
+                p.push(b'J');
+                p.extend_from_slice(&l.to_le_bytes());
+            }
+        }
     }
     p.push(b'e');
     short(&mut p, b"data");
     p.extend_from_slice(b"cnumpy.core.multiarray\n_reconstruct\nq\x06cnumpy\nndarray\nq\x07K\x00\x85q\x08U\x01bq\x09\x87q\x0aRq\x0b(K\x01");
     p.push(b'J');
-    p.extend_from_slice(&(recs.len() as i32).to_le_bytes());
+    p.extend_from_slice(&(n as i32).to_le_bytes());
     p.extend_from_slice(b"M\x00\x0c\x86q\x0ccnumpy\ndtype\nq\x0dU\x02u1q\x0eK\x00K\x01\x87Rq\x0f(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tq\x10b\x89T");
-    p.extend_from_slice(&((recs.len() * 3072) as u32).to_le_bytes());
-    for (_, img) in recs {
+    p.extend_from_slice(&((n * 3072) as u32).to_le_bytes());
+    for img in images {
         p.extend_from_slice(img);
     }
     p.extend_from_slice(b"q\x11tq\x12b");
     short(&mut p, b"filenames");
     p.extend_from_slice(&[b']', b'q', 0x13, b'(']);
-    for i in 0..recs.len() {
+    for i in 0..n {
         short(&mut p, format!("img_{i}.png").as_bytes());
     }
     p.extend_from_slice(b"eu.");
     p
 }
 
-fn py2_meta() -> Vec<u8> {
+/// Assemble a batch the way python 3 + numpy write it (protocol 4: FRAME, SHORT_BINUNICODE,
+/// MEMOIZE, STACK_GLOBAL, BINBYTES8).
+pub fn py3_batch(recs: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    let mut p = vec![0x80, 4, 0x95];
+    p.extend_from_slice(&0u64.to_le_bytes()); // the frame length is a hint only
+    let s = |p: &mut Vec<u8>, text: &str| {
+        p.push(0x8c);
+        p.push(text.len() as u8);
+        p.extend_from_slice(text.as_bytes());
+        p.push(0x94);
+    };
+    p.extend_from_slice(b"}\x94(");
+    s(&mut p, "labels");
+    p.extend_from_slice(b"]\x94(");
+    for (l, _) in recs {
+        p.extend_from_slice(&[b'K', *l]);
+    }
+    p.push(b'e');
+    s(&mut p, "data");
+    s(&mut p, "numpy.core.multiarray");
+    s(&mut p, "_reconstruct");
+    p.push(0x93);
+    s(&mut p, "numpy");
+    s(&mut p, "ndarray");
+    p.extend_from_slice(b"\x93\x94K\x00\x85\x94C\x01b\x94\x87\x94R\x94(K\x01J");
+    p.extend_from_slice(&(recs.len() as i32).to_le_bytes());
+    p.extend_from_slice(b"M\x00\x0c\x86\x94");
+    s(&mut p, "numpy");
+    s(&mut p, "dtype");
+    p.push(0x93);
+    s(&mut p, "u1");
+    p.extend_from_slice(b"\x89\x88\x87\x94R\x94(K\x03");
+    s(&mut p, "|");
+    p.extend_from_slice(b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t\x94b\x89\x8e");
+    p.extend_from_slice(&((recs.len() * 3072) as u64).to_le_bytes());
+    for (_, img) in recs {
+        p.extend_from_slice(img);
+    }
+    p.extend_from_slice(b"\x94t\x94bu.");
+    p
+}
+
+pub fn py2_meta() -> Vec<u8> {
     let mut p = b"\x80\x02}q\x00(U\x0blabel_namesq\x01]q\x02(".to_vec();
     for n in ["a0", "b1", "c2", "d3", "e4", "f5", "g6", "h7", "i8", "j9"] {
         p.push(b'U');
@@ -54,7 +111,7 @@ fn py2_meta() -> Vec<u8> {
     p
 }
 
-fn write_py_dir(dir: &Path) -> (Records, Records) {
+pub fn write_py_dir(dir: &Path) -> (Records, Records) {
     std::fs::create_dir_all(dir).unwrap();
     let mut train = Vec::new();
     for i in 1..=5 {
@@ -138,4 +195,129 @@ fn code_executing_and_unknown_pickles_are_refused() {
     std::fs::write(&f, py2_batch(&recs)).unwrap();
     let e = load_cifar10_py(tmp.path(), &NoProgress).unwrap_err().to_string();
     assert!(e.contains("data_batch_2") && e.contains("record 2 has label 12"), "{e}");
+}
+
+#[test]
+fn protocol4_batch_assembled_here_reads_exactly() {
+    // The fuzzer's protocol-4 seed must be a valid batch, or it would fuzz only error paths.
+    let recs = records(4, 11, 10);
+    let v = pickle::parse(Path::new("p4"), &py3_batch(&recs)).unwrap();
+    let Some(Value::Array { shape, data, .. }) = dict_get(&v, "data") else { panic!("no data array: {v:?}") };
+    assert_eq!(shape, &[4, 3072]);
+    assert_eq!(data.as_slice(), recs.iter().flat_map(|r| r.1.clone()).collect::<Vec<_>>());
+    let Some(Value::List(labels)) = dict_get(&v, "labels") else { panic!("no labels") };
+    assert_eq!(labels, &recs.iter().map(|r| Value::Int(i64::from(r.0))).collect::<Vec<_>>());
+}
+
+/// A memo bomb: each 5-byte step GETs the memoized value, pairs it with the top and
+/// memoizes the pair, so this 476-byte file describes 2^94 values. Refused once MAX_VALUES
+/// values were made, in a few MB, with the file and offset named.
+#[test]
+fn memo_bomb_is_refused_in_bounded_memory() {
+    let mut bomb = b"\x80\x02]q\x00".to_vec();
+    while bomb.len() + 5 < 478 {
+        bomb.extend_from_slice(b"h\x00\x86q\x00");
+    }
+    bomb.push(b'.');
+    let path = Path::new("/data/bomb.pkl");
+    let (r, usage) = measure(|| pickle::parse(path, &bomb));
+    let e = r.unwrap_err().to_string();
+    assert!(
+        e.contains("/data/bomb.pkl: pickle byte offset") && e.contains(&format!("more than {MAX_VALUES} values")),
+        "{e}"
+    );
+    assert!(usage.peak < 256 << 20, "{usage:?}");
+    // A huge memo index costs nothing (the memo is a map, not a vector sized by the index).
+    let (r, usage) = measure(|| pickle::parse(path, b"\x80\x02Nr\x00\x00\x00\x01r\xff\xff\xff\xff."));
+    assert_eq!(r.unwrap(), Value::None);
+    assert!(usage.peak < 1 << 20, "{usage:?}");
+    let e = pickle::parse(path, b"\x80\x02j\xff\xff\xff\xff.").unwrap_err().to_string();
+    assert!(e.contains("memo 4294967295 is empty"), "{e}");
+}
+
+/// 4 MB of nested lists (EMPTY_LIST + MARK, 1.4M times, then APPENDS as often): refused, where
+/// the old reader built a list 1M levels deep and overflowed the stack dropping it.
+#[test]
+fn deeply_nested_lists_are_refused_without_overflowing_the_stack() {
+    let n = 1_400_000;
+    let mut p = b"\x80\x02".to_vec();
+    for _ in 0..n {
+        p.extend_from_slice(b"](");
+    }
+    p.extend(std::iter::repeat_n(b'e', n));
+    p.push(b'.');
+    assert!(p.len() > 4_000_000);
+    let (r, usage) = measure(|| pickle::parse(Path::new("deep.pkl"), &p));
+    let e = r.unwrap_err().to_string();
+    // 2.8M pushes (lists and marks) reach the value limit before the APPENDS nest them.
+    assert!(e.contains("deep.pkl: pickle byte offset") && e.contains(&format!("more than {MAX_VALUES} values")), "{e}");
+    assert!(usage.peak < 256 << 20, "{usage:?}");
+    // Nesting is refused at the depth limit itself: 100 lists appended into each other, the
+    // k-th APPEND making depth k + 1.
+    let mut a = b"\x80\x02".to_vec();
+    a.extend([b']'; 100]);
+    a.extend([b'a'; 99]);
+    a.push(b'.');
+    let e = pickle::parse(Path::new("deep.pkl"), &a).unwrap_err().to_string();
+    assert!(e.contains(&format!("byte offset {}", 2 + 100 + MAX_DEPTH - 1)), "{e}");
+    assert!(e.contains(&format!("containers nested deeper than {MAX_DEPTH} levels")), "{e}");
+    // Tuples (TUPLE1 around the top, again and again) and MARK-based lists nest the same way.
+    let mut t = b"\x80\x02)".to_vec();
+    t.extend(std::iter::repeat_n(0x85, 100_000));
+    assert!(pickle::parse(Path::new("t.pkl"), &t).unwrap_err().to_string().contains("nested deeper"));
+    let mut m = b"\x80\x02".to_vec();
+    m.extend(std::iter::repeat_n(b'(', 100_000));
+    m.extend(std::iter::repeat_n(b'l', 100_000));
+    assert!(pickle::parse(Path::new("m.pkl"), &m).unwrap_err().to_string().contains("nested deeper"));
+    // A flat list of the same size is fine: width is bounded by MAX_VALUES, not depth.
+    let mut flat = b"\x80\x02](".to_vec();
+    for _ in 0..100_000 {
+        flat.extend_from_slice(b"K\x07");
+    }
+    flat.extend_from_slice(b"e.");
+    let Value::List(l) = pickle::parse(Path::new("flat.pkl"), &flat).unwrap() else { panic!("not a list") };
+    assert_eq!(l.len(), 100_000);
+}
+
+#[test]
+fn byte_string_lengths_are_checked_against_the_bytes_left() {
+    let path = Path::new("len.pkl");
+    for p in [
+        &b"\x80\x02T\xff\xff\xff\xff."[..],
+        b"\x80\x02\x8e\xff\xff\xff\xff\xff\xff\xff\x7f.",
+        b"\x80\x02\x8d\x00\x00\x00\x00\x00\x00\x00\x40abc.",
+    ] {
+        let (r, usage) = measure(|| pickle::parse(path, p));
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains("len.pkl: pickle byte offset") && e.contains("truncated"), "{e}");
+        assert!(usage.largest < 1 << 20, "{usage:?}");
+    }
+}
+
+#[test]
+fn negative_label_prints_as_negative() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_py_dir(tmp.path());
+    let img = vec![0u8; 3072];
+    std::fs::write(tmp.path().join("data_batch_4"), py2_batch_labels(&[3, -1], &[&img, &img])).unwrap();
+    let e = load_cifar10_py(tmp.path(), &NoProgress).unwrap_err().to_string();
+    assert!(e.contains("data_batch_4") && e.contains("record 1 has label -1, outside 0..10"), "{e}");
+    assert!(!e.contains("18446744073709551615"), "{e}");
+}
+
+#[test]
+fn empty_or_oversized_pickle_files_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_py_dir(tmp.path());
+    let f = tmp.path().join("data_batch_5");
+    std::fs::write(&f, b"").unwrap();
+    let e = load_cifar10_py(tmp.path(), &NoProgress).unwrap_err().to_string();
+    assert!(e.contains("data_batch_5") && e.contains("empty (0 bytes)"), "{e}");
+    // A sparse 4 GiB file: refused by its size, nothing read.
+    std::fs::File::create(&f).unwrap().set_len(4 << 30).unwrap();
+    let (r, usage) = measure(|| load_cifar10_py(tmp.path(), &NoProgress));
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("data_batch_5") && e.contains("larger than 64 MiB"), "{e}");
+    // The five batches before it are read (a few 10 KB each), the big one is not.
+    assert!(usage.largest < 1 << 20, "{usage:?}");
 }

@@ -124,5 +124,71 @@ fn indices_out_of_range_or_duplicated_name_the_line() {
     assert!(check_indices(&[11], 10).unwrap_err().to_string().contains("out of range"));
     let labels = balanced_labels(1);
     let p = Profile::Indices { origin: "x".into(), indices: vec![9, 0, 4] };
+    // An explicit list is taken as given, classes it leaves empty included.
     assert_eq!(select_subset(&labels, &names(10), &p, 0).unwrap(), [0, 4, 9]);
+}
+
+/// An imbalance factor above n_max rounds the tail down to 0 images: refused with the class,
+/// the factor and n_max named (it used to leave the class empty without a word).
+#[test]
+fn classes_left_without_images_are_refused() {
+    let labels = balanced_labels(10);
+    let p = Profile::Exp { imbalance: 1e308, n_max: None, shuffle_classes: false };
+    let e = select_subset(&labels, &names(10), &p, 0).unwrap_err().to_string();
+    assert!(
+        e.contains("class 1 (c1) has 0 training images: imbalance factor 1e308 exceeds n_max 10")
+            && e.contains("cannot be learned"),
+        "{e}"
+    );
+    let p = Profile::Step { imbalance: 20.0, n_max: Some(10), shuffle_classes: false };
+    let e = select_subset(&labels, &names(10), &p, 0).unwrap_err().to_string();
+    assert!(e.contains("class 5 (c5) has 0 training images: imbalance factor 20 exceeds n_max 10"), "{e}");
+    // At IF = n_max the tail keeps one image.
+    let p = Profile::Exp { imbalance: 10.0, n_max: None, shuffle_classes: false };
+    assert_eq!(count(select_subset(&labels, &names(10), &p, 0).unwrap().iter().map(|&i| labels[i as usize]), 10)[9], 1);
+    // Shuffled classes name the class that actually gets 0.
+    let p = Profile::Exp { imbalance: 11.0, n_max: None, shuffle_classes: true };
+    let t = target_counts(&p, &count(labels.iter().copied(), 10), 3).unwrap();
+    let zero = t.iter().position(|&n| n == 0).unwrap();
+    let e = select_subset(&labels, &names(10), &p, 3).unwrap_err().to_string();
+    assert!(e.contains(&format!("class {zero} (c{zero}) has 0 training images")), "{e}");
+    // Explicit counts of 0.
+    let mut c = vec![5u64; 10];
+    c[7] = 0;
+    let e = select_subset(&labels, &names(10), &Profile::Counts(c), 0).unwrap_err().to_string();
+    assert!(e.contains("class 7 (c7) has 0 training images: --counts gives it 0"), "{e}");
+    // A class the source lacks.
+    let no3: Vec<u16> = labels.iter().copied().filter(|&l| l != 3).collect();
+    let e = select_subset(&no3, &names(10), &Profile::Balanced, 0).unwrap_err().to_string();
+    assert!(e.contains("class 3 (c3) has 0 training images: the source's train split has no image of it"), "{e}");
+}
+
+/// `--indices /dev/zero` grew to 24 GB. Reading stops at a limit derived from the split size.
+#[test]
+fn indices_file_is_read_within_a_bound() {
+    use lt_data::profile::indices_file_limit;
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("idx.txt");
+    // A sparse 1 GiB file of NULs (like /dev/zero, but a regular file).
+    std::fs::File::create(&f).unwrap().set_len(1 << 30).unwrap();
+    let (r, usage) = crate::fuzz::measure(|| read_indices_file(&f, 50_000));
+    let e = r.unwrap_err().to_string();
+    let limit = indices_file_limit(50_000);
+    assert_eq!(limit, 50_000 * 64 + (1 << 20));
+    assert!(
+        e.contains("idx.txt: larger than 4248576 bytes, the limit for the indices of a train split of 50000"),
+        "{e}"
+    );
+    assert!(usage.largest < 1 << 20, "{usage:?}");
+    // A text file one byte over the limit, and one at it.
+    let line = "0\n";
+    let at = "#".repeat(limit as usize - line.len()) + "\n" + &line[..1];
+    std::fs::write(&f, &at).unwrap();
+    assert_eq!(read_indices_file(&f, 50_000).unwrap(), [0]);
+    std::fs::write(&f, at + "\n").unwrap();
+    assert!(read_indices_file(&f, 50_000).unwrap_err().to_string().contains("larger than"));
+    // Not text.
+    std::fs::write(&f, b"1\n\xff\xfe\n").unwrap();
+    let e = read_indices_file(&f, 10).unwrap_err().to_string();
+    assert!(e.contains("idx.txt: not UTF-8 text (invalid byte at offset 2)"), "{e}");
 }

@@ -160,3 +160,39 @@ fn bad_resampler_arguments() {
     assert!(manifest(&Strategy::Instance, &idx, &labels, 10, 0, 0).is_err());
     assert!(manifest(&Strategy::Instance, &[], &[], 10, 1, 0).is_err());
 }
+
+/// `--resample ""` wrote no manifest without a word; an empty list or name is now an error
+/// listing the valid names.
+#[test]
+fn empty_resampler_list_is_refused() {
+    for empty in ["", " ", ","] {
+        let e = Strategy::parse_list(empty, None).unwrap_err().to_string();
+        assert!(e.contains("empty") && lt_data::Strategy::NAMES.iter().all(|n| e.contains(n)), "{empty:?}: {e}");
+    }
+    let e = Strategy::parse_list("instance,,sqrt", None).unwrap_err().to_string();
+    assert!(e.contains("`instance,,sqrt`: name 2 is empty") && e.contains("class-balanced"), "{e}");
+    assert!(Strategy::parse_list("instance,", None).unwrap_err().to_string().contains("name 2 is empty"));
+    assert_eq!(
+        Strategy::parse_list("instance, effective-number", Some(0.5)).unwrap(),
+        [Strategy::Instance, Strategy::EffectiveNumber { beta: 0.5 }]
+    );
+    assert!(Strategy::parse_list("instance,smote", None).unwrap_err().to_string().contains("unknown resampler"));
+}
+
+/// epochs x rows is bounded before the manifest is built (`--epochs 4294967295`).
+#[test]
+fn manifest_rows_are_bounded() {
+    let (idx, labels, _) = lt_subset();
+    let e = manifest(&Strategy::Instance, &idx, &labels, 10, u32::MAX, 0).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!(
+            "manifest instance: 4294967295 epochs x 12406 rows = {} rows",
+            12406u64 * u64::from(u32::MAX)
+        )) && e.contains(&format!("over the limit of {}", lt_data::resample::MAX_MANIFEST_ROWS)),
+        "{e}"
+    );
+    // random-over's epoch is the largest class times the class count.
+    let epochs = (lt_data::resample::MAX_MANIFEST_ROWS / 50_000 + 1) as u32;
+    let e = manifest(&Strategy::RandomOver, &idx, &labels, 10, epochs, 0).unwrap_err().to_string();
+    assert!(e.contains(&format!("{epochs} epochs x 50000 rows")), "{e}");
+}

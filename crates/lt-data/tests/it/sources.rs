@@ -1,8 +1,11 @@
 //! Source readers: exact bytes, labels, and errors that name the file, record and value.
 
-use lt_data::source::{SourceOptions, SourceSpec, cifar, load, synthetic};
+use std::path::Path;
+
+use lt_data::source::{DEFAULT_MAX_SOURCE_BYTES, SourceOptions, SourceSpec, cifar, folder, load, synthetic};
 use lt_data::{NoProgress, Split};
 
+use crate::fuzz::measure;
 use crate::helpers::{cifar10_dir, records, write_cifar10_file};
 
 fn flat(recs: &[(u8, Vec<u8>)]) -> Split {
@@ -176,4 +179,166 @@ fn folder_tree_and_list_file() {
     std::fs::write(tmp.path().join("bad.txt"), "imgs/cat/0.png one\n").unwrap();
     let e = load(&SourceSpec::Folder(tmp.path().join("bad.txt")), &opts, &NoProgress).unwrap_err().to_string();
     assert!(e.contains("bad.txt:1") && e.contains("`one`"), "{e}");
+}
+
+#[test]
+fn zero_byte_cifar_batch_is_a_truncated_download() {
+    let tmp = tempfile::tempdir().unwrap();
+    cifar10_dir(tmp.path(), 5, 5);
+    std::fs::write(tmp.path().join("data_batch_2.bin"), b"").unwrap();
+    let e = cifar::load_cifar10(tmp.path(), &NoProgress).unwrap_err().to_string();
+    assert!(e.contains("data_batch_2.bin: the file is empty (0 bytes)") && e.contains("lt-data fetch"), "{e}");
+    // The size check shared with `build`'s memory-mapped path says the same.
+    let plan = cifar::plan_cifar10(tmp.path()).unwrap();
+    let e = cifar::check_sizes(&plan.train, plan.layout).unwrap_err().to_string();
+    assert!(e.contains("data_batch_2.bin: the file is empty"), "{e}");
+}
+
+#[test]
+fn huge_cifar_file_is_refused_before_allocating() {
+    let tmp = tempfile::tempdir().unwrap();
+    cifar10_dir(tmp.path(), 5, 5);
+    // A sparse file of 2^22 whole records (12.9 GB): the old reader allocated it all.
+    let f = tmp.path().join("data_batch_5.bin");
+    std::fs::File::options().write(true).open(&f).unwrap().set_len(3073 << 22).unwrap();
+    let (r, usage) = measure(|| cifar::load_cifar10(tmp.path(), &NoProgress));
+    let e = r.unwrap_err().to_string();
+    assert!(
+        e.contains("data_batch_5.bin") && e.contains(&format!("over the limit of {DEFAULT_MAX_SOURCE_BYTES}")),
+        "{e}"
+    );
+    assert!(usage.largest < 1 << 20, "{usage:?}");
+    // The limit is the source option `--max-source-bytes` sets.
+    cifar10_dir(tmp.path(), 5, 5);
+    let spec = SourceSpec::Cifar10(tmp.path().into());
+    let small = SourceOptions { max_source_bytes: 30 * 3073 - 1, ..SourceOptions::default() };
+    assert!(load(&spec, &small, &NoProgress).unwrap_err().to_string().contains("--max-source-bytes"));
+    let exact = SourceOptions { max_source_bytes: 30 * 3073, ..SourceOptions::default() };
+    assert_eq!(load(&spec, &exact, &NoProgress).unwrap().train.len(), 25);
+}
+
+#[test]
+fn synthetic_counts_are_bounded_before_allocating() {
+    let (r, usage) = measure(|| load(&SourceSpec::Synthetic(99_999_999_999), &SourceOptions::default(), &NoProgress));
+    let e = r.unwrap_err().to_string();
+    assert!(
+        e.contains("source `synthetic:99999999999`")
+            && e.contains(&format!("over the limit of {DEFAULT_MAX_SOURCE_BYTES} bytes (--max-source-bytes)")),
+        "{e}"
+    );
+    assert!(usage.largest < 1 << 20, "{usage:?}");
+    let opts = SourceOptions { test_per_class: 50_000_000_000, ..SourceOptions::default() };
+    let e = load(&SourceSpec::Synthetic(5), &opts, &NoProgress).unwrap_err().to_string();
+    assert!(e.contains("50000000000 test images per class (--test-per-class)"), "{e}");
+    let opts = SourceOptions { test_per_class: u64::MAX, ..SourceOptions::default() };
+    assert!(load(&SourceSpec::Synthetic(u64::MAX), &opts, &NoProgress).is_err());
+    // Exactly at a raised or lowered limit.
+    let at = |limit: u64| SourceOptions { test_per_class: 1, max_source_bytes: limit, ..SourceOptions::default() };
+    let need = 2 * 10 * 3072;
+    assert_eq!(load(&SourceSpec::Synthetic(1), &at(need), &NoProgress).unwrap().train.len(), 10);
+    assert!(load(&SourceSpec::Synthetic(1), &at(need - 1), &NoProgress).is_err());
+}
+
+/// Two small PNGs in DIR/imgs: a.png 5x4, b.png 3x6.
+fn two_images(dir: &Path) {
+    use image::{Rgb, RgbImage};
+    std::fs::create_dir_all(dir.join("imgs")).unwrap();
+    RgbImage::from_fn(5, 4, |x, y| Rgb([x as u8, y as u8, 1])).save(dir.join("imgs/a.png")).unwrap();
+    RgbImage::from_fn(3, 6, |x, y| Rgb([x as u8, y as u8, 2])).save(dir.join("imgs/b.png")).unwrap();
+}
+
+#[test]
+fn folder_size_and_total_bytes_are_bounded() {
+    let tmp = tempfile::tempdir().unwrap();
+    two_images(tmp.path());
+    let list = tmp.path().join("train.txt");
+    std::fs::write(&list, "imgs/a.png 0\nimgs/b.png 1\n").unwrap();
+    let spec = SourceSpec::Folder(list.clone());
+    let (r, usage) = measure(|| load(&spec, &SourceOptions { size: 100_000, ..SourceOptions::default() }, &NoProgress));
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("--size 100000 is over the limit of 4096"), "{e}");
+    assert!(usage.largest < 1 << 20, "{usage:?}");
+    // Within the side limit, but the images would not fit the memory limit.
+    let opts = SourceOptions { size: 64, max_source_bytes: 2 * 3 * 64 * 64 - 1, ..SourceOptions::default() };
+    let e = load(&spec, &opts, &NoProgress).unwrap_err().to_string();
+    assert!(e.contains("train.txt") && e.contains("2 images x 12288 bytes (--size 64)"), "{e}");
+    let opts = SourceOptions { size: 64, max_source_bytes: 2 * 3 * 64 * 64, ..SourceOptions::default() };
+    assert_eq!(load(&spec, &opts, &NoProgress).unwrap().train.images.len(), 2 * 3 * 64 * 64);
+}
+
+#[test]
+fn folder_extreme_aspect_ratio_is_refused_before_resizing() {
+    use image::{Rgb, RgbImage};
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("thin.png");
+    RgbImage::from_pixel(1, 3000, Rgb([9, 9, 9])).save(&f).unwrap();
+    // The old reader resized it to 4096 x 12,288,000 (150 GB) before cropping.
+    let (r, usage) = measure(|| folder::load_image(&f, 4096));
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("thin.png") && e.contains("1x3000 resized to a shorter side of 4096"), "{e}");
+    assert!(usage.largest < 64 << 20, "{usage:?}");
+    assert_eq!(folder::load_image(&f, 2).unwrap(), vec![9; 12]);
+}
+
+/// CRC-32 (IEEE), for patching PNG chunks.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in bytes {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 { (c >> 1) ^ 0xedb8_8320 } else { c >> 1 };
+        }
+    }
+    !c
+}
+
+#[test]
+fn folder_huge_image_header_is_refused_before_decoding() {
+    use image::{Rgb, RgbImage};
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("huge.png");
+    RgbImage::from_pixel(2, 2, Rgb([1, 2, 3])).save(&f).unwrap();
+    // Patch IHDR (bytes 16..24 after the 8-byte signature and the chunk's length and type)
+    // to claim 20000 x 20000 pixels, with a valid CRC.
+    let mut png = std::fs::read(&f).unwrap();
+    png[16..20].copy_from_slice(&20_000u32.to_be_bytes());
+    png[20..24].copy_from_slice(&20_000u32.to_be_bytes());
+    let crc = crc32(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    std::fs::write(&f, &png).unwrap();
+    let (r, usage) = measure(|| folder::load_image(&f, 32));
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("huge.png") && e.contains("20000x20000 is 400000000 pixels, over the limit of 50000000"), "{e}");
+    assert!(usage.largest < 16 << 20, "{usage:?}");
+}
+
+#[test]
+fn list_labels_must_number_the_classes_densely() {
+    let tmp = tempfile::tempdir().unwrap();
+    two_images(tmp.path());
+    let list = tmp.path().join("train.txt");
+    let opts = SourceOptions { size: 4, ..SourceOptions::default() };
+    // A stray label of 60000 used to make 60,001 classes, 59,999 of them empty.
+    std::fs::write(&list, "imgs/a.png 0\nimgs/b.png 1\n# x\nimgs/a.png 60000\n").unwrap();
+    let e = load(&SourceSpec::Folder(list.clone()), &opts, &NoProgress).unwrap_err().to_string();
+    assert!(
+        e.contains(
+            "train.txt:4: label 60000 makes 60001 classes but 59998 classes (2 to 59999) have no training image"
+        ),
+        "{e}"
+    );
+    std::fs::write(&list, "imgs/a.png 0\nimgs/b.png 2\n").unwrap();
+    let e = load(&SourceSpec::Folder(list.clone()), &opts, &NoProgress).unwrap_err().to_string();
+    assert!(e.contains("train.txt:2: label 2 makes 3 classes but class 1 has no training image"), "{e}");
+    // A test label that is no training class.
+    std::fs::write(&list, "imgs/a.png 0\nimgs/b.png 1\n").unwrap();
+    let test = tmp.path().join("test.txt");
+    std::fs::write(&test, "imgs/a.png 1\nimgs/b.png 5\n").unwrap();
+    let opts = SourceOptions { size: 4, test_list: Some(test), ..SourceOptions::default() };
+    let e = load(&SourceSpec::Folder(list.clone()), &opts, &NoProgress).unwrap_err().to_string();
+    assert!(e.contains("test.txt:2: label 5 is not a training class: the training list has 2 classes (0..1)"), "{e}");
+    // Dense labels in any order load.
+    std::fs::write(&list, "imgs/b.png 1\nimgs/a.png 0\n").unwrap();
+    let d = load(&SourceSpec::Folder(list), &SourceOptions { size: 4, ..SourceOptions::default() }, &NoProgress);
+    assert_eq!(d.unwrap().class_names, ["0", "1"]);
 }
