@@ -13,7 +13,8 @@ use crate::{ReportError, ShotChoice};
 pub struct Settings {
     /// Dotted paths into `config`, sorted.
     pub keys: Vec<String>,
-    /// Per run, the value of each differing key ("–" where the run lacks it).
+    /// Per run, the value of each differing key ("–" where the run lacks it, leaves it unset
+    /// (null) or where it has no effect, as β without effective-number weights).
     pub values: Vec<BTreeMap<String, String>>,
 }
 
@@ -50,8 +51,39 @@ fn number_text(n: &serde_json::Number) -> String {
     }
 }
 
+/// Whether the setting `key` acts on training, given the run's other settings (`flat`): a
+/// setting read only together with another is left out where that one turns it off (β
+/// without effective-number weights or resampling, focal γ without the focal loss, ...). The
+/// names are lt-train's `TrainConfig` fields; a config without the governing setting (an
+/// older or a foreign run.json) keeps the setting.
+fn has_effect(key: &str, flat: &BTreeMap<String, String>) -> bool {
+    let (prefix, last) = match key.rsplit_once('.') {
+        Some((p, l)) => (format!("{p}."), l),
+        None => (String::new(), key),
+    };
+    let get = |name: &str| flat.get(&format!("{prefix}{name}")).map(String::as_str);
+    // Acts when `name` is absent or one of `values`.
+    let when = |name: &str, values: &[&str]| get(name).is_none_or(|v| values.contains(&v));
+    match last {
+        "beta" => match (get("weights"), get("resample")) {
+            (None, None) => true,
+            (w, r) => w == Some("effective-number") || r == Some("effective-number"),
+        },
+        "focal_gamma" => when("loss", &["focal"]),
+        "ldam_max_margin" | "ldam_scale" => when("loss", &["ldam"]),
+        "tau" => when("loss", &["balanced-softmax", "logit-adjusted"]),
+        "label_smoothing" => when("loss", &["ce"]),
+        // DRW switches the class weights on at that epoch; without weights there is nothing
+        // to switch, and nothing to normalise.
+        "drw" | "weights_normalize" => get("weights").is_none_or(|w| w != "none"),
+        _ => true,
+    }
+}
+
 /// The config keys whose values differ between runs, leaving out where each run was written
-/// (keys named like an output path, or whose value is the run's own directory).
+/// (keys named like an output path, or whose value is the run's own directory). Per run, a
+/// setting that has no effect there (β without effective-number weights or resampling) or is
+/// unset (null) counts as absent; a key is kept when these values differ.
 pub fn differing_settings(runs: &[Run]) -> Settings {
     let flat: Vec<BTreeMap<String, String>> = runs
         .iter()
@@ -61,6 +93,13 @@ pub fn differing_settings(runs: &[Run]) -> Settings {
             m
         })
         .collect();
+    // An unset option (null: no DRW epoch, no resampler) counts as absent.
+    let acting: Vec<BTreeMap<String, String>> = flat
+        .iter()
+        .map(|m| {
+            m.iter().filter(|(k, v)| *v != "null" && has_effect(k, m)).map(|(k, v)| (k.clone(), v.clone())).collect()
+        })
+        .collect();
     let all_keys: BTreeSet<&String> = flat.iter().flat_map(|m| m.keys()).collect();
     let mut keys = Vec::new();
     for key in all_keys {
@@ -68,7 +107,7 @@ pub fn differing_settings(runs: &[Run]) -> Settings {
         if OUTPUT_KEYS.contains(&last) {
             continue;
         }
-        let values: Vec<Option<&String>> = flat.iter().map(|m| m.get(key)).collect();
+        let values: Vec<Option<&String>> = acting.iter().map(|m| m.get(key)).collect();
         if values.iter().all(|v| *v == values[0]) {
             continue;
         }
@@ -82,43 +121,43 @@ pub fn differing_settings(runs: &[Run]) -> Settings {
             keys.push(key.clone());
         }
     }
-    let values = flat
+    let values = acting
         .iter()
         .map(|m| keys.iter().map(|k| (k.clone(), m.get(k).cloned().unwrap_or_else(|| "–".to_string()))).collect())
         .collect();
     Settings { keys, values }
 }
 
-/// One label per run, unique: the run's own `label`, else its differing settings
-/// (`loss=cb, sampler=none`), else the directory name.
-pub fn run_labels(runs: &[Run], settings: &Settings) -> Vec<String> {
-    let mut labels: Vec<String> = runs
+/// One label per run, unique: `overrides[i]` (`--label`) for run i, else the run's own
+/// `label` (run.json; `lt run` sets it to the experiment's name), else the directory name.
+/// Runs that would share a label get their directory name (or path) after it.
+pub fn run_labels(runs: &[Run], overrides: &[String]) -> Vec<String> {
+    let given: Vec<String> = runs
         .iter()
-        .zip(&settings.values)
-        .map(|(run, values)| {
-            if let Some(l) = &run.label {
-                return l.clone();
-            }
-            if values.is_empty() {
-                return run.dir_name();
-            }
-            values
-                .iter()
-                .map(|(k, v)| format!("{}={v}", k.rsplit('.').next().unwrap_or(k)))
-                .collect::<Vec<_>>()
-                .join(", ")
+        .enumerate()
+        .map(|(i, run)| {
+            overrides
+                .get(i)
+                .filter(|l| !l.trim().is_empty())
+                .or(run.label.as_ref())
+                .cloned()
+                .unwrap_or_else(|| run.dir_name())
         })
         .collect();
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    for l in &labels {
-        *seen.entry(l.clone()).or_default() += 1;
-    }
-    for (label, run) in labels.iter_mut().zip(runs) {
-        if seen[label.as_str()] > 1 {
-            *label = format!("{label} ({})", run.dir_name());
-        }
-    }
-    labels
+    let count = |labels: &[String], l: &String| labels.iter().filter(|m| *m == l).count();
+    let with_name: Vec<String> = given
+        .iter()
+        .zip(runs)
+        .map(|(l, run)| {
+            let name = run.dir_name();
+            if count(&given, l) > 1 && *l != name { format!("{l} ({name})") } else { l.clone() }
+        })
+        .collect();
+    with_name
+        .iter()
+        .zip(given.iter().zip(runs))
+        .map(|(l, (g, run))| if count(&with_name, l) > 1 { format!("{g} ({})", run.dir.display()) } else { l.clone() })
+        .collect()
 }
 
 /// Everything the figures and tables are drawn from.
@@ -130,21 +169,28 @@ pub struct ReportData {
     pub class_names: Vec<String>,
     /// Labels sorted head to tail: by training images, most first (ties: lower label first).
     pub order: Vec<usize>,
-    pub split: ShotSplit,
-    /// Per run.
-    pub shots: Vec<ShotGroups>,
+    /// The shot splits shown, in order (head/mid/tail thirds, then many/medium/few).
+    pub splits: Vec<ShotSplit>,
+    /// Per run, its groups under each of `splits`.
+    pub shots: Vec<Vec<ShotGroups>>,
     pub dataset: Option<DatasetCounts>,
     pub log_counts: bool,
 }
 
 impl ReportData {
+    /// `labels[i]` (`--label`) names run i; runs past the end of `labels` are named by
+    /// [`run_labels`]' rules.
     pub fn new(
         runs: Vec<Run>,
         dataset: Option<DatasetCounts>,
         shots: ShotChoice,
         log_counts: bool,
+        labels: &[String],
     ) -> Result<Self, ReportError> {
         let first = runs.first().ok_or(ReportError::NoRuns)?;
+        if labels.len() > runs.len() {
+            return Err(ReportError::TooManyLabels { labels: labels.len(), runs: runs.len() });
+        }
         for r in &runs[1..] {
             if r.class_names.len() != first.class_names.len() {
                 return Err(ReportError::ClassesDiffer {
@@ -171,37 +217,43 @@ impl ReportData {
         let counts = &first.train_counts;
         let mut order: Vec<usize> = (0..counts.len()).collect();
         order.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then(a.cmp(&b)));
-        let split = shots.resolve(counts);
-        let shots =
-            runs.iter().map(|r| lt_eval::shot_groups(&r.train_counts, &r.report.per_class_accuracy, split)).collect();
+        let splits = shots.splits();
+        let shots = runs
+            .iter()
+            .map(|r| {
+                splits.iter().map(|&s| lt_eval::shot_groups(&r.train_counts, &r.report.per_class_accuracy, s)).collect()
+            })
+            .collect();
         let settings = differing_settings(&runs);
-        let labels = run_labels(&runs, &settings);
+        let labels = run_labels(&runs, labels);
         Ok(Self {
             class_names: first.class_names.clone(),
             runs,
             labels,
             settings,
             order,
-            split,
+            splits,
             shots,
             dataset,
             log_counts,
         })
     }
+
+    /// Every group name, split after split (`head`, `mid`, `tail`, `many`, `medium`, `few`).
+    pub fn group_names(&self) -> Vec<&'static str> {
+        self.splits.iter().flat_map(|s| s.names()).collect()
+    }
 }
 
 impl ShotChoice {
-    /// The split to use for these training counts: `Auto` takes the many/medium/few thresholds
-    /// when each of the three groups has a class, else head/mid/tail thirds.
-    pub fn resolve(self, train_counts: &[u64]) -> ShotSplit {
+    /// The splits this choice shows, in order.
+    pub fn splits(self) -> Vec<ShotSplit> {
         match self {
-            ShotChoice::Thresholds { many_above, few_below } => ShotSplit::Thresholds { many_above, few_below },
-            ShotChoice::Thirds => ShotSplit::Thirds,
-            ShotChoice::Auto => {
-                let t = ShotSplit::default();
-                let g = lt_eval::shot_groups(train_counts, &vec![0.0; train_counts.len()], t);
-                if g.groups.iter().all(|g| !g.classes.is_empty()) { t } else { ShotSplit::Thirds }
+            ShotChoice::Both { many_above, few_below } => {
+                vec![ShotSplit::Thirds, ShotSplit::Thresholds { many_above, few_below }]
             }
+            ShotChoice::Thresholds { many_above, few_below } => vec![ShotSplit::Thresholds { many_above, few_below }],
+            ShotChoice::Thirds => vec![ShotSplit::Thirds],
         }
     }
 }

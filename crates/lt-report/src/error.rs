@@ -32,6 +32,8 @@ pub enum ReportError {
     ClassesDiffer { a: PathBuf, a_classes: usize, b: PathBuf, b_classes: usize },
     #[error("no runs to report: pass --runs RUN [RUN ...] or a --runs-dir that holds run directories (with run.json)")]
     NoRuns,
+    #[error("{labels} labels for {runs} runs: give at most one --label per run, in the order of the runs")]
+    TooManyLabels { labels: usize, runs: usize },
     #[error("drawing {figure}: {message}")]
     Plot { figure: &'static str, message: String },
 }

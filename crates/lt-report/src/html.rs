@@ -22,11 +22,12 @@ pub struct RunSummary {
     pub accuracy: f64,
     pub balanced_accuracy: f64,
     /// Accuracy per shot group, in the order of `summary.group_names`.
-    pub group_accuracy: [f64; 3],
+    pub group_accuracy: Vec<f64>,
     pub gmean: f64,
     pub macro_f1: f64,
     pub ece: f64,
-    pub shot_groups: ShotGroups,
+    /// The groups of each of `summary.shot_splits`.
+    pub shot_groups: Vec<ShotGroups>,
     pub report: ClassificationReport,
 }
 
@@ -37,8 +38,10 @@ pub struct Summary {
     pub class_names: Vec<String>,
     /// Labels head to tail.
     pub class_order: Vec<usize>,
-    pub shot_split: ShotSplit,
-    pub group_names: [&'static str; 3],
+    /// The splits into shot groups, in order (head/mid/tail thirds, then many/medium/few).
+    pub shot_splits: Vec<ShotSplit>,
+    /// The groups of every split, in order.
+    pub group_names: Vec<&'static str>,
     /// Config keys whose values differ between the runs.
     pub differing_settings: Vec<String>,
     pub dataset: Option<PathBuf>,
@@ -60,7 +63,7 @@ pub(crate) fn summary(data: &ReportData, title: &str, figures: &[Figure]) -> Sum
             test_samples: r.report.samples,
             accuracy: r.report.accuracy,
             balanced_accuracy: r.report.balanced_accuracy,
-            group_accuracy: data.shots[i].accuracies(),
+            group_accuracy: data.shots[i].iter().flat_map(|g| g.accuracies()).collect(),
             gmean: r.report.gmean,
             macro_f1: r.report.macro_f1,
             ece: r.ece,
@@ -72,8 +75,8 @@ pub(crate) fn summary(data: &ReportData, title: &str, figures: &[Figure]) -> Sum
         title: title.to_string(),
         class_names: data.class_names.clone(),
         class_order: data.order.clone(),
-        shot_split: data.split,
-        group_names: data.split.names(),
+        shot_splits: data.splits.clone(),
+        group_names: data.group_names(),
         differing_settings: data.settings.keys.clone(),
         dataset: data.dataset.as_ref().map(|d| d.dir.clone()),
         runs,
@@ -108,13 +111,20 @@ fn table(s: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
     (header, rows)
 }
 
-fn split_text(s: &Summary) -> String {
-    match s.shot_split {
+/// How one split groups classes, in words.
+pub(crate) fn split_text(split: ShotSplit) -> String {
+    match split {
         ShotSplit::Thresholds { many_above, few_below } => format!(
             "many/medium/few: classes with more than {many_above}, {few_below} to {many_above}, fewer than {few_below} training images"
         ),
         ShotSplit::Thirds => "head/mid/tail: classes sorted by training images and cut into thirds".to_string(),
     }
+}
+
+fn splits_text(s: &Summary) -> String {
+    let mut text = s.shot_splits.iter().map(|&split| split_text(split)).collect::<Vec<_>>().join("; ");
+    text.push_str(" (– marks a group without classes)");
+    text
 }
 
 pub(crate) fn markdown(s: &Summary) -> String {
@@ -132,7 +142,7 @@ pub(crate) fn markdown(s: &Summary) -> String {
     out.push_str(&format!(
         "\nTest-set metrics of the final predictions. Accuracies in percent; balanced = mean per-class accuracy; {}; \
          G-mean = geometric mean of per-class recalls (imbalanced-learn); ECE = expected calibration error ({} bins).\n",
-        split_text(s),
+        splits_text(s),
         crate::input::ECE_BINS
     ));
     out
@@ -196,7 +206,7 @@ pub(crate) fn index_html(s: &Summary, figures: &[Figure]) -> String {
     h.push_str(&format!(
         "<p class=\"note\">Test-set metrics of the final predictions. Accuracies in percent; balanced = mean per-class accuracy; {}; \
          G-mean = geometric mean of per-class recalls (imbalanced-learn's definition); ECE = expected calibration error ({} bins).</p>\n",
-        escape(&split_text(s)),
+        escape(&splits_text(s)),
         crate::input::ECE_BINS
     ));
     h.push_str("<h2>Figures</h2>\n");

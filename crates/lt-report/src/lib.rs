@@ -25,18 +25,24 @@ pub use error::ReportError;
 pub use html::{RunSummary, Summary};
 pub use style::{ClassAxisLabels, class_axis_labels, truncate};
 
-/// How classes are grouped into three shot groups.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How classes are grouped into shot groups (three per split).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShotChoice {
-    /// many/medium/few with the default thresholds (>100, 20..=100, <20) when each group has
-    /// a class, else head/mid/tail thirds (CIFAR-10-LT has no class under 50 images).
-    #[default]
-    Auto,
-    Thresholds {
-        many_above: u64,
-        few_below: u64,
-    },
+    /// head/mid/tail thirds and, beside them, many/medium/few by these thresholds (the
+    /// literature's are 100 and 20: CIFAR-10-LT at IF 100 has no class under 50 images, so
+    /// its "few" group is empty and only the thirds split its tail).
+    Both { many_above: u64, few_below: u64 },
+    /// many: more than `many_above` training images, few: fewer than `few_below`, medium: the rest.
+    Thresholds { many_above: u64, few_below: u64 },
+    /// head/mid/tail: classes sorted by training images, cut into thirds.
     Thirds,
+}
+
+impl Default for ShotChoice {
+    /// Both splits, many/medium/few at the literature's thresholds (> 100, 20..=100, < 20).
+    fn default() -> Self {
+        Self::Both { many_above: 100, few_below: 20 }
+    }
 }
 
 /// What to report on and where.
@@ -51,6 +57,9 @@ pub struct Options {
     /// Class counts on a log axis.
     pub log_counts: bool,
     pub title: String,
+    /// `labels[i]` names `runs[i]` (`--label`); a run without one is named by its run.json
+    /// `label`, else its directory's name.
+    pub labels: Vec<String>,
 }
 
 impl Options {
@@ -59,9 +68,10 @@ impl Options {
             runs,
             data: None,
             out: out.into(),
-            shots: ShotChoice::Auto,
+            shots: ShotChoice::default(),
             log_counts: true,
             title: "lt report".to_string(),
+            labels: Vec::new(),
         }
     }
 }
@@ -96,7 +106,7 @@ pub fn generate(options: &Options) -> Result<Summary, ReportError> {
     })?;
     let data_dir = options.data.clone().or_else(|| recorded_dataset(&options.runs[0]));
     let dataset = data_dir.as_deref().map(input::read_dataset).transpose()?;
-    let data = ReportData::new(runs, dataset, options.shots, options.log_counts)?;
+    let data = ReportData::new(runs, dataset, options.shots, options.log_counts, &options.labels)?;
     let figures = figures::all_figures(&data)?;
     let summary = html::summary(&data, &options.title, &figures);
 

@@ -9,11 +9,13 @@ use lt_report::{Options, ShotChoice};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Shots {
-    /// many/medium/few when each group has a class, else head/mid/tail thirds.
-    Auto,
-    /// many/medium/few by --many-above and --few-below.
+    /// head/mid/tail thirds and, beside them, many/medium/few by --many-above and --few-below
+    /// (`auto`, what `lt run` passes, is accepted for it).
+    #[value(alias = "auto")]
+    Both,
+    /// Only many/medium/few by --many-above and --few-below.
     Thresholds,
-    /// head/mid/tail: classes sorted by training images, cut into thirds.
+    /// Only head/mid/tail: classes sorted by training images, cut into thirds.
     Thirds,
 }
 
@@ -24,9 +26,14 @@ enum Shots {
 #[command(group = clap::ArgGroup::new("input").required(true).args(["runs", "runs_dir"]))]
 struct Cli {
     /// Run directories written by lt-train (each holds run.json, metrics.parquet,
-    /// predictions.parquet). Runs must share the dataset's classes.
+    /// predictions.parquet). Runs must share the dataset's classes. A run is named by its
+    /// run.json `label` (lt run: the experiment's name), else by its directory's name.
     #[arg(long, num_args = 1.., value_name = "RUN")]
     runs: Vec<PathBuf>,
+    /// Name of a run in the figures and tables, overriding its own; repeat it, one per run,
+    /// in the order of --runs (then of --runs-dir's runs).
+    #[arg(long = "label", value_name = "NAME")]
+    labels: Vec<String>,
     /// A directory whose subdirectories with a run.json are the runs (sorted by name).
     #[arg(long, value_name = "DIR")]
     runs_dir: Option<PathBuf>,
@@ -38,13 +45,13 @@ struct Cli {
     /// run's run.json, if that directory exists; otherwise the figure shows training counts.
     #[arg(long, value_name = "DATASET")]
     data: Option<PathBuf>,
-    /// How classes are grouped into three shot groups.
-    #[arg(long, value_enum, default_value = "auto")]
+    /// How classes are grouped into shot groups.
+    #[arg(long, value_enum, default_value = "both")]
     shots: Shots,
-    /// With --shots thresholds: "many" classes have more training images than this.
+    /// "many" classes have more training images than this (--shots both or thresholds).
     #[arg(long, default_value_t = 100, value_name = "N")]
     many_above: u64,
-    /// With --shots thresholds: "few" classes have fewer training images than this.
+    /// "few" classes have fewer training images than this (--shots both or thresholds).
     #[arg(long, default_value_t = 20, value_name = "N")]
     few_below: u64,
     /// Draw class counts on a linear axis instead of the default log axis.
@@ -78,12 +85,19 @@ fn run() -> anyhow::Result<()> {
         runs.extend(found);
     }
     let shots = match cli.shots {
-        Shots::Auto => ShotChoice::Auto,
+        Shots::Both => ShotChoice::Both { many_above: cli.many_above, few_below: cli.few_below },
         Shots::Thresholds => ShotChoice::Thresholds { many_above: cli.many_above, few_below: cli.few_below },
         Shots::Thirds => ShotChoice::Thirds,
     };
-    let options =
-        Options { runs, data: cli.data, out: cli.out.clone(), shots, log_counts: !cli.linear_counts, title: cli.title };
+    let options = Options {
+        runs,
+        data: cli.data,
+        out: cli.out.clone(),
+        shots,
+        log_counts: !cli.linear_counts,
+        title: cli.title,
+        labels: cli.labels,
+    };
     let started = std::time::Instant::now();
     let summary =
         lt_report::generate(&options).with_context(|| format!("writing the report to {}", cli.out.display()))?;

@@ -38,9 +38,10 @@ print(json.dumps({"accuracy": float((y == p).mean()), "balanced": float(recall.m
     }
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
-    assert_eq!(json["runs"][1]["label"], "loss=cb");
-    assert_eq!(json["group_names"], serde_json::json!(["head", "mid", "tail"]));
-    assert_eq!(json["shot_split"]["kind"], "thirds");
+    assert_eq!(json["runs"][1]["label"], "run-cb");
+    assert_eq!(json["group_names"], serde_json::json!(["head", "mid", "tail", "many", "medium", "few"]));
+    assert_eq!(json["shot_splits"][0]["kind"], "thirds");
+    assert_eq!(json["shot_splits"][1], serde_json::json!({"kind": "thresholds", "many_above": 100, "few_below": 20}));
 }
 
 #[test]
@@ -89,7 +90,7 @@ fn the_binary_writes_every_file_from_a_runs_dir() {
     want.sort();
     assert_eq!(files, want, "no temporary files are left behind");
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
-    assert!(md.contains("many % | medium % | few %"), "{md}");
+    assert!(md.contains("many % | medium % | few %") && !md.contains("head %"), "--shots thresholds alone: {md}");
     // CIFAR-10-LT counts [5000 .. 50]: > 1000 are 0-3, 100..=1000 are 4-7, < 100 are 8-9.
     assert!(md.contains("more than 1000, 100 to 1000, fewer than 100"), "{md}");
     let dist = std::fs::read_to_string(out.join("class-distribution.svg")).unwrap();
@@ -104,6 +105,7 @@ fn help_explains_every_option_and_bad_input_fails_cleanly() {
     for opt in [
         "--runs",
         "--runs-dir",
+        "--label",
         "--out",
         "--data",
         "--shots",

@@ -1,3 +1,6 @@
+use lt_report::synthetic::{SyntheticRun, class_names, write_run};
+use lt_report::{Options, ShotChoice, generate};
+
 use crate::fixtures::{FIGURES, read_svg, report, two_runs};
 
 const TITLES: [(&str, &str); 7] = [
@@ -6,7 +9,7 @@ const TITLES: [(&str, &str); 7] = [
     ("curves-loss.svg", "Loss per epoch"),
     ("confusion.svg", "Confusion matrices (row-normalised)"),
     ("per-class-accuracy.svg", "Per-class accuracy (head → tail)"),
-    ("shot-groups.svg", "Accuracy by shot group (head/mid/tail)"),
+    ("shot-groups.svg", "Accuracy by shot group (head/mid/tail, many/medium/few)"),
     ("precision-recall.svg", "Per-class precision vs recall"),
 ];
 
@@ -35,10 +38,24 @@ fn ten_classes_every_figure_is_xml_with_its_title_and_the_class_names() {
     let conf = read_svg(&out, "confusion.svg");
     let diagonal = format!("{:.2}", summary.runs[0].report.per_class_accuracy[0]);
     assert!(conf.has_text(&diagonal), "confusion.svg lacks the annotation {diagonal}");
-    // Shot groups name the groups with their class counts (CIFAR-10-LT: no class under 20
-    // images, so auto picks head/mid/tail thirds 4/3/3).
+    // Shot groups name the groups with their class counts: head/mid/tail thirds 4/3/3 and
+    // beside them many/medium/few (CIFAR-10-LT at IF 100, 5000 to 50 images: 8 classes over
+    // 100, 2 from 20 to 100, none under 20).
     let shots = read_svg(&out, "shot-groups.svg");
-    for t in ["head", "mid", "tail", "balanced", "4 classes", "3 classes"] {
+    for t in [
+        "head",
+        "mid",
+        "tail",
+        "many",
+        "medium",
+        "few",
+        "balanced",
+        "4 classes",
+        "3 classes",
+        "8 classes",
+        "2 classes",
+        "0 classes",
+    ] {
         assert!(shots.has_text(t), "shot-groups.svg lacks {t:?}");
     }
     // The log-scale class distribution shows the source, the subset and both manifests.
@@ -72,4 +89,46 @@ fn hundred_classes_stay_xml_and_name_the_head_and_thinned_classes() {
         !conf.texts.iter().any(|t| t.content.starts_with("0.") && t.content.len() == 4),
         "cells annotated at 100 classes"
     );
+}
+
+#[test]
+fn shot_groups_by_the_standard_thresholds_sit_beside_the_thirds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut run = SyntheticRun::long_tailed(class_names(10), 5);
+    // > 100: 5 classes, 20..=100: 3, < 20: 2; thirds: 4/3/3.
+    run.train_counts = vec![500, 300, 150, 120, 101, 90, 60, 30, 19, 5];
+    let dir = tmp.path().join("run");
+    write_run(&dir, &run).unwrap();
+    let out = tmp.path().join("report");
+    let summary = generate(&Options::new(vec![dir.clone()], &out)).unwrap();
+    assert_eq!(summary.group_names, ["head", "mid", "tail", "many", "medium", "few"]);
+    let r = &summary.runs[0];
+    let mean =
+        |classes: &[usize]| classes.iter().map(|&c| r.report.per_class_accuracy[c]).sum::<f64>() / classes.len() as f64;
+    let by_threshold = [vec![0, 1, 2, 3, 4], vec![5, 6, 7], vec![8, 9]];
+    let thirds = [vec![0, 1, 2, 3], vec![4, 5, 6], vec![7, 8, 9]];
+    for (groups, want) in r.shot_groups.iter().zip([&thirds, &by_threshold]) {
+        for (g, classes) in groups.groups.iter().zip(want.iter()) {
+            assert_eq!(&g.classes, classes, "{}", g.name);
+        }
+    }
+    let want: Vec<f64> = thirds.iter().chain(&by_threshold).map(|c| mean(c)).collect();
+    for (got, want) in r.group_accuracy.iter().zip(&want) {
+        assert!((got - want).abs() < 1e-12, "{:?} vs {want:?}", r.group_accuracy);
+    }
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.contains("| head % | mid % | tail % | many % | medium % | few % |"), "{md}");
+    assert!(md.contains("more than 100, 20 to 100, fewer than 20 training images"), "{md}");
+    let svg = read_svg(&out, "shot-groups.svg");
+    // Bars are annotated with their percentage: the few group's too.
+    for t in ["5 classes", "4 classes", "3 classes", "2 classes", &format!("{:.1}", 100.0 * want[5])] {
+        assert!(svg.has_text(t), "shot-groups.svg lacks {t:?}");
+    }
+
+    // One split only, when asked for.
+    let mut options = Options::new(vec![dir], tmp.path().join("thirds"));
+    options.shots = ShotChoice::Thirds;
+    let summary = generate(&options).unwrap();
+    assert_eq!(summary.group_names, ["head", "mid", "tail"]);
+    assert_eq!(summary.runs[0].group_accuracy.len(), 3);
 }
