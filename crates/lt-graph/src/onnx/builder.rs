@@ -1,6 +1,7 @@
-//! A small graph builder in the spirit of tract's `wire_node`: add inputs, initializers and
-//! nodes; every call returns the names of the values it defines, so graphs are written as
-//! straight-line code.
+//! A small graph builder: add inputs, initializers and nodes; every call returns the names
+//! of the values it defines, so graphs are written as straight-line code. The training graph
+//! is written over it by the typed emitter (`train/emit.rs`: value handles with inferred
+//! shapes, in the spirit of tract's `wire_node`).
 
 use std::collections::HashSet;
 
@@ -193,7 +194,7 @@ impl GraphBuilder {
         Ok(())
     }
 
-    /// Adds a node with explicit output names (used when copying nodes of another graph).
+    /// Adds a node with explicit output names (e.g. the training graph's `<param>.new`).
     pub fn node_named(
         &mut self,
         op_type: &str,
@@ -222,26 +223,6 @@ impl GraphBuilder {
             ..Default::default()
         });
         Ok(())
-    }
-
-    /// Whether `name` is already defined in this graph.
-    pub fn is_defined(&self, name: &str) -> bool {
-        self.defined.contains(name)
-    }
-
-    /// The graph built so far.
-    pub fn graph(&self) -> &GraphProto {
-        &self.graph
-    }
-
-    /// Mutable access to the graph built so far (for passes that rewrite nodes).
-    pub fn graph_mut(&mut self) -> &mut GraphProto {
-        &mut self.graph
-    }
-
-    /// Number of nodes so far.
-    pub fn node_count(&self) -> usize {
-        self.graph.node.len()
     }
 
     /// Wraps the graph in a model with lt's opset and producer fields.

@@ -5,9 +5,23 @@
 //! differences noisy, so smooth compositions get a tight tolerance and the ReLU ones a small
 //! size, a small step and a looser one.
 
-use lt_graph::train::{Loss, Lowering};
+use std::collections::BTreeSet;
 
-use crate::graph_util::{Trainer, ce, dense_block_net, grad_sgd, linear_net, spec, stem_net};
+use lt_graph::train::{Loss, Lowering, supported_ops};
+
+use crate::graph_util::{Trainer, ce, dense_block_net, grad_sgd, linear_net, shape_ops_net, spec, stem_net};
+
+/// Every op of lt-graph's rule table appears in a model the tests below check against finite
+/// differences: a new rule needs a model here (and a test running it).
+#[test]
+fn every_rule_of_the_table_has_a_finite_difference_check() {
+    let checked =
+        [dense_block_net(3, 4, 0, true), stem_net(4, 12, 0, true), linear_net(6, 2, 3, 0), shape_ops_net(4, 0)];
+    let covered: BTreeSet<&str> =
+        checked.iter().flat_map(|m| m.graph.as_ref().unwrap().node.iter()).map(|n| n.op_type.as_str()).collect();
+    let missing: Vec<&str> = supported_ops().into_iter().filter(|op| !covered.contains(op)).collect();
+    assert!(missing.is_empty(), "rules without a finite-difference check in graph_grad.rs: {missing:?}");
+}
 
 #[test]
 fn dense_block_gradients_both_formulations() {
@@ -61,5 +75,21 @@ fn every_loss_gradient_matches_finite_differences() {
         // LDAM multiplies the logits by 30: a smaller step keeps the difference quadratic.
         t.h_scale = if matches!(loss, Loss::Ldam { .. }) { 3e-4 } else { 3e-3 };
         t.check_gradients(&format!("{loss:?}"), 50 + i as u64, 3e-3);
+    }
+}
+
+#[test]
+fn shape_ops_and_dropout_gradients() {
+    // Identity, Constant, Reshape, MatMul, Add, Dropout (its masks fixed by a seed and a
+    // fresh session per run), ReduceMean, Squeeze, Gemm with alpha/beta/transA.
+    for (mode, seed) in [(Lowering::Cpu, 11), (Lowering::Cuda, 12)] {
+        let m = shape_ops_net(4, seed);
+        let mut t = Trainer::new(&m, &spec(4, 4, ce(), grad_sgd(), mode), seed + 10);
+        t.fix_dropout_masks(5);
+        let st = t.state.clone();
+        let (a, b) = (t.run_with(&st, 0.0)["loss"][0], t.run_with(&st, 0.0)["loss"][0]);
+        assert_eq!(a, b, "the dropout masks must not change between runs");
+        t.h_scale = 3e-3;
+        t.check_gradients(&format!("shape ops and dropout, {mode:?}"), seed + 20, 3e-3);
     }
 }

@@ -68,6 +68,9 @@ pub struct Trainer {
     pub state: HashMap<String, Vec<f32>>,
     /// Finite-difference step per unit of the random direction.
     pub h_scale: f64,
+    /// When set, every run uses a fresh session over these bytes (see
+    /// [`Trainer::fix_dropout_masks`]).
+    fresh_sessions: Option<Vec<u8>>,
 }
 
 pub type Outputs = HashMap<String, Vec<f32>>;
@@ -84,7 +87,21 @@ impl Trainer {
         let labels = (0..b).map(|_| rng.below(tg.num_classes as u64) as i64).collect();
         let class_weights = (0..tg.num_classes).map(|_| 0.25 + 1.5 * rng.uniform() as f32).collect();
         let state = tg.state.iter().map(|s| (s.name.clone(), s.init.clone())).collect();
-        Trainer { tg, session, batch: b, images, labels, class_weights, state, h_scale: 1e-2 }
+        Trainer { tg, session, batch: b, images, labels, class_weights, state, h_scale: 1e-2, fresh_sessions: None }
+    }
+
+    /// Gives every Dropout node a fixed seed and runs each step in a fresh session, so every
+    /// run draws the same masks (a session's generator advances from run to run): the loss
+    /// is then a deterministic function of the state, as finite differences need.
+    pub fn fix_dropout_masks(&mut self, seed: i64) {
+        let graph = self.tg.model.graph.as_mut().unwrap();
+        let mut found = false;
+        for n in graph.node.iter_mut().filter(|n| n.op_type == "Dropout") {
+            n.attribute.push(lt_graph::onnx::attribute("seed", &Attr::Int(seed)));
+            found = true;
+        }
+        assert!(found, "the training graph has no Dropout node");
+        self.fresh_sessions = Some(lt_graph::onnx::encode(&self.tg.model));
     }
 
     /// Runs one step on the fixed batch with `state` (not modified) and returns every output.
@@ -103,6 +120,9 @@ impl Trainer {
         for s in &self.tg.state {
             let v = state[&s.name].clone();
             inputs.push((s.name.clone(), ort::value::Tensor::from_array((s.dims.clone(), v)).unwrap().into()));
+        }
+        if let Some(bytes) = &self.fresh_sessions {
+            self.session = lt_train::session::cpu_session(bytes, 2).expect("session over the training graph");
         }
         let outputs = self.session.run(inputs).expect("training step runs");
         let mut out = HashMap::new();
@@ -227,9 +247,8 @@ fn head(g: &mut GraphBuilder, rng: &mut Rng, x: &str, c: i64, classes: i64) -> S
     g.op("Gemm", &[&fl, &w, &b], &[("transB", Attr::Int(1))]).unwrap()
 }
 
-fn finish(mut g: GraphBuilder, logits: &str, classes: i64, side: i64) -> ModelProto {
+fn finish(mut g: GraphBuilder, logits: &str, classes: i64) -> ModelProto {
     g.output_dims(logits, "logits", DataType::Float, &[Dim::Param("N".into()), Dim::Fixed(classes)]).unwrap();
-    let _ = side;
     g.finish()
 }
 
@@ -265,7 +284,7 @@ pub fn dense_block_net(classes: i64, side: i64, seed: u64, relu: bool) -> ModelP
     let h = bn(&mut g, &mut rng, &h, "b4", 5);
     let h = if relu { g.op("Relu", &[&h], &[]).unwrap() } else { h };
     let logits = head(&mut g, &mut rng, &h, 5, classes);
-    finish(g, &logits, classes, side)
+    finish(g, &logits, classes)
 }
 
 /// ImageNet-stem composition: conv7x7/2 → BN → relu → maxpool 3x3/2 → conv3x3/2 with bias →
@@ -296,7 +315,7 @@ pub fn stem_net(classes: i64, side: i64, seed: u64, relu: bool) -> ModelProto {
     let b = g.initializer("fc.bias", &Tensor::f32(&[classes], rng.normals(classes as usize))).unwrap();
     let z = g.op("MatMul", &[&h, &w], &[]).unwrap();
     let logits = g.op("Add", &[&z, &b], &[]).unwrap();
-    finish(g, &logits, classes, side)
+    finish(g, &logits, classes)
 }
 
 /// Linear classifier on the flattened image: logits = flatten(x)·Wᵀ + b.
@@ -310,7 +329,7 @@ pub fn linear_net(classes: i64, c: i64, side: i64, seed: u64) -> ModelProto {
     let w = g.initializer("fc.weight", &Tensor::f32(&[classes, f], rng.normals((classes * f) as usize))).unwrap();
     let b = g.initializer("fc.bias", &Tensor::f32(&[classes], rng.normals(classes as usize))).unwrap();
     let logits = g.op("Gemm", &[&fl, &w, &b], &[("transB", Attr::Int(1))]).unwrap();
-    finish(g, &logits, classes, side)
+    finish(g, &logits, classes)
 }
 
 /// The Python interpreter for cross-checks; panics (never skips) when it is not configured.
@@ -318,4 +337,49 @@ pub fn python() -> String {
     std::env::var("LT_TEST_PYTHON").unwrap_or_else(|_| {
         panic!("LT_TEST_PYTHON is not set: run the tests through scripts/test.sh, or export LT_TEST_PYTHON=/work/main/.venv-test/bin/python (a venv with the `onnx` package)")
     })
+}
+
+/// A smooth model over the shape ops and the ops the other compositions lack: Identity, a
+/// Reshape by a Constant node's shape (0 and -1), MatMul, Add of a 1-D and of a 2-D
+/// parameter, Dropout (ratio from a Constant node), ReduceMean (keepdims), Squeeze (with and
+/// without axes), Gemm with alpha/beta and a broadcast C, and Gemm with transA.
+pub fn shape_ops_net(classes: i64, seed: u64) -> ModelProto {
+    let mut rng = Rng::new(seed);
+    let mut g = GraphBuilder::new("shape-ops");
+    let n = Dim::Param("N".into());
+    let x = g.input_dims("images", DataType::Float, &[n, Dim::Fixed(2), Dim::Fixed(3), Dim::Fixed(3)]).unwrap();
+    let mut param = |g: &mut GraphBuilder, name: &str, dims: &[i64], scale: f32| {
+        let len = dims.iter().product::<i64>() as usize;
+        g.initializer(name, &Tensor::f32(dims, rng.normals(len).iter().map(|v| v * scale).collect())).unwrap()
+    };
+    let constant = |g: &mut GraphBuilder, name: &str, t: Tensor| {
+        let value = lt_graph::onnx::attribute("value", &Attr::Tensor(t));
+        g.node_named("Constant", &[], &[name], vec![value]).unwrap();
+        name.to_string()
+    };
+    let id = g.op("Identity", &[&x], &[]).unwrap();
+    let flat = constant(&mut g, "flat_shape", Tensor::i64(&[2], vec![0, -1]));
+    let r = g.op("Reshape", &[&id, &flat], &[]).unwrap(); // [N, 18]
+    let w1 = param(&mut g, "w1", &[18, 6], 0.3);
+    let z = g.op("MatMul", &[&r, &w1], &[]).unwrap();
+    let b1 = param(&mut g, "b1", &[6], 1.0);
+    let z = g.op("Add", &[&z, &b1], &[]).unwrap();
+    let ratio = constant(&mut g, "ratio", Tensor::F32 { dims: vec![], data: vec![0.3] });
+    let d = g.op("Dropout", &[&z, &ratio], &[]).unwrap();
+    let grid = constant(&mut g, "grid_shape", Tensor::i64(&[4], vec![0, 2, 3, 1]));
+    let u = g.op("Reshape", &[&d, &grid], &[]).unwrap(); // [N, 2, 3, 1]
+    let m = g.op("ReduceMean", &[&u], &[("axes", Attr::Ints(vec![2])), ("keepdims", Attr::Int(1))]).unwrap();
+    let axes = g.initializer("squeeze_axes", &Tensor::i64(&[1], vec![3])).unwrap();
+    let s = g.op("Squeeze", &[&m, &axes], &[]).unwrap(); // [N, 2, 1]
+    let s = g.op("Squeeze", &[&s], &[]).unwrap(); // [N, 2]
+    let w2 = param(&mut g, "w2", &[1, 2], 1.0);
+    let t = g.op("Add", &[&s, &w2], &[]).unwrap();
+    let w3 = param(&mut g, "w3", &[2, classes], 1.0);
+    let b3 = param(&mut g, "b3", &[1, classes], 1.0);
+    let y = g.op("Gemm", &[&t, &w3, &b3], &[("alpha", Attr::Float(0.7)), ("beta", Attr::Float(1.3))]).unwrap();
+    let w4 = param(&mut g, "w4", &[classes, classes], 0.5);
+    let yt = g.op("Gemm", &[&w4, &y], &[("transB", Attr::Int(1))]).unwrap(); // [classes, N]
+    let w5 = param(&mut g, "w5", &[classes, classes], 0.5);
+    let logits = g.op("Gemm", &[&yt, &w5], &[("transA", Attr::Int(1))]).unwrap(); // [N, classes]
+    finish(g, &logits, classes)
 }
