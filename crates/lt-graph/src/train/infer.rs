@@ -132,7 +132,9 @@ pub fn infer(
     let x0 = x(0)?;
     let rank = x0.shape.len();
     match op {
-        "Relu" | "Sqrt" | "Reciprocal" | "Exp" | "Neg" | "Identity" | "LogSoftmax" | "BatchNormalization" => {
+        // Elementwise unary ops (and those whose output is shaped like input 0).
+        "Relu" | "Sqrt" | "Reciprocal" | "Exp" | "Log" | "Neg" | "Abs" | "Sigmoid" | "Tanh" | "Erf" | "Softplus"
+        | "LeakyRelu" | "Elu" | "Clip" | "Identity" | "LogSoftmax" | "Softmax" | "BatchNormalization" => {
             one(x0.shape.to_vec(), x0.dtype)
         }
         "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Max" | "Min" | "Sum" => {

@@ -14,46 +14,37 @@ use super::tape::{Ctx, Forward};
 use crate::GraphError;
 use crate::onnx::proto::{AttributeProto, NodeProto, TensorProto};
 
-mod add;
-mod average_pool;
-mod batch_norm;
-mod concat;
-mod constant;
-mod conv;
-mod dropout;
-mod flatten;
-mod gemm;
-mod global_average_pool;
-mod identity;
-mod matmul;
-mod max_pool;
-mod reduce_mean;
-mod relu;
-mod reshape;
-mod squeeze;
+/// Declares each rule's module and lists the rule in [`RULES`]: one line per op.
+macro_rules! rules {
+    ($($module:ident::$rule:ident),* $(,)?) => {
+        $(mod $module;)*
+
+        /// Every op the training graph differentiates, in the order error messages list them.
+        pub(crate) const RULES: &[&dyn OpRule] = &[$(&$module::$rule),*];
+    };
+}
+
+rules![
+    conv::Conv,
+    batch_norm::BatchNormalization,
+    relu::Relu,
+    concat::Concat,
+    average_pool::AveragePool,
+    max_pool::MaxPool,
+    global_average_pool::GlobalAveragePool,
+    reduce_mean::ReduceMean,
+    flatten::Flatten,
+    reshape::Reshape,
+    gemm::Gemm,
+    matmul::MatMul,
+    add::Add,
+    identity::Identity,
+    constant::Constant,
+    dropout::Dropout,
+    squeeze::Squeeze,
+];
 
 pub(crate) use constant::constant_value;
-
-/// Every op the training graph differentiates, in the order error messages list them.
-pub(crate) const RULES: &[&dyn OpRule] = &[
-    &conv::Conv,
-    &batch_norm::BatchNormalization,
-    &relu::Relu,
-    &concat::Concat,
-    &average_pool::AveragePool,
-    &max_pool::MaxPool,
-    &global_average_pool::GlobalAveragePool,
-    &reduce_mean::ReduceMean,
-    &flatten::Flatten,
-    &reshape::Reshape,
-    &gemm::Gemm,
-    &matmul::MatMul,
-    &add::Add,
-    &identity::Identity,
-    &constant::Constant,
-    &dropout::Dropout,
-    &squeeze::Squeeze,
-];
 
 /// The rule of `op_type`, if lt differentiates it.
 pub(crate) fn rule(op_type: &str) -> Option<&'static dyn OpRule> {
