@@ -2,6 +2,11 @@
 //! hand-written reverse-mode backward pass and the SGD update, as ONE ONNX model of standard
 //! `ai.onnx` ops (opset 17) that stock onnxruntime runs on CPU and CUDA.
 //!
+//! The step's inputs are `images` [B, C, H, W], `labels` [B] (int64), `class_weights`
+//! [classes], `lr` (a scalar) and the state ([`TrainingGraph::state`]: parameters, running
+//! statistics, momenta); its outputs are `loss`, `logits` [B, classes] and the updated state,
+//! `<name>.new` for every state tensor.
+//!
 //! [`training_graph`] is the orchestration: `model.rs` reads the inference model, the
 //! forward sweep (`tape.rs`) runs each node's rule from `ops/` (one file per op: roles,
 //! validation, forward per lowering, backward), `loss.rs` adds the loss and its gradient,
