@@ -94,6 +94,10 @@ pub struct TrainConfig {
     pub seed: u64,
     pub val_fraction: f64,
     pub threads: Option<usize>,
+    /// Skip checking the dataset's files against the sha256 hashes in its dataset.json
+    /// (`--no-verify`). Absent from configs written before it existed, hence its default.
+    #[serde(default)]
+    pub no_verify: bool,
 }
 
 impl Default for TrainConfig {
@@ -135,9 +139,17 @@ impl Default for TrainConfig {
             seed: 0,
             val_fraction: 0.0,
             threads: None,
+            no_verify: false,
         }
     }
 }
+
+/// Most epochs of a run.
+pub const MAX_EPOCHS: usize = 100_000;
+/// Largest training or evaluation batch, in images.
+pub const MAX_BATCH_SIZE: usize = 65_536;
+/// Most onnxruntime intra-op threads.
+pub const MAX_THREADS: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid setting `{field}` = {value}: {hint}")]
@@ -167,8 +179,24 @@ impl TrainConfig {
         if self.epochs == 0 {
             return bad("epochs", "0".into(), "train at least one epoch");
         }
-        if self.batch_size == 0 || self.eval_batch_size == 0 {
-            return bad("batch_size", "0".into(), "batch sizes must be at least 1");
+        if self.epochs > MAX_EPOCHS {
+            return bad("epochs", self.epochs.to_string(), &format!("at most {MAX_EPOCHS} epochs"));
+        }
+        for (field, size) in [("batch_size", self.batch_size), ("eval_batch_size", self.eval_batch_size)] {
+            if size == 0 {
+                return bad(field, "0".into(), "batch sizes must be at least 1");
+            }
+            if size > MAX_BATCH_SIZE {
+                return bad(field, size.to_string(), &format!("batch sizes must be at most {MAX_BATCH_SIZE}"));
+            }
+        }
+        if self.device < 0 {
+            return bad("device", self.device.to_string(), "CUDA device indices start at 0");
+        }
+        if let Some(t) = self.threads
+            && !(1..=MAX_THREADS).contains(&t)
+        {
+            return bad("threads", t.to_string(), &format!("use 1 to {MAX_THREADS} threads, or omit it for all cores"));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad("lr", self.lr.to_string(), "the learning rate must be a positive number");
@@ -179,8 +207,20 @@ impl TrainConfig {
         if self.nesterov && self.momentum == 0.0 {
             return bad("nesterov", "true".into(), "Nesterov momentum needs --momentum > 0 (as torch.optim.SGD)");
         }
-        if self.weight_decay.is_nan() || self.weight_decay < 0.0 {
-            return bad("weight_decay", self.weight_decay.to_string(), "weight decay must be >= 0");
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad("weight_decay", self.weight_decay.to_string(), "weight decay must be a finite number >= 0");
+        }
+        for (field, value, what) in [
+            ("focal_gamma", self.focal_gamma, "the focal loss γ"),
+            ("ldam_max_margin", self.ldam_max_margin, "LDAM's largest margin"),
+            ("tau", self.tau, "the balanced-softmax τ"),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return bad(field, value.to_string(), &format!("{what} must be a finite number >= 0"));
+            }
+        }
+        if !(self.ldam_scale.is_finite() && self.ldam_scale > 0.0) {
+            return bad("ldam_scale", self.ldam_scale.to_string(), "LDAM's logit scale must be a finite number > 0");
         }
         if !(0.0..1.0).contains(&self.beta) {
             return bad("beta", self.beta.to_string(), "β must be in [0, 1)");
@@ -198,6 +238,15 @@ impl TrainConfig {
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return bad("label_smoothing", self.label_smoothing.to_string(), "label smoothing must be in [0, 1)");
+        }
+        if let Some(r) = &self.resample
+            && !lt_data::resample::Strategy::NAMES.contains(&r.as_str())
+        {
+            return bad(
+                "resample",
+                format!("`{r}`"),
+                &format!("unknown resampler; use one of {}", lt_data::resample::Strategy::NAMES.join(", ")),
+            );
         }
         Ok(())
     }

@@ -35,8 +35,10 @@ pub struct TrainArgs {
     /// Execution provider; cuda without a usable GPU is an error, auto says what it picked.
     #[arg(long, value_enum)]
     pub ep: Option<Ep>,
+    // Numeric settings take a leading `-` as part of the value, so `--lr -1` is refused by
+    // TrainConfig::validate naming the setting and its range, not read as an unknown flag.
     /// CUDA device index.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub device: Option<i32>,
     /// Allow TF32 math on CUDA (faster, ~1e-3 relative precision).
     #[arg(long)]
@@ -58,14 +60,14 @@ pub struct TrainArgs {
     #[arg(long)]
     pub eval_batch_size: Option<usize>,
     /// Base learning rate.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub momentum: Option<f64>,
     /// Nesterov momentum (as torch.optim.SGD).
     #[arg(long)]
     pub nesterov: bool,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub weight_decay: Option<f64>,
     /// No weight decay on BatchNorm parameters and biases.
     #[arg(long)]
@@ -79,24 +81,24 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub loss: Option<LossKind>,
     /// Focal loss γ.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub focal_gamma: Option<f64>,
     /// LDAM's largest margin.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub ldam_max_margin: Option<f64>,
     /// LDAM's logit scale s.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub ldam_scale: Option<f64>,
     /// Balanced-softmax / logit-adjustment τ.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub tau: Option<f64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub label_smoothing: Option<f64>,
     /// Class weights in the loss.
     #[arg(long, value_enum)]
     pub weights: Option<WeightsKind>,
     /// β of the effective-number weights, in [0, 1).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub beta: Option<f64>,
     /// classes: rescale weights to sum to C (Cui et al.); none: raw values (the seed project).
     #[arg(long, value_enum)]
@@ -120,11 +122,17 @@ pub struct TrainArgs {
     pub seed: Option<u64>,
     /// Carve this fraction of the training subset (per class) as a validation split; the best
     /// validation epoch is then the result. The test split never selects.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub val_fraction: Option<f64>,
     /// onnxruntime intra-op threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Do not check the dataset's files against the sha256 hashes `lt-data build` recorded in
+    /// its dataset.json before training. By default a file that changed since the build (a
+    /// flipped byte, an edited label, a copy cut short) stops the run; use this only for a
+    /// directory you changed on purpose. Labels, indices and sizes are checked either way.
+    #[arg(long)]
+    pub no_verify: bool,
     /// Continue a run from RUN/checkpoints/last.ckpt.
     #[arg(long)]
     pub resume: bool,
@@ -141,7 +149,7 @@ impl TrainArgs {
     pub fn resolve(&self) -> Result<TrainConfig> {
         let mut c = match &self.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                let text = read_config(path)?;
                 toml::from_str::<TrainConfig>(&text)
                     .with_context(|| format!("{}: invalid training config", path.display()))?
             }
@@ -174,6 +182,7 @@ impl TrainArgs {
         c.cudnn_heuristic |= self.cudnn_heuristic;
         c.nesterov |= self.nesterov;
         c.no_decay_bn_bias |= self.no_decay_bn_bias;
+        c.no_verify |= self.no_verify;
         if self.no_augment {
             c.augment = Augment::None;
         }
@@ -183,6 +192,26 @@ impl TrainArgs {
         c.validate()?;
         Ok(c)
     }
+}
+
+/// Largest `--config` file read: a training config is a few hundred bytes of TOML.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The text of a `--config` file, refused beyond [`MAX_CONFIG_BYTES`] (`--config /dev/zero`
+/// must not grow memory without bound).
+fn read_config(path: &std::path::Path) -> Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("reading {}", path.display()))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        anyhow::bail!(
+            "{}: larger than {MAX_CONFIG_BYTES} bytes; a training config is a short TOML file",
+            path.display()
+        );
+    }
+    String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8 text", path.display()))
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
