@@ -100,10 +100,33 @@ pub fn write_dataset(dir: &Path, train_counts: &[usize], test_per_class: usize, 
         "source": "fixture", "seed": seed, "class_names": names, "image_shape": [3, 32, 32],
         "source_counts": train_counts, "subset_counts": train_counts,
         "test_counts": vec![test_per_class; train_counts.len()],
-        "manifests": { "instance": { "file": "manifest-instance.parquet", "epochs": 2 } },
+        "manifests": { "instance": { "file": "manifest-instance.parquet", "epochs": 2, "epoch_len": [n, n] } },
     });
     std::fs::write(dir.join("dataset.json"), serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+    rehash(dir);
     train_labels
+}
+
+/// Records the sha256 of every Parquet file of `dir` in its dataset.json's `files`, as
+/// `lt-data build` does: after a test edits a file on purpose, so only the check under test
+/// sees the edit.
+pub fn rehash(dir: &Path) {
+    use sha2::Digest;
+    let json_path = dir.join("dataset.json");
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let mut files = serde_json::Map::new();
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".parquet"))
+        .collect();
+    names.sort();
+    for name in names {
+        let hash = hex::encode(sha2::Sha256::digest(std::fs::read(dir.join(&name)).unwrap()));
+        files.insert(name, hash.into());
+    }
+    json["files"] = files.into();
+    std::fs::write(&json_path, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
 }
 
 fn write(path: &Path, fields: Vec<Field>, columns: Vec<ArrayRef>) {

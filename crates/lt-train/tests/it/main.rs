@@ -6,6 +6,7 @@ mod graph_grad;
 mod graph_import;
 mod graph_train;
 mod graph_util;
+mod inputs;
 mod learning;
 mod one_step;
 mod runtime;
