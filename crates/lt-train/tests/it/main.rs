@@ -2,6 +2,7 @@
 
 mod bench_cli;
 mod fixture;
+mod fuzz;
 mod graph_grad;
 mod graph_import;
 mod graph_train;

@@ -1,0 +1,411 @@
+//! Mutation fuzzing of what lt-train reads from disk: dataset.json, subset.parquet and
+//! samples.parquet of a valid fixture (Dataset::open, with and without sha256 verification,
+//! then the manifest and the training checks), and checkpoints (Checkpoint::load).
+//!
+//! Seeded and deterministic (a failure names its case; rerun reproduces it). Every input must
+//! give Ok or an Err naming a file of the input, never a panic, and never ask for more than
+//! [`ALLOC_LIMIT`] bytes in one allocation or [`CASE_LIMIT`] bytes in all: a counting
+//! global allocator (below) enforces both on the fuzzing thread. `LT_FUZZ_ITERS=N` runs N
+//! cases per target instead of the default.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+
+use lt_train::checkpoint::Checkpoint;
+use lt_train::config::TrainConfig;
+use lt_train::dataset::Dataset;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sha2::Digest;
+
+use super::fixture::write_dataset;
+
+/// The largest single allocation one input may cause.
+pub const ALLOC_LIMIT: usize = 512 << 20;
+/// The most bytes one input may allocate in all (the fixture is about 100 KiB).
+pub const CASE_LIMIT: usize = 1 << 30;
+
+/// The system allocator, refusing (null, so `try_reserve` fails and anything else aborts
+/// with the size) a request above the fuzzing thread's limit, and counting what it gives.
+struct Counting;
+
+thread_local! {
+    static LIMIT: Cell<usize> = const { Cell::new(usize::MAX) };
+    static LARGEST: Cell<usize> = const { Cell::new(0) };
+    static TOTAL: Cell<usize> = const { Cell::new(0) };
+}
+
+fn admit(size: usize) -> bool {
+    LIMIT
+        .try_with(|limit| {
+            if limit.get() == usize::MAX {
+                return true;
+            }
+            let _ = LARGEST.try_with(|l| l.set(l.get().max(size)));
+            if size > limit.get() {
+                return false;
+            }
+            let _ = TOTAL.try_with(|t| t.set(t.get().saturating_add(size)));
+            true
+        })
+        .unwrap_or(true)
+}
+
+// SAFETY: every call is forwarded unchanged to `System`, or answered with null (allowed).
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if !admit(layout.size()) {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: the caller's contract is passed on.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if !admit(layout.size()) {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: the caller's contract is passed on.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract is passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if !admit(new_size) {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: the caller's contract is passed on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Cases per target: `LT_FUZZ_ITERS`, else `default`.
+pub fn iterations(default: usize) -> usize {
+    std::env::var("LT_FUZZ_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Runs one case under the allocation limits: its result, or a failure naming the case when
+/// it panicked or allocated too much.
+fn case<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    LARGEST.with(|l| l.set(0));
+    TOTAL.with(|t| t.set(0));
+    LIMIT.with(|l| l.set(ALLOC_LIMIT));
+    let result = std::panic::catch_unwind(AssertUnwindSafe(f));
+    LIMIT.with(|l| l.set(usize::MAX));
+    let (largest, total) = (LARGEST.with(Cell::get), TOTAL.with(Cell::get));
+    let value = result.unwrap_or_else(|_| panic!("{what}: panicked (see the message above)"));
+    assert!(total <= CASE_LIMIT, "{what}: allocated {total} bytes in all (largest {largest}), limit {CASE_LIMIT}");
+    value
+}
+
+const INTERESTING: [u64; 12] =
+    [0, 1, 0x7f, 0x80, 0xff, 0x7fff, 0xffff, 0x7fff_ffff, 0x8000_0000, 0xffff_ffff, 0x7fff_ffff_ffff_ffff, u64::MAX];
+
+/// 1 to 4 random byte-level edits: bit flips, interesting integers written over 1/2/4/8
+/// bytes (either endianness), insertions, deletions, a copied range, a cut.
+pub fn mutate_bytes(input: &[u8], rng: &mut ChaCha8Rng) -> Vec<u8> {
+    let mut b = input.to_vec();
+    for _ in 0..rng.random_range(1..=4) {
+        if b.is_empty() {
+            b.push(rng.random());
+            continue;
+        }
+        let at = rng.random_range(0..b.len());
+        match rng.random_range(0..7) {
+            0 => b[at] ^= 1 << rng.random_range(0..8),
+            1 => b[at] = rng.random(),
+            2 => {
+                let v = INTERESTING[rng.random_range(0..INTERESTING.len())];
+                let width = [1usize, 2, 4, 8][rng.random_range(0..4)];
+                let bytes = if rng.random() { v.to_le_bytes() } else { v.to_be_bytes() };
+                let src = if bytes[0] == 0 && width < 8 { &bytes[8 - width..] } else { &bytes[..width] };
+                for (k, &x) in src.iter().enumerate() {
+                    if let Some(slot) = b.get_mut(at + k) {
+                        *slot = x;
+                    }
+                }
+            }
+            3 => {
+                let n = rng.random_range(1..=16);
+                let insert: Vec<u8> = (0..n).map(|_| rng.random()).collect();
+                b.splice(at..at, insert);
+            }
+            4 => {
+                let end = (at + rng.random_range(1..=64)).min(b.len());
+                b.drain(at..end);
+            }
+            5 => {
+                let end = (at + rng.random_range(1..=64)).min(b.len());
+                let chunk = b[at..end].to_vec();
+                let to = rng.random_range(0..b.len());
+                b.splice(to..to, chunk);
+            }
+            _ => b.truncate(at),
+        }
+    }
+    b
+}
+
+/// A random JSON value, from the edges: huge and negative numbers, wrong types, long and
+/// deep structures.
+pub fn wild_json(rng: &mut ChaCha8Rng) -> serde_json::Value {
+    use serde_json::json;
+    match rng.random_range(0..14) {
+        0 => json!(null),
+        1 => json!(-1),
+        2 => json!(u64::MAX),
+        3 => json!(i64::MIN),
+        4 => json!(4_294_967_295u64),
+        5 => json!(1e308),
+        6 => json!(-0.0),
+        7 => json!(""),
+        8 => json!("../../etc/passwd"),
+        9 => json!([]),
+        10 => json!({}),
+        11 => json!(vec![u64::MAX; 3]),
+        12 => json!(rng.random_range(0..100_000u64)),
+        _ => {
+            let mut v = json!(0);
+            for _ in 0..rng.random_range(1..200) {
+                v = json!([v]);
+            }
+            v
+        }
+    }
+}
+
+/// Replaces one random node of `value` (found by a random walk) by [`wild_json`], or removes
+/// a key of an object on the way.
+pub fn mutate_json(value: &mut serde_json::Value, rng: &mut ChaCha8Rng) {
+    let stop = rng.random_range(0..4) == 0;
+    match value {
+        serde_json::Value::Object(map) if !map.is_empty() && !stop => {
+            let key = map.keys().nth(rng.random_range(0..map.len())).cloned().unwrap_or_default();
+            if rng.random_range(0..8) == 0 {
+                map.remove(&key);
+            } else if let Some(child) = map.get_mut(&key) {
+                mutate_json(child, rng);
+            }
+        }
+        serde_json::Value::Array(items) if !items.is_empty() && !stop => {
+            let i = rng.random_range(0..items.len());
+            mutate_json(&mut items[i], rng);
+        }
+        _ => *value = wild_json(rng),
+    }
+}
+
+/// Opens a (mutated) dataset directory every way training does; Ok or an Err naming a file.
+fn exercise_dataset(dir: &Path, what: &str) {
+    for verify in [true, false] {
+        let opened = case(what, || Dataset::open_checked(dir, verify));
+        match opened {
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains(&dir.display().to_string()) && (msg.contains(".json") || msg.contains(".parquet")),
+                    "{what} (verify {verify}): the error does not name the file: {msg}"
+                );
+            }
+            Ok(data) => {
+                let cfg = TrainConfig {
+                    arch: Some("densenet-tiny".into()),
+                    data: dir.to_path_buf(),
+                    out: dir.join("run"),
+                    resample: Some("instance".into()),
+                    batch_size: 4,
+                    ..TrainConfig::default()
+                };
+                let _ = case(what, || data.check_training(&cfg));
+                if let Err(e) = case(what, || data.manifest("instance")) {
+                    let msg = e.to_string();
+                    assert!(msg.contains(&dir.display().to_string()), "{what}: manifest error names no file: {msg}");
+                }
+            }
+        }
+    }
+}
+
+fn fixture(dir: &Path) {
+    write_dataset(dir, &[6, 4, 3, 2], 2, 17);
+}
+
+#[test]
+fn mutated_dataset_json_is_refused_or_read_never_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    fixture(&dir);
+    let path = dir.join("dataset.json");
+    let good = std::fs::read(&path).unwrap();
+    let value: serde_json::Value = serde_json::from_slice(&good).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(0x1d5e7);
+    for i in 0..iterations(400) {
+        let bytes = if i % 2 == 0 {
+            mutate_bytes(&good, &mut rng)
+        } else {
+            let mut v = value.clone();
+            for _ in 0..rng.random_range(1..=3) {
+                mutate_json(&mut v, &mut rng);
+            }
+            serde_json::to_vec(&v).unwrap()
+        };
+        std::fs::write(&path, &bytes).unwrap();
+        exercise_dataset(&dir, &format!("dataset.json case {i}"));
+    }
+}
+
+/// Writes `bytes` as `dir/name` and records its sha256 in dataset.json, so the Parquet reader
+/// (not the hash check) meets the mutation when verifying too.
+fn replace_hashed(dir: &Path, name: &str, bytes: &[u8]) {
+    std::fs::write(dir.join(name), bytes).unwrap();
+    let json_path = dir.join("dataset.json");
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    json["files"][name] = hex::encode(sha2::Sha256::digest(bytes)).into();
+    std::fs::write(&json_path, serde_json::to_vec(&json).unwrap()).unwrap();
+}
+
+fn fuzz_parquet(name: &str, seed: u64, default_iters: usize) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    fixture(&dir);
+    let good = std::fs::read(dir.join(name)).unwrap();
+    let good_json = std::fs::read(dir.join("dataset.json")).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // Parquet keeps its metadata in the footer: aim half of the edits there.
+    let footer = good.len().saturating_sub(good.len().min(2048));
+    for i in 0..iterations(default_iters) {
+        let bytes = if i % 2 == 0 {
+            mutate_bytes(&good, &mut rng)
+        } else {
+            let mut tail = mutate_bytes(&good[footer..], &mut rng);
+            let mut b = good[..footer].to_vec();
+            b.append(&mut tail);
+            b
+        };
+        std::fs::write(dir.join("dataset.json"), &good_json).unwrap();
+        replace_hashed(&dir, name, &bytes);
+        exercise_dataset(&dir, &format!("{name} case {i}"));
+    }
+}
+
+#[test]
+fn mutated_subset_parquet_is_refused_or_read_never_a_panic() {
+    fuzz_parquet("subset.parquet", 0x5b5e7, 300);
+}
+
+#[test]
+fn mutated_samples_parquet_is_refused_or_read_never_a_panic() {
+    fuzz_parquet("samples.parquet", 0x5a3b1e5, 200);
+}
+
+#[test]
+fn mutated_manifest_parquet_is_refused_or_read_never_a_panic() {
+    fuzz_parquet("manifest-instance.parquet", 0x3a71f357, 200);
+}
+
+#[test]
+fn mutated_checkpoints_are_refused_never_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("last.ckpt");
+    let config = TrainConfig { arch: Some("densenet-tiny".into()), ..TrainConfig::default() };
+    type Meta = (TrainConfig, Vec<f64>, Option<(f64, usize)>);
+    let meta: Meta = (config, vec![0.5, 0.25, f64::MIN_POSITIVE], Some((0.5, 2)));
+    let ck = Checkpoint { epoch: 2, meta, tensors: vec![("w".into(), vec![0.5; 40]), ("b".into(), vec![-1.0; 3])] };
+    ck.save(&path).unwrap();
+    let good = std::fs::read(&path).unwrap();
+    let back: Checkpoint<Meta> = Checkpoint::load(&path).unwrap();
+    assert_eq!((back.epoch, back.tensors.len()), (2, 2));
+    // A checkpoint that ends in the sha256 of the rest is re-sealed after mutation, so the
+    // parser behind the checksum is fuzzed too (whatever the format, nothing else is assumed).
+    let sealed = good.len() > 32 && sha2::Sha256::digest(&good[..good.len() - 32])[..] == good[good.len() - 32..];
+    let mut rng = ChaCha8Rng::seed_from_u64(0xc4ec4);
+    for i in 0..iterations(400) {
+        let mut bytes = mutate_bytes(&good, &mut rng);
+        if sealed && i % 2 == 1 {
+            let mut content = mutate_bytes(&good[..good.len() - 32], &mut rng);
+            content.extend_from_slice(&sha2::Sha256::digest(&content));
+            bytes = content;
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let what = format!("checkpoint case {i}");
+        if let Err(e) = case(&what, || Checkpoint::<Meta>::load(&path)) {
+            let msg = e.to_string();
+            assert!(msg.contains(&path.display().to_string()), "{what}: the error does not name the file: {msg}");
+        }
+    }
+}
+
+#[test]
+fn the_allocation_limit_is_enforced() {
+    // The guard itself must work, or the fuzzing above proves nothing about memory.
+    let refused = case("a 1 GiB request", || Vec::<u8>::new().try_reserve_exact(1 << 30).is_err());
+    assert!(refused, "a request above ALLOC_LIMIT was granted");
+    let granted = case("a 1 MiB request", || Vec::<u8>::new().try_reserve_exact(1 << 20).is_ok());
+    assert!(granted);
+}
+
+type GroupMeta = parquet::file::metadata::RowGroupMetaDataBuilder;
+type ColumnMeta = parquet::file::metadata::ColumnChunkMetaDataBuilder;
+/// An edit of row group 0's metadata and of its first column chunk's.
+pub type FooterEdit = fn(GroupMeta, ColumnMeta) -> (GroupMeta, ColumnMeta);
+
+/// `bytes` (a Parquet file) with its footer rewritten after `edit` changed the metadata of
+/// row group 0 and its first column chunk: well-formed metadata that lies.
+pub fn with_footer(bytes: &[u8], edit: FooterEdit) -> Vec<u8> {
+    use parquet::file::metadata::{ParquetMetaDataReader, ParquetMetaDataWriter};
+    let n = bytes.len();
+    let footer_len = u32::from_le_bytes(bytes[n - 8..n - 4].try_into().unwrap()) as usize;
+    let data_end = n - 8 - footer_len;
+    let metadata = ParquetMetaDataReader::decode_metadata(&bytes[data_end..n - 8]).unwrap();
+    let mut groups = metadata.row_groups().to_vec();
+    let group = groups.remove(0);
+    let mut columns = group.columns().to_vec();
+    let (group, first) = edit(group.into_builder(), columns[0].clone().into_builder());
+    columns[0] = first.build().unwrap();
+    groups.insert(0, group.set_column_metadata(columns).build().unwrap());
+    let metadata = metadata.into_builder().set_row_groups(groups).build();
+    let mut out = bytes[..data_end].to_vec();
+    ParquetMetaDataWriter::new(&mut out, &metadata).finish().unwrap();
+    out
+}
+
+#[test]
+fn lying_parquet_footers_are_refused_before_the_reader_allocates() {
+    let cases: [(&str, FooterEdit, &str); 5] = [
+        ("a 1 TiB column chunk", |g, c| (g, c.set_total_compressed_size(1 << 40)), "claims bytes"),
+        ("a negative chunk size", |g, c| (g, c.set_total_compressed_size(-8)), "claims bytes"),
+        (
+            "a negative page offset",
+            |g, c| (g, c.set_data_page_offset(-5).set_dictionary_page_offset(None)),
+            "claims bytes",
+        ),
+        ("a negative row count", |g, c| (g.set_num_rows(-1), c), "negative row count"),
+        ("2^63 - 1 rows", |g, c| (g.set_num_rows(i64::MAX), c), "rows, dataset.json's counts say"),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    fixture(&dir);
+    for name in ["subset.parquet", "samples.parquet", "manifest-instance.parquet"] {
+        let good = std::fs::read(dir.join(name)).unwrap();
+        for (what, edit, needle) in cases {
+            replace_hashed(&dir, name, &with_footer(&good, edit));
+            let what = format!("{name} with {what}");
+            let result = case(&what, || {
+                let data = Dataset::open_checked(&dir, true)?;
+                data.manifest("instance").map(|_| ())
+            });
+            let msg = result.expect_err(&what).to_string();
+            assert!(msg.contains(name) && msg.contains(needle), "{what}: {msg}");
+        }
+        replace_hashed(&dir, name, &good);
+    }
+}
