@@ -176,8 +176,7 @@ pub struct Overrides {
 
 /// Reads, overrides and resolves a pipeline file; relative paths are taken from `cwd`.
 pub fn load(file: &Path, overrides: &Overrides, cwd: &Path) -> Result<Pipeline, PipelineError> {
-    let text =
-        std::fs::read_to_string(file).map_err(|source| PipelineError::Io { path: file.to_path_buf(), source })?;
+    let text = read_pipeline_file(file)?;
     let mut doc: Table = text
         .parse()
         .map_err(|e: toml::de::Error| PipelineError::Toml { file: file.to_path_buf(), message: e.to_string() })?;
@@ -195,6 +194,27 @@ pub fn load(file: &Path, overrides: &Overrides, cwd: &Path) -> Result<Pipeline, 
         doc.insert("out".into(), Value::String(out.display().to_string()));
     }
     resolve(file, doc, cwd)
+}
+
+/// Largest pipeline file read: pipelines are a few kilobytes; this keeps `lt run /dev/zero`
+/// or a mistaken multi-gigabyte path from growing memory without bound.
+pub const MAX_PIPELINE_BYTES: u64 = 4 << 20;
+
+fn read_pipeline_file(file: &Path) -> Result<String, PipelineError> {
+    use std::io::Read;
+    let io = |source| PipelineError::Io { path: file.to_path_buf(), source };
+    let mut bytes = Vec::new();
+    std::fs::File::open(file).map_err(io)?.take(MAX_PIPELINE_BYTES + 1).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > MAX_PIPELINE_BYTES {
+        return Err(PipelineError::Toml {
+            file: file.to_path_buf(),
+            message: format!("larger than {MAX_PIPELINE_BYTES} bytes; a pipeline file is a few kilobytes of TOML"),
+        });
+    }
+    String::from_utf8(bytes).map_err(|e| PipelineError::Toml {
+        file: file.to_path_buf(),
+        message: format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+    })
 }
 
 fn apply_set(doc: &mut Table, setting: &str) -> Result<(), String> {

@@ -3,5 +3,6 @@
 
 mod config;
 mod fixture;
+mod fuzz;
 mod notebook;
 mod run;
