@@ -250,27 +250,35 @@ pub fn read_dataset(dir: &Path) -> Result<DatasetCounts, ReportError> {
     let mut manifests = Vec::new();
     if !json.manifests.is_empty() {
         let subset_path = dir.join("subset.parquet");
-        let mut label_of: Vec<u16> = Vec::new();
+        // (index, label) pairs as read, sorted for lookup: memory follows the rows in the
+        // file, never the largest index in it.
+        let mut label_of: Vec<(u32, u16)> = Vec::new();
         for batch in read_batches(&subset_path)? {
             let index = column(&batch, &subset_path, "index", &DataType::UInt32, "u32")?;
             let label = column(&batch, &subset_path, "label", &DataType::UInt16, "u16")?;
-            for (&i, &l) in
-                index.as_primitive::<UInt32Type>().values().iter().zip(label.as_primitive::<UInt16Type>().values())
-            {
-                let i = i as usize;
-                if i >= label_of.len() {
-                    label_of.resize(i + 1, u16::MAX);
-                }
-                label_of[i] = l;
-            }
+            label_of.extend(
+                index
+                    .as_primitive::<UInt32Type>()
+                    .values()
+                    .iter()
+                    .copied()
+                    .zip(label.as_primitive::<UInt16Type>().values().iter().copied()),
+            );
         }
+        label_of.sort_unstable_by_key(|&(i, _)| i);
         for (strategy, entry) in &json.manifests {
+            if Path::new(&entry.file).file_name().is_none_or(|f| f != entry.file.as_str()) {
+                return Err(ReportError::invalid(
+                    &json_path,
+                    format!("manifests.{strategy}.file `{}` is not a file name of the dataset directory", entry.file),
+                ));
+            }
             let path = dir.join(&entry.file);
             let mut counts = vec![0u64; c];
             for batch in read_batches(&path)? {
                 let index = column(&batch, &path, "index", &DataType::UInt32, "u32")?;
                 for &i in index.as_primitive::<UInt32Type>().values() {
-                    let label = label_of.get(i as usize).copied().unwrap_or(u16::MAX);
+                    let label = label_of.binary_search_by_key(&i, |&(j, _)| j).map_or(u16::MAX, |k| label_of[k].1);
                     let slot = counts.get_mut(usize::from(label)).ok_or_else(|| {
                         ReportError::invalid(
                             &path,
@@ -302,11 +310,31 @@ fn read_batches(path: &Path) -> Result<Vec<RecordBatch>, ReportError> {
     let parquet_err =
         |e: &dyn std::fmt::Display| ReportError::Parquet { path: path.to_path_buf(), message: e.to_string() };
     let file = File::open(path).map_err(|e| ReportError::io(path, e))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| parquet_err(&e))?
-        .with_batch_size(64 * 1024)
-        .build()
-        .map_err(|e| parquet_err(&e))?;
+    let file_len = file.metadata().map_err(|e| ReportError::io(path, e))?.len();
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(&e))?;
+    // The reader trusts the footer's byte ranges (a negative one panics inside it): check
+    // that every column chunk lies inside the file first.
+    for (g, group) in builder.metadata().row_groups().iter().enumerate() {
+        if group.num_rows() < 0 {
+            return Err(parquet_err(&format!("row group {g} has a negative row count")));
+        }
+        for col in group.columns() {
+            let start = col.dictionary_page_offset().unwrap_or(col.data_page_offset());
+            let inside = u64::try_from(start)
+                .ok()
+                .zip(u64::try_from(col.compressed_size()).ok())
+                .and_then(|(s, n)| s.checked_add(n))
+                .is_some_and(|end| end <= file_len);
+            if !inside {
+                return Err(parquet_err(&format!(
+                    "row group {g}: column `{}` claims bytes {start}+{} of a {file_len}-byte file",
+                    col.column_path(),
+                    col.compressed_size()
+                )));
+            }
+        }
+    }
+    let reader = builder.with_batch_size(64 * 1024).build().map_err(|e| parquet_err(&e))?;
     reader.collect::<Result<Vec<_>, _>>().map_err(|e| parquet_err(&e))
 }
 

@@ -5,6 +5,7 @@ mod chromium;
 mod compare;
 mod errors;
 mod fixtures;
+mod fuzz;
 mod input;
 mod labels;
 mod svg;
