@@ -1,7 +1,9 @@
 //! `lt-data build`: source -> long-tail subset -> manifests -> a dataset directory.
 //!
-//! Everything is written into `OUT.partial` and renamed to `OUT` only when complete; on any
-//! error the partial directory is removed.
+//! Everything is written into `OUT.partial` (an [`lt_fs::Staging`]) and swapped in for `OUT`
+//! only when complete; on any error the partial directory is removed and `OUT` is untouched.
+//! `--force` replaces only a dataset directory lt-data wrote (its `.lt-output.json` marker, or
+//! the dataset.json of an older lt-data).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,40 +41,22 @@ pub struct BuildConfig {
     pub force: bool,
 }
 
-/// `OUT.partial`, next to OUT.
+/// `OUT.partial`, next to OUT: where a build writes before the swap.
 pub fn partial_dir(out: &Path) -> PathBuf {
-    let mut name = out.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "dataset".into());
-    name.push(".partial");
-    out.with_file_name(name)
-}
-
-/// Refuse an existing non-empty output directory unless `force`.
-pub fn check_out(out: &Path, force: bool) -> Result<(), DataError> {
-    match std::fs::read_dir(out) {
-        Ok(mut entries) => {
-            if entries.next().is_some() && !force {
-                return Err(DataError::OutputExists { path: out.into() });
-            }
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
-            Err(DataError::Write { path: out.into(), message: "exists and is not a directory".into() })
-        }
-        Err(e) => Err(DataError::io(out, e)),
-    }
+    lt_fs::staging_path(out)
 }
 
 /// Read the source and build the dataset directory.
 pub fn build(cfg: &BuildConfig, progress: &dyn Progress) -> Result<DatasetMeta, DataError> {
-    check_out(&cfg.out, cfg.force)?;
+    // Refusals (not empty, not lt's, protected) come before the source is read.
+    let staging = lt_fs::Staging::begin(&cfg.out, lt_fs::owners::DATASET, cfg.force)?;
     let loaded = match &cfg.source {
         // CIFAR binary: map the files and hand the images to the writer where they lie.
         SourceSpec::Cifar10(dir) => map_cifar(cifar::plan_cifar10(dir)?, progress)?,
         SourceSpec::Cifar100(dir) => map_cifar(cifar::plan_cifar100(dir, cfg.source_options.coarse)?, progress)?,
         _ => Loaded::from(source::load(&cfg.source, &cfg.source_options, progress)?),
     };
-    build_loaded(cfg, loaded, progress)
+    build_loaded(cfg, loaded, staging, progress)
 }
 
 /// A loaded source: labels in memory, images wherever they are.
@@ -159,11 +143,18 @@ fn source_json(cfg: &BuildConfig) -> serde_json::Value {
 
 /// Build the dataset directory from an already loaded data set.
 pub fn build_from(cfg: &BuildConfig, data: Dataset, progress: &dyn Progress) -> Result<DatasetMeta, DataError> {
-    build_loaded(cfg, Loaded::from(data), progress)
+    let staging = lt_fs::Staging::begin(&cfg.out, lt_fs::owners::DATASET, cfg.force)?;
+    build_loaded(cfg, Loaded::from(data), staging, progress)
 }
 
-fn build_loaded(cfg: &BuildConfig, data: Loaded, progress: &dyn Progress) -> Result<DatasetMeta, DataError> {
-    check_out(&cfg.out, cfg.force)?;
+/// Writes the dataset into `staging` and swaps it in; dropping `staging` on an error removes
+/// it and leaves the old output as it was.
+fn build_loaded(
+    cfg: &BuildConfig,
+    data: Loaded,
+    staging: lt_fs::Staging,
+    progress: &dyn Progress,
+) -> Result<DatasetMeta, DataError> {
     let c = data.class_names.len();
     let profile = match &cfg.profile {
         ProfileSpec::Ready(p) => p.clone(),
@@ -188,34 +179,9 @@ fn build_loaded(cfg: &BuildConfig, data: Loaded, progress: &dyn Progress) -> Res
         .collect::<Result<Vec<_>, _>>()?;
     progress.finish();
 
-    let staging = partial_dir(&cfg.out);
-    if staging.exists() {
-        std::fs::remove_dir_all(&staging).map_err(|e| DataError::io(&staging, e))?;
-    }
-    if let Some(parent) = staging.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
-    }
-    std::fs::create_dir(&staging).map_err(|e| DataError::io(&staging, e))?;
-    let result = write_all(cfg, data, &profile, &indices, &labels, &manifests, &staging, progress);
-    let meta = match result {
-        Ok(m) => m,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(e);
-        }
-    };
+    let meta = write_all(cfg, data, &profile, &indices, &labels, &manifests, staging.path(), progress)?;
     progress.stage("replace output directory", 0);
-    if cfg.out.exists() {
-        // check_out allowed it: empty, or --force.
-        if let Err(e) = std::fs::remove_dir_all(&cfg.out) {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(DataError::io(&cfg.out, e));
-        }
-    }
-    std::fs::rename(&staging, &cfg.out).map_err(|e| {
-        let _ = std::fs::remove_dir_all(&staging);
-        DataError::io(&cfg.out, e)
-    })?;
+    staging.commit()?;
     progress.finish();
     Ok(meta)
 }
@@ -293,7 +259,6 @@ fn write_all(
         manifests: manifest_meta,
         files,
     };
-    let path = dir.join("dataset.json");
-    std::fs::write(&path, meta.to_json()).map_err(|e| DataError::io(&path, e))?;
+    lt_fs::write_atomic(&dir.join("dataset.json"), meta.to_json().as_bytes())?;
     Ok(meta)
 }

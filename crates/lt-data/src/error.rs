@@ -44,8 +44,9 @@ pub enum DataError {
          learned (its recall is 0 by construction and its loss weight undefined), so lt-data refuses it"
     )]
     EmptyClass { class: usize, name: String, reason: String },
-    #[error("output directory {path} exists and is not empty; pass --force to replace it or choose another --out")]
-    OutputExists { path: PathBuf },
+    /// Output directories: refusals (not empty, not lt's, protected) and write errors.
+    #[error(transparent)]
+    Output(#[from] lt_fs::FsError),
     #[error("writing {path}: {message}")]
     Write { path: PathBuf, message: String },
     #[error("reading {path}: {message}")]

@@ -1,6 +1,7 @@
 //! `lt-data fetch`: download an official CIFAR archive (resuming a partial download with an
 //! HTTP Range request), verify its published MD5, and extract it without ever writing outside
-//! the target directory (absolute paths, `..` and links are refused).
+//! the target directory (absolute paths, `..` and links are refused), within size limits, and
+//! without replacing anything an earlier `lt-data fetch` did not write.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -63,10 +64,12 @@ pub fn md5_file(path: &Path) -> Result<String, DataError> {
 pub fn download(url: &str, dest: &Path, md5: &str, progress: &dyn Progress) -> Result<(), DataError> {
     let md5 = md5.to_ascii_lowercase();
     if dest.exists() {
-        if md5_file(dest)? == md5 {
+        let actual = md5_file(dest)?;
+        if actual == md5 {
             return Ok(());
         }
-        std::fs::remove_file(dest).map_err(|e| DataError::io(dest, e))?;
+        // lt-data renames a download to its name only once verified: this file is not ours.
+        return Err(DataError::Md5Mismatch { path: dest.into(), expected: md5, actual });
     }
     let mut part = dest.as_os_str().to_owned();
     part.push(".part");
@@ -139,81 +142,117 @@ pub fn safe_relative(archive: &Path, entry: &Path) -> Result<PathBuf, DataError>
     Ok(out)
 }
 
-/// Extract a `.tar.gz` into `dir`. Entries are extracted into `dir/.lt-extract.partial` first
-/// and moved into `dir` when the whole archive is good.
-pub fn extract(archive: &Path, dir: &Path, progress: &dyn Progress) -> Result<Vec<PathBuf>, DataError> {
-    let staging = dir.join(".lt-extract.partial");
-    if staging.exists() {
-        std::fs::remove_dir_all(&staging).map_err(|e| DataError::io(&staging, e))?;
-    }
-    std::fs::create_dir_all(&staging).map_err(|e| DataError::io(&staging, e))?;
-    let result = extract_into(archive, &staging, progress);
-    let tops = match result {
-        Ok(t) => t,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(e);
-        }
-    };
-    let mut moved = Vec::new();
-    for top in tops {
-        let from = staging.join(&top);
-        let to = dir.join(&top);
-        if let Ok(meta) = std::fs::symlink_metadata(&to) {
-            let r = if meta.is_dir() { std::fs::remove_dir_all(&to) } else { std::fs::remove_file(&to) };
-            r.map_err(|e| DataError::io(&to, e))?;
-        }
-        std::fs::rename(&from, &to).map_err(|e| DataError::io(&to, e))?;
-        moved.push(to);
-    }
-    std::fs::remove_dir_all(&staging).map_err(|e| DataError::io(&staging, e))?;
-    Ok(moved)
+/// Bounds on what one archive may expand to, checked before each entry is written: a small
+/// archive must not fill the disk (a 3 MB gzip can expand to 3 GB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtractLimits {
+    /// Total bytes of all extracted files. The CIFAR archives expand to about 180 MB.
+    pub max_bytes: u64,
+    /// Number of entries (files and directories).
+    pub max_entries: u64,
 }
 
-fn extract_into(archive: &Path, staging: &Path, progress: &dyn Progress) -> Result<Vec<PathBuf>, DataError> {
+impl Default for ExtractLimits {
+    fn default() -> Self {
+        ExtractLimits { max_bytes: 2 << 30, max_entries: 100_000 }
+    }
+}
+
+/// Extract a `.tar.gz` into `dir`. Each top-level directory of the archive is written into
+/// `dir/NAME.partial` and swapped in for `dir/NAME` when the whole archive is good (an
+/// [`lt_fs::Staging`]). An existing `dir/NAME` is replaced only when an earlier `lt-data fetch`
+/// wrote it (its marker); anything else there is refused, never deleted. Top-level files are
+/// refused: there would be no directory to mark.
+pub fn extract(
+    archive: &Path,
+    dir: &Path,
+    limits: &ExtractLimits,
+    progress: &dyn Progress,
+) -> Result<Vec<PathBuf>, DataError> {
     let file = File::open(archive).map_err(|e| DataError::io(archive, e))?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
     progress.stage("extract", total);
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
     let bad =
         |e: std::io::Error| DataError::Format { path: archive.into(), message: format!("not a valid .tar.gz: {e}") };
-    let mut tops: Vec<PathBuf> = Vec::new();
+    let too_big = |what: String| DataError::Format {
+        path: archive.into(),
+        message: format!("{what}; a larger archive needs --max-extract-bytes (or is not the data set it claims to be)"),
+    };
+    // One staging directory per top-level name, in order of appearance; dropped (removed) on
+    // any error.
+    let mut tops: Vec<(PathBuf, lt_fs::Staging)> = Vec::new();
+    let (mut bytes, mut entries) = (0u64, 0u64);
     for entry in tar.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         let raw = entry.path().map_err(bad)?.into_owned();
-        let rel = safe_relative(archive, &raw)?;
         let kind = entry.header().entry_type();
+        if matches!(kind, tar::EntryType::XGlobalHeader | tar::EntryType::XHeader | tar::EntryType::GNULongName) {
+            continue;
+        }
+        let rel = safe_relative(archive, &raw)?;
         let refuse =
             |reason| DataError::UnsafeEntry { archive: archive.into(), entry: raw.display().to_string(), reason };
-        let target = staging.join(&rel);
-        if kind.is_dir() {
-            std::fs::create_dir_all(&target).map_err(|e| DataError::io(&target, e))?;
-        } else if kind.is_file() {
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
-            }
-            let mut out = File::create(&target).map_err(|e| DataError::io(&target, e))?;
-            let n = std::io::copy(&mut entry, &mut out).map_err(bad)?;
-            progress.advance(n);
-        } else if kind.is_symlink() || kind.is_hard_link() {
+        if kind.is_symlink() || kind.is_hard_link() {
             return Err(refuse("links are not extracted"));
-        } else if matches!(kind, tar::EntryType::XGlobalHeader | tar::EntryType::XHeader | tar::EntryType::GNULongName)
-        {
-            continue;
-        } else {
+        }
+        if !kind.is_dir() && !kind.is_file() {
             return Err(refuse("only regular files and directories are extracted"));
         }
-        let top = PathBuf::from(rel.components().next().expect("non-empty path").as_os_str());
-        if !tops.contains(&top) {
-            tops.push(top);
+        entries += 1;
+        if entries > limits.max_entries {
+            return Err(too_big(format!("more than {} entries", limits.max_entries)));
         }
+        let mut parts = rel.components();
+        let top = PathBuf::from(parts.next().expect("non-empty path").as_os_str());
+        let rest = parts.as_path().to_path_buf();
+        if rest.as_os_str().is_empty() && !kind.is_dir() {
+            return Err(refuse("files at the top level of the archive are not extracted"));
+        }
+        let staging = match tops.iter().position(|(t, _)| *t == top) {
+            Some(i) => &tops[i].1,
+            None => {
+                let s = lt_fs::Staging::begin(&dir.join(&top), lt_fs::owners::FETCHED, true)?;
+                tops.push((top, s));
+                &tops.last().expect("just pushed").1
+            }
+        };
+        let target = staging.path().join(&rest);
+        if kind.is_dir() {
+            std::fs::create_dir_all(&target).map_err(|e| DataError::io(&target, e))?;
+            continue;
+        }
+        let size = entry.header().size().map_err(bad)?;
+        if bytes.saturating_add(size) > limits.max_bytes {
+            return Err(too_big(format!("it expands to more than {} bytes", limits.max_bytes)));
+        }
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
+        }
+        let mut out = File::create(&target).map_err(|e| DataError::io(&target, e))?;
+        // The header's size is what the tar reader yields; `take` makes sure of it.
+        let n = std::io::copy(&mut (&mut entry).take(size), &mut out).map_err(bad)?;
+        bytes += n;
+        progress.advance(n);
     }
     progress.finish();
-    Ok(tops)
+    if tops.is_empty() {
+        return Err(DataError::Format {
+            path: archive.into(),
+            message: "the archive holds no files; delete it and fetch again".into(),
+        });
+    }
+    tops.into_iter().map(|(_, staging)| Ok(staging.commit()?)).collect()
 }
 
 /// Download (if needed) and extract a data set into `dir`; returns the extracted paths.
-pub fn fetch(url: &str, md5: &str, dir: &Path, progress: &dyn Progress) -> Result<Vec<PathBuf>, DataError> {
+pub fn fetch(
+    url: &str,
+    md5: &str,
+    dir: &Path,
+    limits: &ExtractLimits,
+    progress: &dyn Progress,
+) -> Result<Vec<PathBuf>, DataError> {
     std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
     let name = url
         .rsplit('/')
@@ -222,5 +261,5 @@ pub fn fetch(url: &str, md5: &str, dir: &Path, progress: &dyn Progress) -> Resul
         .ok_or_else(|| DataError::Invalid(format!("URL `{url}` does not end in a file name")))?;
     let archive = dir.join(name);
     download(url, &archive, md5, progress)?;
-    extract(&archive, dir, progress)
+    extract(&archive, dir, limits, progress)
 }

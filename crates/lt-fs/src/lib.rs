@@ -16,6 +16,7 @@
 mod atomic;
 pub mod guard;
 mod marker;
+pub mod owners;
 mod staging;
 
 use std::path::PathBuf;

@@ -28,4 +28,7 @@ pub enum PipelineError {
     StepFailed { step: String, command: String, status: String },
     #[error("step {step}: {message}")]
     Step { step: String, message: String },
+    /// Output directories: refusals (not lt's, protected) and write errors.
+    #[error(transparent)]
+    Output(#[from] lt_fs::FsError),
 }

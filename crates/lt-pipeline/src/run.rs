@@ -97,6 +97,9 @@ pub fn run(p: &Pipeline, tools: &Tools, opts: &Options, log: &mut dyn FnMut(&str
         let path = path.to_path_buf();
         move |source| PipelineError::Io { path, source }
     };
+    // `out` holds data/, runs/ and report/, each replaced only when lt wrote it; `out` itself
+    // must not be /, the home directory or the current directory (or an ancestor of it).
+    lt_fs::guard::check_not_protected(&std::path::absolute(&p.out).map_err(io(&p.out))?)?;
     std::fs::create_dir_all(p.stamps_dir()).map_err(io(&p.stamps_dir()))?;
 
     let (data_hash, outcome) = data_step(&mut cx)?;
@@ -343,6 +346,8 @@ fn train_step(cx: &mut Ctx, i: usize, data_hash: &str) -> Result<(String, Option
         return Ok((out, Some(Outcome::Adopted)));
     }
     let non_empty = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
+    // lt-train writes into RUN.partial until the run is finished.
+    let interrupted = lt_fs::Staging::interrupted(dir, &lt_fs::owners::RUN);
     let config_file = p.configs_dir().join(format!("{}.toml", e.name));
     let text = toml::to_string(&e.config).map_err(|err| PipelineError::Step {
         step: step.clone(),
@@ -351,12 +356,13 @@ fn train_step(cx: &mut Ctx, i: usize, data_hash: &str) -> Result<(String, Option
     stamp::write_atomic(&config_file, text.as_bytes())?;
     // The experiment's name labels the run in lt-report's legends and tables.
     let mut args = vec!["--config".to_string(), config_file.display().to_string(), "--label".into(), e.name.clone()];
-    let outcome = if non_empty && same_attempt {
+    let outcome = if interrupted && same_attempt {
         args.push("--resume".into());
         cx.say(n, &step, &format!("resuming the interrupted run in {}", dir.display()));
         Outcome::Resumed
     } else {
-        if non_empty {
+        if non_empty || interrupted {
+            // lt-train replaces only a run directory it wrote.
             args.push("--force".into());
             cx.say(n, &step, &format!("settings or data changed: retraining from scratch in {}", dir.display()));
         } else {
@@ -420,14 +426,9 @@ fn report_step(cx: &mut Ctx, runs: &[(String, String)], data_hash: &str) -> Resu
         return Ok(Outcome::UpToDate);
     }
     cx.say(n, "report", &format!("comparing {} runs -> {}", runs.len(), dir.display()));
-    let partial = p.out.join("report.partial");
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| PipelineError::Io { path, source }
-    };
-    if partial.exists() {
-        std::fs::remove_dir_all(&partial).map_err(io(&partial))?;
-    }
+    // Written into report.partial and swapped in; replaces only a report lt wrote.
+    let staging = lt_fs::Staging::begin(&dir, lt_fs::owners::REPORT, true)?;
+    let partial = staging.path().to_path_buf();
     let r = &p.report;
     let mut args = vec!["--runs".to_string()];
     args.extend(p.experiment.iter().map(|e| e.config.out.display().to_string()));
@@ -442,10 +443,7 @@ fn report_step(cx: &mut Ctx, runs: &[(String, String)], data_hash: &str) -> Resu
         args.push("--linear-counts".into());
     }
     spawn("report", &cx.tools.lt_report, &args)?;
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
-    }
-    std::fs::rename(&partial, &dir).map_err(io(&dir))?;
+    staging.commit()?;
     let out = stamp::hash_file(&index)?;
     stamp::write(&stamp_path, &Stamp { step: "report".into(), key, state: State::Done, output: Some(out), inputs })?;
     cx.say(n, "report", &format!("written: {}", index.display()));

@@ -1,7 +1,7 @@
 //! Stamp files: one JSON file per step under OUT/stamps/, recording the hash of the step's
 //! resolved settings and inputs (`key`), whether it finished, and the hash of its output.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -64,14 +64,7 @@ pub fn read(path: &Path) -> Option<Stamp> {
 
 /// Writes a file through a temporary name in the same directory, then renames it.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PipelineError> {
-    let io = |source| PipelineError::Io { path: path.to_path_buf(), source };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io)?;
-    }
-    let mut tmp = PathBuf::from(path);
-    tmp.as_mut_os_string().push(".tmp");
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    Ok(lt_fs::write_atomic(path, bytes)?)
 }
 
 pub fn write(path: &Path, stamp: &Stamp) -> Result<(), PipelineError> {

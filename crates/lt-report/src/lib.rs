@@ -78,11 +78,10 @@ impl Options {
 
 /// Writes `bytes` to `path` through `path.partial`, renamed when complete.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".partial");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(|e| ReportError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| ReportError::io(path, e))
+    lt_fs::write_atomic(path, bytes).map_err(|e| match e {
+        lt_fs::FsError::Io { source, .. } => ReportError::io(path, source),
+        other => ReportError::io(path, std::io::Error::other(other.to_string())),
+    })
 }
 
 /// The dataset directory recorded in run.json (`dataset.dir`), if it holds a dataset.json.

@@ -103,9 +103,7 @@ fn write_table(path: &Path, schema: Schema, columns: Vec<ArrayRef>) -> Result<()
 /// Writes JSON through a temporary file.
 pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), RecordError> {
     let err = |e: &dyn std::fmt::Display| RecordError { path: path.to_path_buf(), message: e.to_string() };
-    let tmp = path.with_extension("json.partial");
     let mut text = serde_json::to_string_pretty(value).map_err(|e| err(&e))?;
     text.push('\n');
-    std::fs::write(&tmp, text).map_err(|e| err(&e))?;
-    std::fs::rename(&tmp, path).map_err(|e| err(&e))
+    lt_fs::write_atomic(path, text.as_bytes()).map_err(|e| err(&e))
 }

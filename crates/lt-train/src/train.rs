@@ -36,10 +36,12 @@ pub enum TrainError {
     Weights(String),
     #[error("{path}: {message}")]
     Output { path: PathBuf, message: String },
+    #[error(transparent)]
+    Fs(#[from] lt_fs::FsError),
     #[error(
-        "the loss became {value} at epoch {epoch}, step {step}; the run stopped and {checkpoint} is the last good checkpoint; lower --lr or check the data"
+        "the loss became {value} at epoch {epoch}, step {step}; the run stopped, {out} is as it was before; lower --lr or check the data"
     )]
-    NonFinite { value: f32, epoch: usize, step: usize, checkpoint: String },
+    NonFinite { value: f32, epoch: usize, step: usize, out: PathBuf },
     #[error("{0}")]
     Setup(String),
 }
@@ -202,11 +204,16 @@ pub fn run(
 ) -> Result<serde_json::Value, TrainError> {
     cfg.validate()?;
     let started = Instant::now();
-    let out = cfg.out.clone();
-    prepare_out(&out, resume, force)?;
+    // Everything is written into RUN.partial and swapped in for RUN when training succeeded:
+    // a failed run leaves the old one as it was, and no directory.
+    let staging = match open_run_dir(&cfg.out, resume, force, progress)? {
+        RunDir::Staging(s) => s,
+        RunDir::Finished(run_json) => return Ok(run_json),
+    };
+    let out = staging.path().to_path_buf();
     let device = resolve_device(cfg, progress)?;
 
-    let data = Dataset::open(&cfg.data)?;
+    let data = Dataset::open_for_training(cfg)?;
     let num_classes = data.num_classes();
     let shape = data.info.image_shape;
     let (train_idx, val_idx) =
@@ -282,7 +289,9 @@ pub fn run(
         let path = ckpt_dir.join(LAST_CHECKPOINT);
         if path.is_file() {
             let ck: Checkpoint<CheckpointMeta> = Checkpoint::load(&path)?;
-            if ck.meta.config != *cfg {
+            // The run directory may have been moved or copied since: its path is no setting.
+            let saved = TrainConfig { out: cfg.out.clone(), ..ck.meta.config.clone() };
+            if saved != *cfg {
                 return Err(TrainError::Setup(format!(
                     "{}: the checkpoint was written with other settings; resume with the same options or start a new --out",
                     path.display()
@@ -319,12 +328,7 @@ pub fn run(
             let lr = learning_rate(cfg.lr as f32, &cfg.schedule, cfg.warmup, epoch, step, steps.max(1), cfg.epochs);
             let out_step = engine.step(&batch.images, &batch.labels, weights, lr)?;
             if !out_step.loss.is_finite() {
-                let checkpoint = if ckpt_dir.join(LAST_CHECKPOINT).is_file() {
-                    ckpt_dir.join(LAST_CHECKPOINT).display().to_string()
-                } else {
-                    "no checkpoint (it failed in the first epoch)".to_string()
-                };
-                return Err(TrainError::NonFinite { value: out_step.loss, epoch, step: step + 1, checkpoint });
+                return Err(TrainError::NonFinite { value: out_step.loss, epoch, step: step + 1, out: cfg.out.clone() });
             }
             loss_sum += out_step.loss as f64;
             for (n, row) in out_step.logits.chunks(num_classes).enumerate() {
@@ -446,6 +450,7 @@ pub fn run(
         "final": final_metrics,
     });
     write_json(&out.join("run.json"), &run_json)?;
+    staging.commit()?;
     Ok(run_json)
 }
 
@@ -461,19 +466,53 @@ fn output_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
     TrainError::Output { path: path.to_path_buf(), message: e.to_string() }
 }
 
-/// Creates the run directory; an existing non-empty one needs --resume or --force.
-fn prepare_out(out: &Path, resume: bool, force: bool) -> Result<(), TrainError> {
-    let non_empty = out.is_dir() && std::fs::read_dir(out).map_err(|e| output_err(out, e))?.next().is_some();
-    if non_empty && !resume {
-        if !force {
-            return Err(TrainError::Output {
-                path: out.to_path_buf(),
-                message: "the run directory exists and is not empty; pass --resume to continue it, --force to overwrite it, or choose another --out".into(),
-            });
+/// Where a run writes, or the finished run that `--resume` found.
+enum RunDir {
+    Staging(lt_fs::Staging),
+    Finished(serde_json::Value),
+}
+
+/// Opens RUN.partial: the interrupted run with `resume`, else a new one. An existing non-empty
+/// RUN needs `force` (and must be a run lt-train wrote); `--resume` on a finished run with
+/// nothing interrupted returns that run instead of training it again.
+fn open_run_dir(out: &Path, resume: bool, force: bool, progress: &dyn Progress) -> Result<RunDir, TrainError> {
+    let owner = lt_fs::owners::RUN;
+    if resume {
+        if let Some(s) = lt_fs::Staging::resume(out, owner)? {
+            return Ok(RunDir::Staging(s));
         }
-        std::fs::remove_dir_all(out).map_err(|e| output_err(out, e))?;
+        let run_json = out.join("run.json");
+        if run_json.is_file() {
+            let text = std::fs::read(&run_json).map_err(|e| output_err(&run_json, e))?;
+            let value = serde_json::from_slice(&text).map_err(|e| output_err(&run_json, e))?;
+            progress.message(&format!("--resume: {} is a finished run; nothing to resume", out.display()));
+            return Ok(RunDir::Finished(value));
+        }
+        progress.message(&format!("--resume: no interrupted run of {}, starting from epoch 1", out.display()));
+        // A resumed attempt keeps its directory on failure; so does this first one.
+        let mut s = lt_fs::Staging::begin(out, owner, force).map_err(|e| not_empty_hint(e, out))?;
+        s.discard_on_drop(false);
+        return Ok(RunDir::Staging(s));
     }
-    std::fs::create_dir_all(out).map_err(|e| output_err(out, e))
+    if !force && lt_fs::Staging::interrupted(out, &owner) {
+        let partial = lt_fs::staging_path(out);
+        return Err(TrainError::Output {
+            path: partial,
+            message: "holds an interrupted run; pass --resume to continue it, --force to start again, or choose another --out".into(),
+        });
+    }
+    Ok(RunDir::Staging(lt_fs::Staging::begin(out, owner, force).map_err(|e| not_empty_hint(e, out))?))
+}
+
+/// lt-train's wording for a non-empty run directory: it can also be resumed.
+fn not_empty_hint(e: lt_fs::FsError, out: &Path) -> TrainError {
+    match e {
+        lt_fs::FsError::NotEmpty { .. } => TrainError::Output {
+            path: out.to_path_buf(),
+            message: "the run directory exists and is not empty; pass --resume to continue it, --force to overwrite it, or choose another --out".into(),
+        },
+        e => e.into(),
+    }
 }
 
 fn argmax(row: &[f32]) -> usize {

@@ -55,6 +55,7 @@ fn cifar10_build_round_trips_and_is_byte_identical() {
     assert_eq!(
         names,
         [
+            ".lt-output.json",
             "dataset.json",
             "manifest-class-balanced.parquet",
             "manifest-instance.parquet",
@@ -124,11 +125,20 @@ fn existing_output_is_refused_and_errors_leave_nothing() {
     let e = build(&config(&src, &out, Profile::Balanced), &NoProgress).unwrap_err().to_string();
     assert!(e.contains("exists and is not empty") && e.contains("--force"), "{e}");
     assert!(out.join("keep.txt").exists());
-    // --force replaces it.
+    // --force does not replace it either: lt-data did not write it (issue 13, defect 1).
     let mut c = config(&src, &out, Profile::Balanced);
     c.force = true;
+    let e = build(&c, &NoProgress).unwrap_err().to_string();
+    assert!(e.contains("refusing to replace") && e.contains(".lt-output.json"), "{e}");
+    assert_eq!(files(&out).len(), 1);
+    // A dataset lt-data wrote is replaced with --force.
+    std::fs::remove_file(out.join("keep.txt")).unwrap();
     build(&c, &NoProgress).unwrap();
-    assert!(!out.join("keep.txt").exists() && out.join("dataset.json").exists());
+    let first = files(&out);
+    c.seed += 1;
+    build(&c, &NoProgress).unwrap();
+    assert_ne!(files(&out), first);
+    assert!(!partial_dir(&out).exists());
     // A profile error after reading the source: nothing written, no .partial left.
     let out2 = tmp.path().join("ds-bad");
     let e = build(&config(&src, &out2, Profile::Counts(vec![1000; 10])), &NoProgress).unwrap_err().to_string();

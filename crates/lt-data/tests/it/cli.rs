@@ -158,3 +158,56 @@ fn command_line_errors_name_the_problem() {
         assert!(h.contains(opt), "{opt} missing from --help");
     }
 }
+
+/// Issue 13, defect 1, as reported: `--force --out .` deleted every file of the current
+/// directory. Tried in a child whose working directory is a fresh temporary folder.
+#[test]
+fn force_on_the_current_directory_is_refused_and_deletes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cwd = tmp.path().join("x");
+    std::fs::create_dir(&cwd).unwrap();
+    std::fs::write(cwd.join("keep"), "").unwrap();
+    let args = ["build", "--source", "synthetic:10", "--test-per-class", "2", "--profile", "exp", "--imbalance", "2"];
+    let o = Command::new(env!("CARGO_BIN_EXE_lt-data")).args(args).args(["--force", "--out", "."]).current_dir(&cwd).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("the current directory"), "{err}");
+    assert!(cwd.join("keep").is_file());
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1, "no staging left beside it");
+    // Its parent (an ancestor of the working directory) is refused the same way.
+    let o = Command::new(env!("CARGO_BIN_EXE_lt-data")).args(args).args(["--force", "--out", ".."]).current_dir(&cwd).output().unwrap();
+    assert!(!o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(cwd.join("keep").is_file());
+}
+
+/// Issue 13, defect 4: a kill while the old output was being removed left it half deleted.
+/// Kill a `--force` rebuild at many moments: every time, OUT is one complete dataset (every
+/// file matching its sha256 in dataset.json), and the next build recovers.
+#[test]
+fn a_kill_at_any_moment_of_a_forced_rebuild_leaves_one_complete_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("ds");
+    let o = out.to_str().unwrap();
+    let build = |seed: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_lt-data"));
+        c.args(["build", "--source", "synthetic:300", "--test-per-class", "100", "--profile", "exp"]);
+        c.args(["--imbalance", "10", "--resample", "instance,class-balanced", "--epochs", "20", "--quiet"]);
+        c.args(["--seed", seed, "--force", "--out", o]);
+        c
+    };
+    assert!(build("0").status().unwrap().success());
+    let t0 = std::time::Instant::now();
+    assert!(build("1").status().unwrap().success());
+    let full = t0.elapsed();
+    for i in 0..24u32 {
+        let mut child = build(&(i % 2).to_string()).stdout(std::process::Stdio::null()).spawn().unwrap();
+        std::thread::sleep(full * i / 20);
+        let _ = child.kill();
+        child.wait().unwrap();
+        let ins = lt_data::inspect::inspect(&out).unwrap_or_else(|e| panic!("kill {i}: {e}"));
+        assert!(ins.files_ok.iter().all(|f| f.1), "kill {i}: {:?}", ins.files_ok);
+    }
+    assert!(build("5").status().unwrap().success());
+    let names: Vec<String> =
+        std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["ds"], "nothing left beside the output");
+}

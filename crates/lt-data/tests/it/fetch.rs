@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use lt_data::NoProgress;
-use lt_data::fetch::{extract, fetch, md5_file};
+use lt_data::fetch::{ExtractLimits, extract, fetch, md5_file};
 use md5::Digest;
 
 /// Serve `body` at any path; honour `Range: bytes=N-`. Returns the base URL and the log of
@@ -120,7 +120,7 @@ fn cli_fetch_downloads_verifies_extracts_and_builds() {
     let d = lt_data::source::cifar::load_cifar10(&dir.join("cifar-10-batches-bin"), &NoProgress).unwrap();
     assert_eq!(d.train.len(), 20);
     // Fetching again keeps the verified archive (no download) and re-extracts.
-    fetch(&url, &md5_hex(&archive), &dir, &NoProgress).unwrap();
+    fetch(&url, &md5_hex(&archive), &dir, &ExtractLimits::default(), &NoProgress).unwrap();
     assert_eq!(log.lock().unwrap().len(), 1);
     // Without --md5 the official MD5 applies, and this archive does not match it.
     std::fs::remove_dir_all(&dir).unwrap();
@@ -143,12 +143,12 @@ fn partial_download_resumes_with_a_range_request() {
     let tmp = tempfile::tempdir().unwrap();
     let half = archive.len() / 2;
     std::fs::write(tmp.path().join("a.tar.gz.part"), &archive[..half]).unwrap();
-    fetch(&format!("{base}/a.tar.gz"), &md5_hex(&archive), tmp.path(), &NoProgress).unwrap();
+    fetch(&format!("{base}/a.tar.gz"), &md5_hex(&archive), tmp.path(), &ExtractLimits::default(), &NoProgress).unwrap();
     assert_eq!(log.lock().unwrap().as_slice(), [Some(half.to_string())]);
     assert_eq!(md5_file(&tmp.path().join("a.tar.gz")).unwrap(), md5_hex(&archive));
     // A complete .part: the server answers 416 and the file is verified as is.
     std::fs::rename(tmp.path().join("a.tar.gz"), tmp.path().join("b.tar.gz.part")).unwrap();
-    fetch(&format!("{base}/b.tar.gz"), &md5_hex(&archive), tmp.path(), &NoProgress).unwrap();
+    fetch(&format!("{base}/b.tar.gz"), &md5_hex(&archive), tmp.path(), &ExtractLimits::default(), &NoProgress).unwrap();
     assert_eq!(log.lock().unwrap().last().unwrap(), &Some(archive.len().to_string()));
     assert!(tmp.path().join("b.tar.gz").exists());
 }
@@ -167,7 +167,7 @@ fn unsafe_archives_are_refused_and_nothing_escapes() {
         let a = targz(&[("x/ok.txt", b"fine", tar::EntryType::Regular), (path, b"evil", kind)]);
         let f = tmp.path().join("a.tar.gz");
         std::fs::write(&f, a).unwrap();
-        let e = extract(&f, &dir, &NoProgress).unwrap_err().to_string();
+        let e = extract(&f, &dir, &ExtractLimits::default(), &NoProgress).unwrap_err().to_string();
         assert!(e.contains(path) && e.contains(why), "{e}");
         assert!(!tmp.path().join("evil.txt").exists());
         assert!(!Path::new("/tmp/lt-data-evil-abs.txt").exists());
@@ -176,6 +176,61 @@ fn unsafe_archives_are_refused_and_nothing_escapes() {
     // Garbage is an error naming the archive.
     let f = tmp.path().join("junk.tar.gz");
     std::fs::write(&f, b"not gzip at all").unwrap();
-    let e = extract(&f, &dir, &NoProgress).unwrap_err().to_string();
+    let e = extract(&f, &dir, &ExtractLimits::default(), &NoProgress).unwrap_err().to_string();
     assert!(e.contains("junk.tar.gz") && e.contains("not a valid .tar.gz"), "{e}");
+}
+
+#[test]
+fn fetch_never_replaces_what_it_did_not_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    // A user's directory that shares the archive's top-level name.
+    let mine = dir.join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(mine.join("notes.txt"), "mine").unwrap();
+    let f = tmp.path().join("a.tar.gz");
+    std::fs::write(&f, cifar_archive()).unwrap();
+    let e = extract(&f, &dir, &ExtractLimits::default(), &NoProgress).unwrap_err().to_string();
+    assert!(e.contains("cifar-10-batches-bin") && e.contains("refusing to replace"), "{e}");
+    assert_eq!(std::fs::read_to_string(mine.join("notes.txt")).unwrap(), "mine");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no staging left");
+    // What fetch extracted itself is replaced by the next fetch.
+    std::fs::remove_dir_all(&mine).unwrap();
+    extract(&f, &dir, &ExtractLimits::default(), &NoProgress).unwrap();
+    std::fs::write(mine.join("data_batch_1.bin"), b"corrupted").unwrap();
+    extract(&f, &dir, &ExtractLimits::default(), &NoProgress).unwrap();
+    assert_eq!(std::fs::metadata(mine.join("data_batch_1.bin")).unwrap().len(), 3073 * 4);
+    // A file at the archive's name that does not match the MD5 was not downloaded by lt-data:
+    // it is reported, not deleted.
+    let archive = dir.join("a.tar.gz");
+    std::fs::write(&archive, b"someone else's file").unwrap();
+    let e = fetch("http://127.0.0.1:9/a.tar.gz", &md5_hex(&cifar_archive()), &dir, &ExtractLimits::default(), &NoProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("does not match"), "{e}");
+    assert_eq!(std::fs::read(&archive).unwrap(), b"someone else's file");
+}
+
+#[test]
+fn archive_expansion_and_empty_archives_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    std::fs::create_dir_all(&dir).unwrap();
+    // 1 MiB of zeros compresses to about a kilobyte: a bomb in miniature.
+    let zeros = vec![0u8; 1 << 20];
+    let f = tmp.path().join("bomb.tar.gz");
+    std::fs::write(&f, targz(&[("x/zeros.bin", zeros.as_slice(), tar::EntryType::Regular)])).unwrap();
+    assert!(std::fs::metadata(&f).unwrap().len() < 10_000);
+    let limits = ExtractLimits { max_bytes: 100_000, ..Default::default() };
+    let e = extract(&f, &dir, &limits, &NoProgress).unwrap_err().to_string();
+    assert!(e.contains("bomb.tar.gz") && e.contains("more than 100000 bytes") && e.contains("--max-extract-bytes"), "{e}");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing extracted, no staging left");
+    let limits = ExtractLimits { max_entries: 1, ..Default::default() };
+    let two = targz(&[("x/a", b"1", tar::EntryType::Regular), ("x/b", b"2", tar::EntryType::Regular)]);
+    std::fs::write(&f, two).unwrap();
+    assert!(extract(&f, &dir, &limits, &NoProgress).unwrap_err().to_string().contains("more than 1 entries"));
+    // An empty archive is no data set.
+    std::fs::write(&f, targz(&[])).unwrap();
+    let e = extract(&f, &dir, &ExtractLimits::default(), &NoProgress).unwrap_err().to_string();
+    assert!(e.contains("holds no files"), "{e}");
 }

@@ -31,10 +31,8 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<proto::ModelProto, GraphErro
 /// Writes a model to `path` through a temporary file renamed when complete, so a crash
 /// never leaves a truncated `.onnx` behind.
 pub fn save(model: &proto::ModelProto, path: &Path) -> Result<(), GraphError> {
-    let io = |e: std::io::Error| GraphError::Io { path: path.display().to_string(), message: e.to_string() };
-    let tmp = path.with_extension("onnx.partial");
-    std::fs::write(&tmp, encode(model)).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    lt_fs::write_atomic(path, &encode(model))
+        .map_err(|e| GraphError::Io { path: path.display().to_string(), message: e.to_string() })
 }
 
 /// Reads a `.onnx` file.

@@ -91,7 +91,8 @@ fn killed_pipeline_reruns_without_redoing_finished_experiments() {
 
     // 2. Rerun; kill again once the second experiment has a checkpoint but no run.json.
     let mut child = start(dir.path(), &file, &log);
-    wait_for(&mut child, &runs.join("second/checkpoints/last.ckpt"), &log);
+    // lt-train writes into second.partial until the run is finished.
+    wait_for(&mut child, &runs.join("second.partial/checkpoints/last.ckpt"), &log);
     let interrupted = !runs.join("second/run.json").exists();
     kill_and_reap(&mut child, &needle);
     let log2 = std::fs::read_to_string(&log).unwrap();
@@ -172,4 +173,39 @@ fn only_steps_need_their_inputs_and_missing_tools_are_named() {
     // --show-config needs no tools.
     let o = Command::new(lonely.join("lt")).args(["run", file.to_str().unwrap(), "--show-config"]).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
+}
+
+/// Issue 13, defect 2: `lt run` passed `--force` to the build of OUT/data and removed
+/// OUT/report whatever they held. Directories lt did not write are now refused, untouched;
+/// an `out` that is the working directory is refused before any step.
+#[test]
+fn a_pipeline_never_replaces_what_lt_did_not_write() {
+    require_tools();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let file = tiny_pipeline(dir.path(), &out, &[("a", "")]);
+    let data = out.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("notes.txt"), "mine").unwrap();
+    let o = lt_run(dir.path(), &["run", file.to_str().unwrap(), "--quiet", "--only", "build"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("refusing to replace"), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(data.join("notes.txt")).unwrap(), "mine");
+    assert_eq!(std::fs::read_dir(&data).unwrap().count(), 1);
+
+    // `out = "."`, run from inside a fresh temporary folder holding a user's file.
+    let cwd = dir.path().join("cwd");
+    std::fs::create_dir(&cwd).unwrap();
+    std::fs::write(cwd.join("keep"), "").unwrap();
+    let text_toml = std::fs::read_to_string(&file).unwrap().replace(&format!("out = \"{}\"", out.display()), "out = \".\"");
+    let dot = cwd.join("dot.toml");
+    std::fs::write(&dot, text_toml).unwrap();
+    let o = lt_run(&cwd, &["run", dot.to_str().unwrap(), "--quiet", "--only", "build"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("the current directory"), "{}", text(&o));
+    let names: Vec<String> =
+        std::fs::read_dir(&cwd).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names = names;
+    names.sort();
+    assert_eq!(names, ["dot.toml", "keep"]);
 }

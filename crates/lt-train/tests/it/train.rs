@@ -150,7 +150,101 @@ fn a_diverging_loss_stops_with_epoch_and_step() {
     assert!(!o.status.success());
     let e = stderr(&o);
     assert!(e.contains("at epoch 1, step 2") || e.contains("at epoch 1, step 3"), "{e}");
-    assert!(e.contains("last good checkpoint"), "{e}");
+    assert!(e.contains("is as it was before"), "{e}");
+    // A failed run leaves no directory behind: neither the run nor its staging.
+    assert!(!out.exists() && !dir.path().join("run.partial").exists());
+}
+
+/// Issue 13, defect 3: `--force` used to delete the previous run before training, so a run
+/// that then failed left an empty directory in place of a good run.
+#[test]
+fn a_failed_forced_run_leaves_the_previous_run_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, args) = small_run(dir.path());
+    let out = dir.path().join("run");
+    let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
+    a.extend(["--out", p(&out), "--epochs", "1"]);
+    let o = lt_train(&a);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before: Vec<Vec<u8>> =
+        ["run.json", "model.onnx", "metrics.parquet"].iter().map(|f| std::fs::read(out.join(f)).unwrap()).collect();
+    a.extend(["--force", "--lr", "1e30", "--momentum", "0"]);
+    let o = lt_train(&a);
+    assert!(!o.status.success());
+    let after: Vec<Vec<u8>> =
+        ["run.json", "model.onnx", "metrics.parquet"].iter().map(|f| std::fs::read(out.join(f)).unwrap()).collect();
+    assert!(before == after, "the previous run changed");
+    assert!(!dir.path().join("run.partial").exists());
+}
+
+/// Issue 13, defect 1: `--force` deleted whatever --out named. A directory lt-train did not
+/// write is refused, and the current directory is refused even when it is lt's; both tried in
+/// a child whose working directory is a fresh temporary folder.
+#[test]
+fn force_refuses_what_lt_train_did_not_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, args) = small_run(dir.path());
+    let foreign = dir.path().join("notes");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("keep.txt"), "mine").unwrap();
+    let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
+    a.extend(["--epochs", "1", "--force"]);
+    let o = lt_train(&[&a[..], &["--out", p(&foreign)]].concat());
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("refusing to replace"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_dir(&foreign).unwrap().count(), 1);
+
+    // A finished run as the working directory: `--out .` is refused, nothing is deleted.
+    let run = dir.path().join("cwd-run");
+    let o = lt_train(&[&a[..], &["--out", p(&run)]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let files = std::fs::read_dir(&run).unwrap().count();
+    let o = Command::new(env!("CARGO_BIN_EXE_lt-train"))
+        .args(&a)
+        .args(["--out", "."])
+        .current_dir(&run)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("current directory"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_dir(&run).unwrap().count(), files);
+    assert!(run.join("run.json").is_file());
+}
+
+/// `--resume` on a finished run says so and trains nothing; a run directory moved elsewhere
+/// (its staging copied) still resumes: the path is no setting.
+#[test]
+fn resume_of_a_finished_or_moved_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, args) = small_run(dir.path());
+    let out = dir.path().join("run");
+    let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
+    a.extend(["--epochs", "1", "--seed", "3"]);
+    let o = lt_train(&[&a[..], &["--out", p(&out)]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model = std::fs::read(out.join("model.onnx")).unwrap();
+    let o = lt_train(&[&a[..], &["--out", p(&out), "--resume"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("finished run; nothing to resume"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(out.join("model.onnx")).unwrap(), model);
+
+    // An interrupted run whose directory was copied: resume it under its new name.
+    let partial = dir.path().join("copy.partial");
+    std::fs::create_dir(&partial).unwrap();
+    for f in [".lt-output.json", "checkpoints"] {
+        let to = partial.join(f);
+        if f == "checkpoints" {
+            std::fs::create_dir(&to).unwrap();
+            std::fs::copy(out.join("checkpoints/last.ckpt"), to.join("last.ckpt")).unwrap();
+        } else {
+            std::fs::write(&to, r#"{"tool":"lt-train","format":"lt-run","state":"partial"}"#).unwrap();
+        }
+    }
+    let copy = dir.path().join("copy");
+    let o = lt_train(&[&a[..], &["--out", p(&copy), "--resume"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("resuming after epoch 1"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(copy.join("model.onnx")).unwrap(), model);
 }
 
 #[test]
@@ -169,14 +263,18 @@ fn resume_after_a_kill_ends_with_the_same_weights() {
     let mut a = common.clone();
     a.extend(["--out", p(&killed), "--epochs", "3", "--seed", "5"]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_lt-train")).args(&a).spawn().unwrap();
-    let ckpt = killed.join("checkpoints/last.ckpt");
+    // The run is written in killed.partial until it finishes.
+    let ckpt = dir.path().join("killed.partial/checkpoints/last.ckpt");
     let t0 = std::time::Instant::now();
     while !ckpt.exists() && t0.elapsed().as_secs() < 120 {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(!killed.join("run.json").exists(), "the run finished before it could be killed");
+    assert!(!killed.exists(), "the run finished before it could be killed");
+    // A plain rerun does not discard the interrupted run.
+    let o = lt_train(&a);
+    assert!(!o.status.success() && stderr(&o).contains("interrupted run"), "{}", stderr(&o));
 
     a.push("--resume");
     let o = lt_train(&a);

@@ -98,10 +98,13 @@ struct BuildArgs {
     /// Seed of the subset and manifests; the same inputs and seed give byte-identical files.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Output directory (written as OUT.partial, renamed when complete).
+    /// Output directory (written as OUT.partial, swapped in when complete; a kill leaves the
+    /// old or the new directory whole).
     #[arg(long)]
     out: PathBuf,
-    /// Replace an existing non-empty output directory.
+    /// Replace an existing non-empty output directory, only if lt-data wrote it (it holds
+    /// .lt-output.json, or an older lt-data's dataset.json). Anything else is refused, as are
+    /// /, the home directory and the current directory or its ancestors.
     #[arg(long)]
     force: bool,
     /// cifar100: use the 20 coarse labels instead of the 100 fine labels.
@@ -178,6 +181,10 @@ struct FetchArgs {
     /// Expected MD5 (hex) instead of the official archive's published one.
     #[arg(long)]
     md5: Option<String>,
+    /// Refuse an archive that expands to more bytes than this (the CIFAR archives expand to
+    /// about 180 MB). Existing directories are replaced only when an earlier fetch wrote them.
+    #[arg(long, default_value_t = lt_data::fetch::ExtractLimits::default().max_bytes)]
+    max_extract_bytes: u64,
 }
 
 /// Progress bars on stderr (hidden when stderr is not a terminal, or with --quiet).
@@ -362,7 +369,8 @@ fn run_fetch(a: FetchArgs, progress: &Bars) -> Result<()> {
     let known = lt_data::fetch::known(&a.name)?;
     let url = a.url.as_deref().unwrap_or(known.url);
     let md5 = a.md5.as_deref().unwrap_or(known.md5);
-    let paths = lt_data::fetch::fetch(url, md5, &a.dir, progress)?;
+    let limits = lt_data::fetch::ExtractLimits { max_bytes: a.max_extract_bytes, ..Default::default() };
+    let paths = lt_data::fetch::fetch(url, md5, &a.dir, &limits, progress)?;
     for p in &paths {
         eprintln!("extracted {}", p.display());
     }
