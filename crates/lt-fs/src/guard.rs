@@ -19,7 +19,10 @@ pub fn resolve_output(target: &Path) -> Result<PathBuf, FsError> {
     let resolved = parent.join(name);
     match std::fs::symlink_metadata(&resolved) {
         Ok(m) if m.file_type().is_symlink() => {
-            return Err(FsError::Protected { path: resolved, what: "a symbolic link; give the directory it points to" });
+            return Err(FsError::Protected {
+                path: resolved,
+                what: "a symbolic link; give the directory it points to",
+            });
         }
         Ok(m) if !m.is_dir() => return Err(FsError::Protected { path: resolved, what: "not a directory" }),
         _ => {}

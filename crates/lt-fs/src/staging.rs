@@ -144,7 +144,10 @@ impl Staging {
         // Checked again: the directory may have changed since `begin`.
         let empty = is_empty_dir(&target)?;
         if !empty && !self.owner.owns(&target) {
-            return Err(FsError::Foreign { path: target, reason: "it changed while the new output was written".into() });
+            return Err(FsError::Foreign {
+                path: target,
+                reason: "it changed while the new output was written".into(),
+            });
         }
         if Marker::read(&target).is_none() {
             // An empty directory or an older lt's output: marked, so that once swapped out it
@@ -221,7 +224,8 @@ pub fn remove_owned(dir: &Path) -> Result<(), FsError> {
 fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     let c = |p: &Path| {
-        std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
     };
     let (a, b) = (c(a)?, c(b)?);
     // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.

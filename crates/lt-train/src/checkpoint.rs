@@ -88,7 +88,10 @@ impl<M: serde::Serialize + serde::de::DeserializeOwned> Checkpoint<M> {
         }
         let hlen = usize::try_from(u64::from_le_bytes(content[8..16].try_into().expect("8 bytes")))
             .map_err(|_| corrupt("header length out of range"))?;
-        let body = 16usize.checked_add(hlen).and_then(|end| content.get(16..end)).ok_or_else(|| corrupt("header cut short"))?;
+        let body = 16usize
+            .checked_add(hlen)
+            .and_then(|end| content.get(16..end))
+            .ok_or_else(|| corrupt("header cut short"))?;
         let header: Header<M> = serde_json::from_slice(body).map_err(|e| corrupt(&e.to_string()))?;
         let mut offset = 16 + hlen;
         let mut tensors = Vec::with_capacity(header.tensors.len().min(content.len() / 4));

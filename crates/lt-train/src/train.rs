@@ -289,8 +289,9 @@ pub fn run(
         let path = ckpt_dir.join(LAST_CHECKPOINT);
         if path.is_file() {
             let ck: Checkpoint<CheckpointMeta> = Checkpoint::load(&path)?;
-            // The run directory may have been moved or copied since: its path is no setting.
-            let saved = TrainConfig { out: cfg.out.clone(), ..ck.meta.config.clone() };
+            // The run directory may have been moved or copied since, and the dataset check
+            // may be skipped on the second try: neither is a training setting.
+            let saved = TrainConfig { out: cfg.out.clone(), no_verify: cfg.no_verify, ..ck.meta.config.clone() };
             if saved != *cfg {
                 return Err(TrainError::Setup(format!(
                     "{}: the checkpoint was written with other settings; resume with the same options or start a new --out",
@@ -328,7 +329,12 @@ pub fn run(
             let lr = learning_rate(cfg.lr as f32, &cfg.schedule, cfg.warmup, epoch, step, steps.max(1), cfg.epochs);
             let out_step = engine.step(&batch.images, &batch.labels, weights, lr)?;
             if !out_step.loss.is_finite() {
-                return Err(TrainError::NonFinite { value: out_step.loss, epoch, step: step + 1, out: cfg.out.clone() });
+                return Err(TrainError::NonFinite {
+                    value: out_step.loss,
+                    epoch,
+                    step: step + 1,
+                    out: cfg.out.clone(),
+                });
             }
             loss_sum += out_step.loss as f64;
             for (n, row) in out_step.logits.chunks(num_classes).enumerate() {

@@ -204,9 +204,10 @@ fn fetch_never_replaces_what_it_did_not_write() {
     // it is reported, not deleted.
     let archive = dir.join("a.tar.gz");
     std::fs::write(&archive, b"someone else's file").unwrap();
-    let e = fetch("http://127.0.0.1:9/a.tar.gz", &md5_hex(&cifar_archive()), &dir, &ExtractLimits::default(), &NoProgress)
-        .unwrap_err()
-        .to_string();
+    let e =
+        fetch("http://127.0.0.1:9/a.tar.gz", &md5_hex(&cifar_archive()), &dir, &ExtractLimits::default(), &NoProgress)
+            .unwrap_err()
+            .to_string();
     assert!(e.contains("does not match"), "{e}");
     assert_eq!(std::fs::read(&archive).unwrap(), b"someone else's file");
 }
@@ -223,7 +224,10 @@ fn archive_expansion_and_empty_archives_are_refused() {
     assert!(std::fs::metadata(&f).unwrap().len() < 10_000);
     let limits = ExtractLimits { max_bytes: 100_000, ..Default::default() };
     let e = extract(&f, &dir, &limits, &NoProgress).unwrap_err().to_string();
-    assert!(e.contains("bomb.tar.gz") && e.contains("more than 100000 bytes") && e.contains("--max-extract-bytes"), "{e}");
+    assert!(
+        e.contains("bomb.tar.gz") && e.contains("more than 100000 bytes") && e.contains("--max-extract-bytes"),
+        "{e}"
+    );
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing extracted, no staging left");
     let limits = ExtractLimits { max_entries: 1, ..Default::default() };
     let two = targz(&[("x/a", b"1", tar::EntryType::Regular), ("x/b", b"2", tar::EntryType::Regular)]);

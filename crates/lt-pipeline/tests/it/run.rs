@@ -197,7 +197,8 @@ fn a_pipeline_never_replaces_what_lt_did_not_write() {
     let cwd = dir.path().join("cwd");
     std::fs::create_dir(&cwd).unwrap();
     std::fs::write(cwd.join("keep"), "").unwrap();
-    let text_toml = std::fs::read_to_string(&file).unwrap().replace(&format!("out = \"{}\"", out.display()), "out = \".\"");
+    let text_toml =
+        std::fs::read_to_string(&file).unwrap().replace(&format!("out = \"{}\"", out.display()), "out = \".\"");
     let dot = cwd.join("dot.toml");
     std::fs::write(&dot, text_toml).unwrap();
     let o = lt_run(&cwd, &["run", dot.to_str().unwrap(), "--quiet", "--only", "build"]);

@@ -199,12 +199,8 @@ fn force_refuses_what_lt_train_did_not_write() {
     let o = lt_train(&[&a[..], &["--out", p(&run)]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let files = std::fs::read_dir(&run).unwrap().count();
-    let o = Command::new(env!("CARGO_BIN_EXE_lt-train"))
-        .args(&a)
-        .args(["--out", "."])
-        .current_dir(&run)
-        .output()
-        .unwrap();
+    let o =
+        Command::new(env!("CARGO_BIN_EXE_lt-train")).args(&a).args(["--out", "."]).current_dir(&run).output().unwrap();
     assert!(!o.status.success());
     assert!(stderr(&o).contains("current directory"), "{}", stderr(&o));
     assert_eq!(std::fs::read_dir(&run).unwrap().count(), files);
