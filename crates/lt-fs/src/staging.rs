@@ -49,6 +49,33 @@ fn is_empty_dir(dir: &Path) -> Result<bool, FsError> {
     }
 }
 
+/// A staging directory a kill left between its creation and its marker: empty, or holding
+/// only the marker's temporary file. Removing it deletes nothing of anyone's.
+fn remove_if_unmarked_start(staging: &Path) -> Result<(), FsError> {
+    let Ok(entries) = std::fs::read_dir(staging) else { return Ok(()) };
+    let marker_tmp = format!("{MARKER_FILE}.partial");
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| FsError::io(staging, e))?;
+        names.push(entry.file_name());
+        if names.len() > 1 {
+            return Ok(());
+        }
+    }
+    match names.first() {
+        None => std::fs::remove_dir(staging).map_err(|e| FsError::io(staging, e)),
+        Some(n) if *n == *marker_tmp => {
+            let tmp = staging.join(&marker_tmp);
+            if !std::fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_file()) {
+                return Ok(());
+            }
+            std::fs::remove_file(&tmp).map_err(|e| FsError::io(&tmp, e))?;
+            std::fs::remove_dir(staging).map_err(|e| FsError::io(staging, e))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
 fn exists(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok()
 }
@@ -72,6 +99,7 @@ impl Staging {
             }
         }
         let staging = staging_path(&target);
+        remove_if_unmarked_start(&staging)?;
         if exists(&staging) {
             if owner.state_in(&staging).is_none() {
                 return Err(FsError::Foreign {
@@ -93,6 +121,7 @@ impl Staging {
         let target = resolve_output(target)?;
         recover(&target, &owner)?;
         let staging = staging_path(&target);
+        remove_if_unmarked_start(&staging)?;
         if !exists(&staging) {
             return Ok(None);
         }

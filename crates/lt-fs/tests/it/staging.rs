@@ -158,3 +158,19 @@ fn links_inside_an_output_are_removed_not_followed() {
     write_output(&target, "new", true).unwrap();
     assert!(outside.join("precious.txt").is_file());
 }
+
+/// A kill between creating the staging directory and writing its marker leaves an empty
+/// directory (or one with the marker's temporary file): the next run takes it over.
+#[test]
+fn a_staging_directory_killed_before_its_marker_is_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("out");
+    let staging = staging_path(&target);
+    std::fs::create_dir(&staging).unwrap();
+    write_output(&target, "one", false).unwrap();
+    std::fs::create_dir(&staging).unwrap();
+    std::fs::write(staging.join(format!("{MARKER_FILE}.partial")), "{\"to").unwrap();
+    write_output(&target, "two", true).unwrap();
+    assert_eq!(read(&target), "two");
+    assert_eq!(names(dir.path()), ["out"]);
+}
