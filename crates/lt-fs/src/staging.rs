@@ -41,6 +41,14 @@ fn sibling(target: &Path, suffix: &str) -> PathBuf {
     target.with_file_name(name)
 }
 
+/// The refusal of a directory at the staging name that lt did not stage there.
+fn foreign_staging(staging: PathBuf, target: &Path, owner: &Owner) -> FsError {
+    FsError::Foreign {
+        path: staging,
+        reason: format!("lt stages {} here, and this holds no {} marker", target.display(), owner.format),
+    }
+}
+
 fn is_empty_dir(dir: &Path) -> Result<bool, FsError> {
     match std::fs::read_dir(dir) {
         Ok(mut entries) => Ok(entries.next().is_none()),
@@ -102,10 +110,7 @@ impl Staging {
         remove_if_unmarked_start(&staging)?;
         if exists(&staging) {
             if owner.state_in(&staging).is_none() {
-                return Err(FsError::Foreign {
-                    path: staging,
-                    reason: format!("lt stages {} here, and this holds no {} marker", target.display(), owner.format),
-                });
+                return Err(foreign_staging(staging, &target, &owner));
             }
             remove_owned(&staging)?;
         }
@@ -133,10 +138,7 @@ impl Staging {
                 remove_owned(&staging)?;
                 Ok(None)
             }
-            None => Err(FsError::Foreign {
-                path: staging,
-                reason: format!("lt stages {} here, and this holds no {} marker", target.display(), owner.format),
-            }),
+            None => Err(foreign_staging(staging, &target, &owner)),
         }
     }
 

@@ -484,19 +484,12 @@ fn verify_files(dir: &Path, json_path: &Path, info: &DatasetInfo) -> Result<(), 
     Ok(())
 }
 
-/// sha256 (hex) of a file, read 1 MiB at a time.
+/// sha256 (hex) of a file: lt-data's streaming digest, the one `lt-data build` recorded with.
 fn sha256_of_file(path: &Path) -> Result<String, DatasetError> {
-    let mut file = File::open(path).map_err(|e| io_err(path, e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(|e| io_err(path, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
+    lt_data::hash::hex_digest_of_file::<Sha256>(path).map_err(|e| match e {
+        lt_data::DataError::Io { source, .. } => io_err(path, source),
+        other => io_err(path, other),
+    })
 }
 
 /// How many rows a Parquet file must hold.
