@@ -4,197 +4,26 @@
 //! then edited byte by byte (Parquet footers get half of the edits) or value by value (JSON).
 //!
 //! Seeded and deterministic. Every input must give Ok or an Err naming a file of the input,
-//! never a panic, and never ask for more than [`ALLOC_LIMIT`] bytes in one allocation or
-//! [`CASE_LIMIT`] in all: a counting global allocator (below) enforces both on the fuzzing
-//! thread. `LT_FUZZ_ITERS=N` runs N cases per file instead of the default.
+//! never a panic, and never ask for more than `lt_fuzz::ALLOC_LIMIT` bytes in one allocation
+//! or `lt_fuzz::CASE_LIMIT` in all: lt-fuzz's counting global allocator (installed below)
+//! enforces both on the fuzzing thread. `LT_FUZZ_ITERS=N` runs N cases per file instead of the default.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::panic::AssertUnwindSafe;
 use std::path::Path;
 
+use lt_fuzz::{case, iterations, mutate_bytes, mutate_json};
 use lt_report::input::{read_dataset, read_run};
-use lt_report::synthetic::{SplitMix, SyntheticRun, class_names, write_dataset, write_run};
-
-/// The largest single allocation one input may cause.
-const ALLOC_LIMIT: usize = 512 << 20;
-/// The most bytes one input may allocate in all (the fixtures are a few KiB).
-const CASE_LIMIT: usize = 1 << 30;
-
-/// The system allocator, refusing (null: `try_reserve` fails, anything else aborts with the
-/// size) a request above the fuzzing thread's limit, and counting what it gives.
-struct Counting;
-
-thread_local! {
-    static LIMIT: Cell<usize> = const { Cell::new(usize::MAX) };
-    static LARGEST: Cell<usize> = const { Cell::new(0) };
-    static TOTAL: Cell<usize> = const { Cell::new(0) };
-}
-
-fn admit(size: usize) -> bool {
-    LIMIT
-        .try_with(|limit| {
-            if limit.get() == usize::MAX {
-                return true;
-            }
-            let _ = LARGEST.try_with(|l| l.set(l.get().max(size)));
-            if size > limit.get() {
-                return false;
-            }
-            let _ = TOTAL.try_with(|t| t.set(t.get().saturating_add(size)));
-            true
-        })
-        .unwrap_or(true)
-}
-
-// SAFETY: every call is forwarded unchanged to `System`, or answered with null (allowed).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if !admit(layout.size()) {
-            return std::ptr::null_mut();
-        }
-        // SAFETY: the caller's contract is passed on.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if !admit(layout.size()) {
-            return std::ptr::null_mut();
-        }
-        // SAFETY: the caller's contract is passed on.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract is passed on.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if !admit(new_size) {
-            return std::ptr::null_mut();
-        }
-        // SAFETY: the caller's contract is passed on.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use lt_report::synthetic::{SyntheticRun, class_names, write_dataset, write_run};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-fn iterations(default: usize) -> usize {
-    std::env::var("LT_FUZZ_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// Runs one case under the allocation limits; a failure names the case.
-fn case<T>(what: &str, f: impl FnOnce() -> T) -> T {
-    LARGEST.with(|l| l.set(0));
-    TOTAL.with(|t| t.set(0));
-    LIMIT.with(|l| l.set(ALLOC_LIMIT));
-    let result = std::panic::catch_unwind(AssertUnwindSafe(f));
-    LIMIT.with(|l| l.set(usize::MAX));
-    let (largest, total) = (LARGEST.with(Cell::get), TOTAL.with(Cell::get));
-    let value = result.unwrap_or_else(|_| panic!("{what}: panicked (see the message above)"));
-    assert!(total <= CASE_LIMIT, "{what}: allocated {total} bytes in all (largest {largest}), limit {CASE_LIMIT}");
-    value
-}
-
-const INTERESTING: [u64; 10] =
-    [0, 1, 0x7f, 0x80, 0xff, 0xffff, 0x7fff_ffff, 0xffff_ffff, 0x7fff_ffff_ffff_ffff, u64::MAX];
-
-/// 1 to 4 byte-level edits: bit flips, interesting integers over 1/2/4/8 bytes, insertions,
-/// deletions, a copied range, a cut.
-fn mutate_bytes(input: &[u8], rng: &mut SplitMix) -> Vec<u8> {
-    let mut b = input.to_vec();
-    for _ in 0..=rng.below(4) {
-        if b.is_empty() {
-            b.push(rng.next_u64() as u8);
-            continue;
-        }
-        let at = rng.below(b.len());
-        match rng.below(7) {
-            0 => b[at] ^= 1 << rng.below(8),
-            1 => b[at] = rng.next_u64() as u8,
-            2 => {
-                let v = INTERESTING[rng.below(INTERESTING.len())];
-                let width = [1usize, 2, 4, 8][rng.below(4)];
-                let bytes = if rng.below(2) == 0 { v.to_le_bytes() } else { v.to_be_bytes() };
-                for (k, &x) in bytes[..width].iter().enumerate() {
-                    if let Some(slot) = b.get_mut(at + k) {
-                        *slot = x;
-                    }
-                }
-            }
-            3 => {
-                let insert: Vec<u8> = (0..=rng.below(16)).map(|_| rng.next_u64() as u8).collect();
-                b.splice(at..at, insert);
-            }
-            4 => {
-                let end = (at + 1 + rng.below(64)).min(b.len());
-                b.drain(at..end);
-            }
-            5 => {
-                let end = (at + 1 + rng.below(64)).min(b.len());
-                let chunk = b[at..end].to_vec();
-                let to = rng.below(b.len());
-                b.splice(to..to, chunk);
-            }
-            _ => b.truncate(at),
-        }
-    }
-    b
-}
-
-fn wild_json(rng: &mut SplitMix) -> serde_json::Value {
-    use serde_json::json;
-    match rng.below(13) {
-        0 => json!(null),
-        1 => json!(-1),
-        2 => json!(u64::MAX),
-        3 => json!(4_294_967_295u64),
-        4 => json!(1e308),
-        5 => json!(""),
-        6 => json!([]),
-        7 => json!({}),
-        8 => json!(vec![u64::MAX; 3]),
-        9 => json!(vec!["x"; 1000]),
-        10 => json!(rng.below(100_000)),
-        11 => json!("manifest-../../x.parquet"),
-        _ => {
-            let mut v = json!(0);
-            for _ in 0..=rng.below(200) {
-                v = json!([v]);
-            }
-            v
-        }
-    }
-}
-
-/// Replaces one random node of `value` by [`wild_json`], or removes a key on the way.
-fn mutate_json(value: &mut serde_json::Value, rng: &mut SplitMix) {
-    let stop = rng.below(4) == 0;
-    match value {
-        serde_json::Value::Object(map) if !map.is_empty() && !stop => {
-            let key = map.keys().nth(rng.below(map.len())).cloned().unwrap_or_default();
-            if rng.below(8) == 0 {
-                map.remove(&key);
-            } else if let Some(child) = map.get_mut(&key) {
-                mutate_json(child, rng);
-            }
-        }
-        serde_json::Value::Array(items) if !items.is_empty() && !stop => {
-            let i = rng.below(items.len());
-            mutate_json(&mut items[i], rng);
-        }
-        _ => *value = wild_json(rng),
-    }
-}
+static ALLOCATOR: lt_fuzz::Counting = lt_fuzz::Counting;
 
 /// A mutated version of `good` (a file named `name`).
-fn mutated(name: &str, good: &[u8], i: usize, rng: &mut SplitMix) -> Vec<u8> {
+fn mutated(name: &str, good: &[u8], i: usize, rng: &mut ChaCha8Rng) -> Vec<u8> {
     if name.ends_with(".json") && i % 2 == 1 {
         let mut v: serde_json::Value = serde_json::from_slice(good).unwrap();
-        for _ in 0..=rng.below(3) {
+        for _ in 0..=rng.random_range(0..3) {
             mutate_json(&mut v, rng);
         }
         return serde_json::to_vec(&v).unwrap();
@@ -217,7 +46,7 @@ fn names_the_dir(what: &str, dir: &Path, msg: &str) {
 }
 
 fn fuzz_files(dir: &Path, files: &[&str], seed: u64, default_iters: usize, read: &dyn Fn(&Path) -> Option<String>) {
-    let mut rng = SplitMix::new(seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     for name in files {
         let path = dir.join(name);
         let good = std::fs::read(&path).unwrap();
