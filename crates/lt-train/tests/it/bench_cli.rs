@@ -1,13 +1,7 @@
 //! The measuring subcommands: `agree` (two sides of the same training run) and
 //! `bench-loader` (the loader alone).
 
-use std::process::Command;
-
-use super::fixture::write_dataset;
-
-fn lt_train(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_lt-train")).args(args).env("RUST_BACKTRACE", "0").output().unwrap()
-}
+use super::fixture::{lt_train, write_dataset};
 
 #[test]
 fn agree_compares_the_cuda_formulation_with_the_cpu_one_on_the_cpu() {

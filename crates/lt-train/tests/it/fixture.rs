@@ -135,3 +135,18 @@ fn write(path: &Path, fields: Vec<Field>, columns: Vec<ArrayRef>) {
     w.write(&batch).unwrap();
     w.close().unwrap();
 }
+
+/// The `lt-train` binary run with `args`, without backtraces in its messages.
+pub fn lt_train(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_lt-train")).args(args).env("RUST_BACKTRACE", "0").output().unwrap()
+}
+
+/// A child's stderr as text.
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A path as a command-line argument.
+pub fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}

@@ -3,7 +3,6 @@
 //! dataset without a test split, run sizes and numeric settings that make no sense.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch, UInt16Array, UInt32Array};
@@ -13,7 +12,7 @@ use lt_train::dataset::{Dataset, DatasetError};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::fixture::{rehash, write_dataset};
+use super::fixture::{lt_train, p, rehash, stderr, write_dataset};
 
 const COUNTS: [usize; 4] = [12, 8, 6, 4];
 
@@ -58,18 +57,6 @@ fn has(text: &str, needles: &[&str]) {
     for n in needles {
         assert!(text.contains(n), "expected `{n}` in: {text}");
     }
-}
-
-fn lt_train(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lt-train")).args(args).env("RUST_BACKTRACE", "0").output().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 /// A fast run's flags: densenet-tiny on the fixture (1 epoch unless `--epochs` is added).

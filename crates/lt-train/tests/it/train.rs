@@ -1,21 +1,9 @@
 //! Training runs end to end through the `lt-train` binary and the library.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use super::fixture::write_dataset;
-
-fn lt_train(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lt-train")).args(args).env("RUST_BACKTRACE", "0").output().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use super::fixture::{lt_train, p, stderr, write_dataset};
 
 fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
