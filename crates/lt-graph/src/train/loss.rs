@@ -22,7 +22,7 @@ pub(super) fn emit_loss(
     let wsum = cx.reduce_sum(wy2, &[0, 1], false)?; // []
     let counts = &spec.class_counts;
     let zero_class = counts.iter().position(|&n| n == 0);
-    // The logits the softmax sees, and the factor dz/dz' (a scale).
+    // The logits the softmax sees, z', and the factor dz'/dz (a scalar, or one per class).
     let (zz, zscale) = match spec.loss {
         Loss::Ldam { max_margin, scale } => {
             if let Some(k) = zero_class {
@@ -36,7 +36,7 @@ pub(super) fn emit_loss(
             let mc = cx.constant(Tensor::f32(&[1, c], margins));
             let om = cx.bin("Mul", oh, mc)?;
             let zm = cx.bin("Sub", z, om)?;
-            (cx.mul_s(zm, scale)?, scale)
+            (cx.mul_s(zm, scale)?, LogitScale::Scalar(scale))
         }
         Loss::BalancedSoftmax { tau } => {
             if let Some(k) = zero_class {
@@ -44,12 +44,21 @@ pub(super) fn emit_loss(
                     "balanced softmax needs a positive count for every class (log prior); class {k} has none"
                 )));
             }
-            let total: f64 = counts.iter().map(|&n| n as f64).sum();
-            let adj: Vec<f32> = counts.iter().map(|&n| (tau as f64 * (n as f64 / total).ln()) as f32).collect();
-            let ac = cx.constant(Tensor::f32(&[1, c], adj));
-            (cx.bin("Add", z, ac)?, 1.0)
+            let ac = cx.constant(Tensor::f32(&[1, c], log_prior_times(counts, tau)));
+            (cx.bin("Add", z, ac)?, LogitScale::Scalar(1.0))
         }
-        _ => (z, 1.0),
+        Loss::Vs { gamma, tau } => {
+            if let Some(k) = zero_class {
+                return Err(GraphError::Config(format!(
+                    "the VS loss needs a positive count for every class (its scales and log prior); class {k} has none"
+                )));
+            }
+            let inv_delta = cx.constant(Tensor::f32(&[1, c], vs_inverse_deltas(counts, gamma)));
+            let iota = cx.constant(Tensor::f32(&[1, c], log_prior_times(counts, tau)));
+            let scaled = cx.bin("Mul", z, inv_delta)?;
+            (cx.bin("Add", scaled, iota)?, LogitScale::PerClass(inv_delta))
+        }
+        _ => (z, LogitScale::Scalar(1.0)),
     };
     let ls = cx.wire("LogSoftmax", &[zz], &[("axis", Attr::Int(1))])?;
     let p = cx.wire("Exp", &[ls], &[])?;
@@ -109,6 +118,36 @@ pub(super) fn emit_loss(
             (loss, cx.bin("Mul", d, inv_w)?)
         }
     };
-    let dz = cx.mul_s(dz, zscale)?;
+    let dz = match zscale {
+        LogitScale::Scalar(s) => cx.mul_s(dz, s)?,
+        LogitScale::PerClass(s) => cx.bin("Mul", dz, s)?,
+    };
     Ok((loss, dz))
+}
+
+/// dz'/dz of the logits the softmax sees: z' is affine in z with this factor.
+enum LogitScale {
+    Scalar(f32),
+    /// A [1, C] constant: class c's logit is multiplied by its entry.
+    PerClass(Value),
+}
+
+/// `tau·log π_c` with the prior π_c = n_c / Σ n (every count positive).
+fn log_prior_times(counts: &[u64], tau: f32) -> Vec<f32> {
+    let total: f64 = counts.iter().map(|&n| n as f64).sum();
+    counts.iter().map(|&n| (tau as f64 * (n as f64 / total).ln()) as f32).collect()
+}
+
+/// The VS loss's multiplicative factors 1/Δ_c = (n_c / n_max)^γ (every count positive).
+///
+/// Kini et al. 2021, "Label-Imbalanced and Group-Sensitive Classification under
+/// Overparameterization": the paper writes the logit as Δ_c·z_c + ι_c with Δ_c = (n_c/n_max)^γ;
+/// the reference code (VS-Loss, `utils/losses.py` `VSLoss`) stores the reciprocal,
+/// `Delta_list = (1/n_c)^γ / min_k (1/n_k)^γ = (n_max/n_c)^γ`, and computes
+/// `x / Delta_list + iota_list`. Either way the largest class keeps its logit (factor 1) and
+/// rarer classes' logits are shrunk during training (factor < 1), so the network must make
+/// them larger: a multiplicative margin in favour of the tail.
+fn vs_inverse_deltas(counts: &[u64], gamma: f32) -> Vec<f32> {
+    let n_max = counts.iter().copied().max().unwrap_or(1) as f64;
+    counts.iter().map(|&n| (n as f64 / n_max).powf(gamma as f64) as f32).collect()
 }

@@ -48,8 +48,13 @@ pub enum Loss {
     /// LDAM: the true-class logit minus a margin `∝ n_c^(-1/4)` (largest = `max_margin`),
     /// everything scaled by `scale`, then cross-entropy.
     Ldam { max_margin: f32, scale: f32 },
-    /// Balanced softmax / logit adjustment: cross-entropy on `logits + tau·log(prior)`.
+    /// Balanced softmax, which is also the logit-adjusted loss of Menon et al. 2021 (one
+    /// loss, two names): cross-entropy on `logits + tau·log(prior)`, prior π_c = n_c / Σ n.
     BalancedSoftmax { tau: f32 },
+    /// VS loss (vector scaling, Kini et al. 2021): cross-entropy on `z_c·(n_c/n_max)^γ +
+    /// tau·log π_c`, i.e. the reference code's `z_c / Δ_c + ι_c` with `Δ_c = (n_max/n_c)^γ`:
+    /// the largest class's logit is kept, rarer classes' are shrunk.
+    Vs { gamma: f32, tau: f32 },
 }
 
 /// `torch.optim.SGD` (dampening 0).

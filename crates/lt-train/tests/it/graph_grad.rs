@@ -68,6 +68,8 @@ fn every_loss_gradient_matches_finite_differences() {
         Loss::Focal { gamma: 0.5 },
         Loss::Ldam { max_margin: 0.5, scale: 30.0 },
         Loss::BalancedSoftmax { tau: 1.0 },
+        Loss::Vs { gamma: 0.3, tau: 1.0 },
+        Loss::Vs { gamma: 1.0, tau: 0.5 },
     ];
     for (i, loss) in losses.into_iter().enumerate() {
         let m = linear_net(6, 2, 3, 30 + i as u64);

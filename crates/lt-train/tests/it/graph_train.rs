@@ -77,6 +77,14 @@ fn direct_loss(loss: &Loss, z: &[f32], labels: &[i64], w: &[f32], counts: &[u64]
                     *v += *tau as f64 * (counts[k] as f64 / total).ln();
                 }
             }
+            Loss::Vs { gamma, tau } => {
+                // Kini et al.'s reference code: z / Δ + ι, Δ_c = (n_max/n_c)^γ, ι_c = τ·log π_c.
+                let n_max = counts.iter().copied().max().unwrap() as f64;
+                for (k, v) in row.iter_mut().enumerate() {
+                    let delta = (n_max / counts[k] as f64).powf(*gamma as f64);
+                    *v = *v / delta + *tau as f64 * (counts[k] as f64 / total).ln();
+                }
+            }
             _ => {}
         }
         let m = row.iter().cloned().fold(f64::MIN, f64::max);
@@ -104,6 +112,7 @@ fn weighted_loss_values_equal_the_direct_formulas() {
         Loss::Focal { gamma: 2.0 },
         Loss::Ldam { max_margin: 0.5, scale: 30.0 },
         Loss::BalancedSoftmax { tau: 1.0 },
+        Loss::Vs { gamma: 0.3, tau: 1.0 },
     ];
     for (i, loss) in losses.into_iter().enumerate() {
         let sp = spec(16, 5, loss.clone(), grad_sgd(), Lowering::Cpu);
