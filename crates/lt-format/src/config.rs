@@ -1,0 +1,210 @@
+//! The resolved training configuration: what `lt-train` flags and `--config FILE.toml` set,
+//! what a pipeline's `[train]` table and experiments resolve to, recorded whole in run.json and
+//! in checkpoints (a resumed run must match it).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::schedule::Schedule;
+use crate::vocab::Vocab;
+pub use crate::vocab::{Augment, Ep, LossKind, Resampler, WeightsKind, WeightsNormalize};
+
+/// Every setting of a training run. Field names are the TOML keys and, with `-` for `_`,
+/// the command-line flags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// A short name for the run in reports (lt-report's legends and tables).
+    pub label: Option<String>,
+    pub data: PathBuf,
+    pub arch: Option<String>,
+    pub model: Option<PathBuf>,
+    pub out: PathBuf,
+    pub ep: Ep,
+    pub device: i32,
+    pub tf32: bool,
+    /// Do not capture the CUDA training step as CUDA graphs (they are on by default on CUDA).
+    pub no_cuda_graph: bool,
+    /// Pick cuDNN convolution algorithms by heuristics instead of timing every candidate
+    /// when the session starts (exhaustive search, the default).
+    pub cudnn_heuristic: bool,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub eval_batch_size: usize,
+    pub lr: f64,
+    pub momentum: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+    pub no_decay_bn_bias: bool,
+    pub schedule: Schedule,
+    pub warmup: usize,
+    pub loss: LossKind,
+    pub focal_gamma: f64,
+    pub ldam_max_margin: f64,
+    pub ldam_scale: f64,
+    pub tau: f64,
+    pub label_smoothing: f64,
+    pub weights: WeightsKind,
+    pub beta: f64,
+    pub weights_normalize: WeightsNormalize,
+    pub drw: Option<usize>,
+    pub resample: Option<String>,
+    pub augment: Augment,
+    pub shuffle: bool,
+    pub seed: u64,
+    pub val_fraction: f64,
+    pub threads: Option<usize>,
+    /// Skip checking the dataset's files against the sha256 hashes in its dataset.json
+    /// (`--no-verify`). Absent from configs written before it existed, hence its default.
+    #[serde(default)]
+    pub no_verify: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            label: None,
+            data: PathBuf::new(),
+            arch: None,
+            model: None,
+            out: PathBuf::new(),
+            ep: Ep::Cpu,
+            device: 0,
+            tf32: false,
+            no_cuda_graph: false,
+            cudnn_heuristic: false,
+            epochs: 10,
+            batch_size: 128,
+            eval_batch_size: 256,
+            lr: 0.1,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 5e-4,
+            no_decay_bn_bias: false,
+            schedule: Schedule::Constant,
+            warmup: 0,
+            loss: LossKind::Ce,
+            focal_gamma: 1.0,
+            ldam_max_margin: 0.5,
+            ldam_scale: 30.0,
+            tau: 1.0,
+            label_smoothing: 0.0,
+            weights: WeightsKind::None,
+            beta: 0.9999,
+            weights_normalize: WeightsNormalize::Classes,
+            drw: None,
+            resample: None,
+            augment: Augment::CropFlip,
+            shuffle: true,
+            seed: 0,
+            val_fraction: 0.0,
+            threads: None,
+            no_verify: false,
+        }
+    }
+}
+
+/// Most epochs of a run.
+pub const MAX_EPOCHS: usize = 100_000;
+/// Largest training or evaluation batch, in images.
+pub const MAX_BATCH_SIZE: usize = 65_536;
+/// Most onnxruntime intra-op threads.
+pub const MAX_THREADS: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting `{field}` = {value}: {hint}")]
+pub struct ConfigError {
+    pub field: &'static str,
+    pub value: String,
+    pub hint: String,
+}
+
+impl TrainConfig {
+    /// Checks values that no type can express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field: &'static str, value: String, hint: &str| Err(ConfigError { field, value, hint: hint.into() });
+        match (&self.arch, &self.model) {
+            (None, None) => return bad("arch", "none".into(), "give --arch NAME or --model FILE.onnx"),
+            (Some(a), Some(m)) => {
+                return bad("model", format!("{} with arch {a}", m.display()), "give --arch or --model, not both");
+            }
+            _ => {}
+        }
+        if self.data.as_os_str().is_empty() {
+            return bad("data", "\"\"".into(), "give --data DIR, a directory written by `lt-data build`");
+        }
+        if self.out.as_os_str().is_empty() {
+            return bad("out", "\"\"".into(), "give --out RUN, the run directory to write");
+        }
+        if self.epochs == 0 {
+            return bad("epochs", "0".into(), "train at least one epoch");
+        }
+        if self.epochs > MAX_EPOCHS {
+            return bad("epochs", self.epochs.to_string(), &format!("at most {MAX_EPOCHS} epochs"));
+        }
+        for (field, size) in [("batch_size", self.batch_size), ("eval_batch_size", self.eval_batch_size)] {
+            if size == 0 {
+                return bad(field, "0".into(), "batch sizes must be at least 1");
+            }
+            if size > MAX_BATCH_SIZE {
+                return bad(field, size.to_string(), &format!("batch sizes must be at most {MAX_BATCH_SIZE}"));
+            }
+        }
+        if self.device < 0 {
+            return bad("device", self.device.to_string(), "CUDA device indices start at 0");
+        }
+        if let Some(t) = self.threads
+            && !(1..=MAX_THREADS).contains(&t)
+        {
+            return bad("threads", t.to_string(), &format!("use 1 to {MAX_THREADS} threads, or omit it for all cores"));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("lr", self.lr.to_string(), "the learning rate must be a positive number");
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return bad("momentum", self.momentum.to_string(), "momentum must be in [0, 1)");
+        }
+        if self.nesterov && self.momentum == 0.0 {
+            return bad("nesterov", "true".into(), "Nesterov momentum needs --momentum > 0 (as torch.optim.SGD)");
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad("weight_decay", self.weight_decay.to_string(), "weight decay must be a finite number >= 0");
+        }
+        for (field, value, what) in [
+            ("focal_gamma", self.focal_gamma, "the focal loss γ"),
+            ("ldam_max_margin", self.ldam_max_margin, "LDAM's largest margin"),
+            ("tau", self.tau, "the balanced-softmax τ"),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return bad(field, value.to_string(), &format!("{what} must be a finite number >= 0"));
+            }
+        }
+        if !(self.ldam_scale.is_finite() && self.ldam_scale > 0.0) {
+            return bad("ldam_scale", self.ldam_scale.to_string(), "LDAM's logit scale must be a finite number > 0");
+        }
+        if !(0.0..1.0).contains(&self.beta) {
+            return bad("beta", self.beta.to_string(), "β must be in [0, 1)");
+        }
+        if !(0.0..0.5).contains(&self.val_fraction) {
+            return bad("val_fraction", self.val_fraction.to_string(), "use a fraction in [0, 0.5)");
+        }
+        if let Some(d) = self.drw
+            && (d == 0 || d > self.epochs)
+        {
+            return bad("drw", d.to_string(), "the DRW epoch must be between 1 and --epochs");
+        }
+        if self.warmup >= self.epochs && self.warmup > 0 {
+            return bad("warmup", self.warmup.to_string(), "warm-up must be shorter than the run");
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return bad("label_smoothing", self.label_smoothing.to_string(), "label smoothing must be in [0, 1)");
+        }
+        if let Some(r) = &self.resample
+            && let Err(e) = Resampler::parse_name(r)
+        {
+            return bad("resample", format!("`{r}`"), &format!("unknown resampler; use one of {}", e.valid));
+        }
+        Ok(())
+    }
+}

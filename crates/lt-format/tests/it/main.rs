@@ -1,0 +1,2 @@
+mod tables;
+mod vocab;
