@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use lt_graph::models::{densenet, preset};
+use lt_graph::models::{Head, build};
 use lt_graph::train::{Loss, Lowering, Sgd, TrainingGraphSpec, training_graph};
 
 fn main() -> anyhow::Result<()> {
@@ -18,7 +18,7 @@ fn main() -> anyhow::Result<()> {
     let lowering = if args.get(4).is_some_and(|s| s == "cuda") { Lowering::Cuda } else { Lowering::Cpu };
     let classes = 10;
     let t0 = Instant::now();
-    let inference = densenet(&preset(arch, classes)?, 0)?;
+    let inference = build(arch, classes, Head::Linear, 0)?;
     let init = t0.elapsed();
     let t0 = Instant::now();
     let spec = TrainingGraphSpec {

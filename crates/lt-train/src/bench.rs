@@ -53,7 +53,7 @@ pub fn bench(
     eval_batch: Option<usize>,
 ) -> Result<BenchResult, TrainError> {
     let t0 = Instant::now();
-    let inference = lt_graph::models::densenet(&lt_graph::models::preset(arch, classes)?, 0)?;
+    let inference = lt_graph::models::build(arch, classes, lt_graph::models::Head::Linear, 0)?;
     let form = if device.is_cpu() { Lowering::Cpu } else { Lowering::Cuda };
     let graph = lt_graph::train::training_graph(&inference, &bench_spec(batch, classes, form))?;
     let graph_build_seconds = t0.elapsed().as_secs_f64();
@@ -181,7 +181,7 @@ pub fn agreement(
     sides: [(&Device, Lowering); 2],
     threads: usize,
 ) -> Result<Agreement, TrainError> {
-    let inference = lt_graph::models::densenet(&lt_graph::models::preset(arch, classes)?, 0)?;
+    let inference = lt_graph::models::build(arch, classes, lt_graph::models::Head::Linear, 0)?;
     let mut losses: [Vec<f32>; 2] = [Vec::new(), Vec::new()];
     for (k, (device, form)) in sides.iter().enumerate() {
         let graph = lt_graph::train::training_graph(&inference, &bench_spec(batch, classes, *form))?;

@@ -123,9 +123,9 @@ fn probe(device: &Device) -> Result<(), TrainError> {
 /// The inference model a run starts from.
 pub fn initial_model(cfg: &TrainConfig, num_classes: usize, image_size: usize) -> Result<ModelProto, TrainError> {
     if let Some(arch) = &cfg.arch {
-        let mut net = lt_graph::models::preset(arch, num_classes)?;
-        net.image_size = image_size;
-        Ok(lt_graph::models::densenet(&net, cfg.seed)?)
+        let mut net = lt_graph::models::Arch::named(arch, num_classes)?;
+        net.set_image_size(image_size);
+        Ok(net.build(lt_graph::models::Head::Linear, cfg.seed)?)
     } else {
         let path = cfg.model.as_ref().expect("validated: arch or model");
         let model = lt_graph::import::import(&lt_graph::onnx::load(path)?)?;

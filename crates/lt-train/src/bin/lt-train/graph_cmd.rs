@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use lt_graph::models::{PRESETS, densenet, preset};
+use lt_graph::models::{Head, build, preset_names};
 use lt_graph::train::{Loss, Lowering, Sgd, StateKind, TrainingGraphSpec, training_graph};
 
 /// Options of `lt-train graph`.
@@ -76,17 +76,14 @@ pub struct GraphArgs {
 pub fn run(args: &GraphArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let (inference, classes) = match (&args.arch, &args.model) {
-        (Some(arch), None) => {
-            let cfg = preset(arch, args.classes)?;
-            (densenet(&cfg, args.seed)?, args.classes)
-        }
+        (Some(arch), None) => (build(arch, args.classes, Head::Linear, args.seed)?, args.classes),
         (None, Some(path)) => {
             let model = lt_graph::import::import(&lt_graph::onnx::load(path)?)
                 .with_context(|| format!("importing {}", path.display()))?;
             let classes = lt_graph::import::output_classes(&model)?;
             (model, classes)
         }
-        _ => bail!("pass exactly one of --arch ({}) or --model FILE.onnx", PRESETS.join(", ")),
+        _ => bail!("pass exactly one of --arch ({}) or --model FILE.onnx", preset_names().join(", ")),
     };
     let class_counts = if args.class_counts.is_empty() {
         vec![1; classes]
