@@ -11,12 +11,13 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::error::DataError;
-use crate::meta::{DatasetMeta, FORMAT_VERSION, ManifestMeta};
+use crate::meta::{DatasetMeta, FORMAT_VERSION, ManifestMeta, ValidationMeta};
 use crate::parquet::{ImageSource, SplitRows, write_manifest, write_samples, write_subset};
-use crate::profile::{Profile, count_labels, read_indices_file, select_subset};
+use crate::profile::{Profile, count_labels, read_indices_file, select_subset_after};
 use crate::progress::Progress;
 use crate::resample::{Strategy, manifest};
 use crate::source::{self, Dataset, SourceOptions, SourceSpec, cifar};
+use crate::validation;
 
 /// The profile as given on the command line: the indices form is read once the source's
 /// train split size is known.
@@ -35,6 +36,9 @@ pub struct BuildConfig {
     pub source_options: SourceOptions,
     pub profile: ProfileSpec,
     pub seed: u64,
+    /// Images of every class held out as the validation split before the long-tail cut
+    /// (`--val-per-class`); 0 for none.
+    pub val_per_class: u64,
     pub strategies: Vec<Strategy>,
     pub epochs: u32,
     pub out: PathBuf,
@@ -170,7 +174,21 @@ fn build_loaded(
         }
     }
     progress.stage("subset and manifests", 0);
-    let indices = select_subset(&data.train_labels, &data.class_names, &profile, cfg.seed)?;
+    // Validation first, the long-tail cut from what is left; an indices list is a subset
+    // given in full, so validation comes from the images it does not list.
+    let (reserved, keep_for_training): (&[u32], u64) = match &profile {
+        Profile::Indices { indices, .. } => (indices, 0),
+        _ => (&[], 1),
+    };
+    let validation = validation::hold_out(
+        &data.train_labels,
+        &data.class_names,
+        cfg.val_per_class,
+        cfg.seed,
+        reserved,
+        keep_for_training,
+    )?;
+    let indices = select_subset_after(&data.train_labels, &data.class_names, &profile, cfg.seed, &validation)?;
     let labels: Vec<u16> = indices.iter().map(|&i| data.train_labels[i as usize]).collect();
     let manifests = cfg
         .strategies
@@ -179,20 +197,27 @@ fn build_loaded(
         .collect::<Result<Vec<_>, _>>()?;
     progress.finish();
 
-    let meta = write_all(cfg, data, &profile, &indices, &labels, &manifests, staging.path(), progress)?;
+    let split = Selection { indices: &indices, labels: &labels, validation: &validation };
+    let meta = write_all(cfg, data, &profile, split, &manifests, staging.path(), progress)?;
     progress.stage("replace output directory", 0);
     staging.commit()?;
     progress.finish();
     Ok(meta)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What was taken from the train split: the subset (indices and their labels) and the
+/// validation split (indices; empty without `--val-per-class`).
+struct Selection<'a> {
+    indices: &'a [u32],
+    labels: &'a [u16],
+    validation: &'a [u32],
+}
+
 fn write_all(
     cfg: &BuildConfig,
     data: Loaded,
     profile: &Profile,
-    indices: &[u32],
-    labels: &[u16],
+    split: Selection<'_>,
     manifests: &[(Strategy, crate::resample::Manifest)],
     dir: &Path,
     progress: &dyn Progress,
@@ -200,6 +225,8 @@ fn write_all(
     let c = data.class_names.len();
     let image_len: usize = data.image_shape.iter().product();
     let Loaded { class_names, image_shape, train_labels, test_labels, train_images, test_images } = data;
+    let Selection { indices, labels, validation } = split;
+    let validation_labels: Vec<u16> = validation.iter().map(|&i| train_labels[i as usize]).collect();
     let rows = vec![
         SplitRows { name: "train", labels: &train_labels, images: train_images },
         SplitRows { name: "test", labels: &test_labels, images: test_images },
@@ -210,6 +237,10 @@ fn write_all(
         || -> Result<Vec<(String, String)>, DataError> {
             let mut hashes =
                 vec![("subset.parquet".to_string(), write_subset(&dir.join("subset.parquet"), indices, labels)?)];
+            if !validation.is_empty() {
+                let hash = write_subset(&dir.join(validation::FILE), validation, &validation_labels)?;
+                hashes.push((validation::FILE.to_string(), hash));
+            }
             for (s, m) in manifests {
                 let file = format!("manifest-{}.parquet", s.name());
                 hashes.push((file.clone(), write_manifest(&dir.join(&file), m)?));
@@ -246,16 +277,26 @@ fn write_all(
             },
         );
     }
+    let validation_counts = if validation.is_empty() { Vec::new() } else { count_labels(&validation_labels, c) };
+    // The profile saw the train split without the validation images (its default n_max too).
+    let cut_from: Vec<u64> =
+        source_counts.iter().enumerate().map(|(k, &n)| n - validation_counts.get(k).copied().unwrap_or(0)).collect();
     let meta = DatasetMeta {
         format_version: FORMAT_VERSION,
         source: source_json(cfg),
-        profile: profile.describe(&source_counts, cfg.seed),
+        profile: profile.describe(&cut_from, cfg.seed),
         seed: cfg.seed,
         class_names,
         image_shape,
         source_counts,
         subset_counts: count_labels(labels, c),
         test_counts: count_labels(&test_labels, c),
+        validation: (!validation.is_empty()).then(|| ValidationMeta {
+            file: validation::FILE.to_string(),
+            per_class: cfg.val_per_class,
+            rule: validation::RULE.to_string(),
+        }),
+        validation_counts,
         manifests: manifest_meta,
         files,
     };

@@ -40,6 +40,33 @@ pub enum DataError {
     )]
     CountTooLarge { class: usize, name: String, requested: u64, available: u64 },
     #[error(
+        "class {class} ({name}): {requested} training images requested, but --val-per-class holds out {held_out} of \
+         its {total} train-split images before the long-tail cut, leaving {available}; lower the count or \
+         --val-per-class"
+    )]
+    CountTooLargeAfterValidation {
+        class: usize,
+        name: String,
+        requested: u64,
+        available: u64,
+        held_out: u64,
+        total: u64,
+    },
+    #[error(
+        "class {class} ({name}): --val-per-class {per_class} needs {per_class} validation images plus \
+         {keep_for_training} for training, but {pool} has {available} images of it; lower --val-per-class to at most \
+         {max}",
+        max = available.saturating_sub(*keep_for_training)
+    )]
+    ValidationTooLarge {
+        class: usize,
+        name: String,
+        per_class: u64,
+        keep_for_training: u64,
+        available: u64,
+        pool: &'static str,
+    },
+    #[error(
         "class {class} ({name}) has 0 training images: {reason}. A class without training images cannot be \
          learned (its recall is 0 by construction and its loss weight undefined), so lt-data refuses it"
     )]

@@ -6,9 +6,10 @@
 //! docs/FORMATS.md).
 //!
 //! Without default features (`lt-data = { default-features = false }`) the crate holds the pure
-//! parts only: [`weights`], [`profile`], [`resample`], [`meta`], the CIFAR/pickle/synthetic
-//! readers. Feature `parquet` (polars) adds [`parquet`], [`build`] and [`inspect`]; `folder`
-//! adds the image-folder source; `fetch` the downloader; `cli` the `lt-data` binary.
+//! parts only: [`weights`], [`profile`], [`validation`], [`resample`], [`meta`], the
+//! CIFAR/pickle/synthetic readers. Feature `parquet` (polars) adds [`parquet`], [`build`] and
+//! [`inspect`]; `folder` adds the image-folder source; `fetch` the downloader; `cli` the
+//! `lt-data` binary.
 
 #[cfg(feature = "parquet")]
 pub mod build;
@@ -26,6 +27,7 @@ pub mod progress;
 pub mod resample;
 pub mod rng;
 pub mod source;
+pub mod validation;
 pub mod weights;
 
 pub use error::DataError;

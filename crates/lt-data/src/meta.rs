@@ -26,6 +26,17 @@ pub struct ManifestMeta {
     pub class_counts: Vec<u64>,
 }
 
+/// The balanced validation split of a dataset directory (`lt-data build --val-per-class N`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidationMeta {
+    /// File name inside the directory, `validation.parquet` (`index`, `label`).
+    pub file: String,
+    /// Images held out of every class (N).
+    pub per_class: u64,
+    /// How they were chosen: `per-class-before-cut` ([`crate::validation::RULE`]).
+    pub rule: String,
+}
+
 /// The content of `dataset.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DatasetMeta {
@@ -41,6 +52,13 @@ pub struct DatasetMeta {
     pub source_counts: Vec<u64>,
     pub subset_counts: Vec<u64>,
     pub test_counts: Vec<u64>,
+    /// Images per class of the validation split; absent (empty) without one, so the
+    /// dataset.json of a build without `--val-per-class` reads and writes as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validation_counts: Vec<u64>,
+    /// The validation split, when the dataset has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<ValidationMeta>,
     /// strategy name -> manifest.
     pub manifests: BTreeMap<String, ManifestMeta>,
     /// file name -> sha256 (hex) of its bytes.

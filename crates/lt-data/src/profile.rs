@@ -168,16 +168,42 @@ pub fn select_subset(
     profile: &Profile,
     seed: u64,
 ) -> Result<Vec<u32>, DataError> {
+    select_subset_after(labels, class_names, profile, seed, &[])
+}
+
+/// As [`select_subset`], from the train split without the images of `held_out` (the
+/// validation split, see [`crate::validation`]): counts, the default `n_max` and the draw
+/// concern the remaining images only, and with nothing held out the subset is exactly
+/// [`select_subset`]'s. An indices list must not name a held-out image.
+pub fn select_subset_after(
+    labels: &[u16],
+    class_names: &[String],
+    profile: &Profile,
+    seed: u64,
+    held_out: &[u32],
+) -> Result<Vec<u32>, DataError> {
     let c = class_names.len();
+    let mut is_held = vec![false; labels.len()];
+    for &i in held_out {
+        check_index_in(i, labels.len())?;
+        is_held[i as usize] = true;
+    }
     if let Profile::Indices { indices, .. } = profile {
         // An explicit list is taken as given, empty classes included: it may reproduce a
         // published subset exactly.
         check_indices(indices, labels.len())?;
+        if let Some(&i) = indices.iter().find(|&&i| is_held[i as usize]) {
+            return Err(DataError::Invalid(format!(
+                "index {i} of the indices list is also in the validation split; the two must be disjoint"
+            )));
+        }
         let mut out = indices.clone();
         out.sort_unstable();
         return Ok(out);
     }
-    let source_counts = count_labels(labels, c);
+    let held_counts = count_labels(&held_out.iter().map(|&i| labels[i as usize]).collect::<Vec<_>>(), c);
+    let source_counts: Vec<u64> =
+        count_labels(labels, c).iter().zip(&held_counts).map(|(&all, &held)| all - held).collect();
     let empty =
         |class: usize, reason: String| DataError::EmptyClass { class, name: class_names[class].clone(), reason };
     if let Some(class) = source_counts.iter().position(|&n| n == 0) {
@@ -206,17 +232,25 @@ pub fn select_subset(
     }
     for (class, (&want, &have)) in targets.iter().zip(&source_counts).enumerate() {
         if want > have {
-            return Err(DataError::CountTooLarge {
-                class,
-                name: class_names[class].clone(),
-                requested: want,
-                available: have,
+            let name = class_names[class].clone();
+            return Err(match held_counts[class] {
+                0 => DataError::CountTooLarge { class, name, requested: want, available: have },
+                held => DataError::CountTooLargeAfterValidation {
+                    class,
+                    name,
+                    requested: want,
+                    available: have,
+                    held_out: held,
+                    total: have + held,
+                },
             });
         }
     }
     let mut per_class: Vec<Vec<u32>> = source_counts.iter().map(|&n| Vec::with_capacity(n as usize)).collect();
     for (i, &l) in labels.iter().enumerate() {
-        per_class[l as usize].push(i as u32);
+        if !is_held[i] {
+            per_class[l as usize].push(i as u32);
+        }
     }
     let mut out = Vec::with_capacity(targets.iter().sum::<u64>() as usize);
     for (class, mut members) in per_class.into_iter().enumerate() {
@@ -225,6 +259,15 @@ pub fn select_subset(
     }
     out.sort_unstable();
     Ok(out)
+}
+
+fn check_index_in(index: u32, split_len: usize) -> Result<(), DataError> {
+    if index as usize >= split_len {
+        return Err(DataError::Invalid(format!(
+            "held-out index {index} is out of range: the train split has {split_len} images"
+        )));
+    }
+    Ok(())
 }
 
 /// Check explicit indices: each within the split and none repeated.

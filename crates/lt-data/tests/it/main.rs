@@ -9,4 +9,5 @@ mod pickle;
 mod profiles;
 mod resample;
 mod sources;
+mod validation;
 mod weights;

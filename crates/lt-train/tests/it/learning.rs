@@ -20,6 +20,7 @@ fn dataset(dir: &Path) {
         source_options: SourceOptions { test_per_class: 100, ..SourceOptions::default() },
         profile: ProfileSpec::Ready(Profile::Exp { imbalance: 100.0, n_max: None, shuffle_classes: false }),
         seed: 0,
+        val_per_class: 0,
         strategies: vec![Strategy::Instance, Strategy::ClassBalanced],
         epochs: EPOCHS as u32,
         out: dir.to_path_buf(),

@@ -98,6 +98,12 @@ struct BuildArgs {
     /// Seed of the subset and manifests; the same inputs and seed give byte-identical files.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Hold out N images of every class as a balanced validation split, before the long-tail
+    /// cut (seeded; disjoint from the subset; written as validation.parquet). A class with
+    /// fewer than N + 1 training images (N outside the list with --profile indices) is an
+    /// error. lt-train uses it instead of carving --val-fraction out of the subset.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    val_per_class: u64,
     /// Output directory (written as OUT.partial, swapped in when complete; a kill leaves the
     /// old or the new directory whole).
     #[arg(long)]
@@ -314,6 +320,7 @@ fn run_build(a: BuildArgs, progress: &Bars) -> Result<()> {
         },
         profile,
         seed: a.seed,
+        val_per_class: a.val_per_class,
         strategies,
         epochs: a.epochs,
         out: a.out.clone(),
@@ -329,6 +336,14 @@ fn run_build(a: BuildArgs, progress: &Bars) -> Result<()> {
         meta.subset_counts,
         meta.manifests.keys().cloned().collect::<Vec<_>>().join(", ")
     );
+    if let Some(v) = &meta.validation {
+        eprintln!(
+            "validation: {} images per class held out before the long-tail cut ({}, {} in all)",
+            v.per_class,
+            v.file,
+            meta.validation_counts.iter().sum::<u64>()
+        );
+    }
     Ok(())
 }
 
