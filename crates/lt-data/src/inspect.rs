@@ -15,6 +15,8 @@ pub struct Inspection {
     pub meta: DatasetMeta,
     /// Subset counts recounted from `subset.parquet`.
     pub subset_counts: Vec<u64>,
+    /// Validation counts recounted from the validation split's file, when the dataset has one.
+    pub validation_counts: Option<Vec<u64>>,
     /// strategy -> (epochs, visits per class over all epochs), from the manifest files.
     pub manifests: Vec<(String, u32, Vec<u64>)>,
     /// file name -> whether its sha256 matches dataset.json.
@@ -43,6 +45,17 @@ pub fn inspect(dir: &Path) -> Result<Inspection, DataError> {
         subset_counts[l as usize] += 1;
         label_of.insert(i, l);
     }
+    let validation_counts = match &meta.validation {
+        Some(v) => {
+            let path = dir.join(&v.file);
+            let labels = u16_column(&read_frame(&path, Some(&["label"]))?, &path, "label")?;
+            if let Some(l) = labels.iter().find(|&&l| l as usize >= c) {
+                return Err(DataError::Read { path, message: format!("label {l} outside 0..{c}") });
+            }
+            Some(crate::profile::count_labels(&labels, c))
+        }
+        None => None,
+    };
     let mut manifests = Vec::new();
     for (name, m) in &meta.manifests {
         let path = dir.join(&m.file);
@@ -62,7 +75,7 @@ pub fn inspect(dir: &Path) -> Result<Inspection, DataError> {
         .iter()
         .map(|(name, hash)| Ok((name.clone(), sha256_file(&dir.join(name))? == *hash)))
         .collect::<Result<Vec<_>, DataError>>()?;
-    Ok(Inspection { meta, subset_counts, manifests, files_ok })
+    Ok(Inspection { meta, subset_counts, validation_counts, manifests, files_ok })
 }
 
 fn bar(value: f64, max: f64, width: usize) -> String {
@@ -85,9 +98,16 @@ pub fn render(ins: &Inspection, bar_width: usize) -> String {
     let _ = writeln!(out, "source {src}   profile {prof}   seed {}   image {:?}", m.seed, m.image_shape);
     let total_src: u64 = m.source_counts.iter().sum();
     let total_sub: u64 = ins.subset_counts.iter().sum();
-    let _ = writeln!(out, "train {total_src} -> subset {total_sub}   test {}", m.test_counts.iter().sum::<u64>());
+    let val = match &ins.validation_counts {
+        Some(v) => format!(" + validation {} (held out before the cut)", v.iter().sum::<u64>()),
+        None => String::new(),
+    };
+    let _ = writeln!(out, "train {total_src} -> subset {total_sub}{val}   test {}", m.test_counts.iter().sum::<u64>());
     let name_w = m.class_names.iter().map(|n| n.chars().count()).max().unwrap_or(4).clamp(4, 20);
     let mut header = format!("{:>5} {:<name_w$} {:>7} {:>7} {:>6}", "label", "name", "source", "subset", "test");
+    if ins.validation_counts.is_some() {
+        header.push_str(&format!(" {:>5}", "val"));
+    }
     for (s, _, _) in &ins.manifests {
         let _ = write!(header, " {:>12}", truncate(s, 12));
     }
@@ -101,6 +121,9 @@ pub fn render(ins: &Inspection, bar_width: usize) -> String {
             ins.subset_counts[c],
             m.test_counts.get(c).copied().unwrap_or(0)
         );
+        if let Some(v) = &ins.validation_counts {
+            let _ = write!(line, " {:>5}", v[c]);
+        }
         for (_, epochs, counts) in &ins.manifests {
             let _ = write!(line, " {:>12.1}", counts[c] as f64 / f64::from((*epochs).max(1)));
         }

@@ -180,6 +180,12 @@ fn the_command_line_takes_val_per_class() {
     assert!(stderr.contains("validation: 5 images per class"), "{stderr}");
     let meta = DatasetMeta::read(&out).unwrap();
     assert_eq!((meta.validation_counts.clone(), meta.subset_counts.clone()), (vec![5; 10], vec![25; 10]));
+    // inspect counts the split from its file and verifies its hash with the others.
+    let o = lt_data_cli(&["inspect", out.to_str().unwrap()]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{table}");
+    assert!(table.contains("subset 250 + validation 50 (held out before the cut)"), "{table}");
+    assert!(table.contains("files: 4 sha256 match"), "{table}");
     std::fs::remove_dir_all(&out).unwrap();
     let o = with(&["--val-per-class", "30"]);
     assert!(!o.status.success());
