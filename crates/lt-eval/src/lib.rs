@@ -36,6 +36,9 @@ mod nan_null;
 mod report;
 mod shots;
 
+/// Bins of the expected calibration error every lt tool reports (Guo et al. 2017 use 15).
+pub const ECE_BINS: usize = 15;
+
 pub use calibration::{Calibration, CalibrationBin, calibration, expected_calibration_error};
 pub use confusion::ConfusionMatrix;
 pub use report::{ClassificationReport, classification_report, geometric_mean};

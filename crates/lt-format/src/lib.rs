@@ -27,5 +27,5 @@ pub mod vocab;
 pub mod cli;
 
 pub use config::{ConfigError, TrainConfig};
-pub use run::RunRecord;
+pub use run::{RunHeader, RunRecord};
 pub use vocab::{Vocab, VocabError};

@@ -46,6 +46,62 @@ pub struct RunRecord {
     pub last: Option<TestMetrics>,
 }
 
+/// The part of run.json every reader of runs relies on (lt-report): the run's name, its
+/// settings as a JSON tree, its classes and their training counts, and how its result was
+/// chosen. Read leniently: `config` may hold any keys (a report compares whatever settings
+/// the runs have), and a record from another lt version still reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunHeader {
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub config: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<DatasetRef>,
+    pub class_names: Vec<String>,
+    pub train_counts: Vec<u64>,
+    #[serde(default)]
+    pub val_counts: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Selection>,
+}
+
+impl RunHeader {
+    /// Reads the header of `DIR/run.json`; `class_names` and `train_counts` must agree.
+    pub fn read(run_dir: &Path) -> Result<RunHeader, RunRecordError> {
+        let path = run_dir.join(RunRecord::FILE);
+        let header: RunHeader = read_json(&path)?;
+        let c = header.class_names.len();
+        let invalid = |message: String| RunRecordError::Invalid { path: path.clone(), message };
+        if c == 0 {
+            return Err(invalid("class_names is empty; the run must name its classes".into()));
+        }
+        if header.train_counts.len() != c {
+            return Err(invalid(format!(
+                "train_counts has {} entries but class_names has {c}",
+                header.train_counts.len()
+            )));
+        }
+        Ok(header)
+    }
+
+    /// How the reported epoch was chosen, as far as the header tells.
+    pub fn selection_rule(&self) -> SelectionRule {
+        match &self.selection {
+            Some(s) => s.rule,
+            None if self.val_counts.iter().any(|&n| n > 0) => SelectionRule::BestValidationBalancedAccuracy,
+            None => SelectionRule::LastEpoch,
+        }
+    }
+
+    /// The record as written: pretty JSON with a final newline.
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("a RunHeader always serialises");
+        text.push('\n');
+        text
+    }
+}
+
 /// Where the dataset was and what it held.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DatasetRef {
@@ -57,7 +113,7 @@ pub struct DatasetRef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuntimeInfo {
     pub version: String,
-    pub library: String,
+    pub library: PathBuf,
 }
 
 /// The loss's class weights.
@@ -186,17 +242,7 @@ impl RunRecord {
 
     /// Reads a run.json at `path`.
     pub fn read_file(path: &Path) -> Result<RunRecord, RunRecordError> {
-        let io = |source| RunRecordError::Io { path: path.to_path_buf(), source };
-        let len = std::fs::metadata(path).map_err(io)?.len();
-        if len > MAX_RUN_JSON_BYTES {
-            return Err(RunRecordError::Invalid {
-                path: path.to_path_buf(),
-                message: format!("{len} bytes, more than the {MAX_RUN_JSON_BYTES} a run.json may have"),
-            });
-        }
-        let text = std::fs::read(path).map_err(io)?;
-        let record: RunRecord = serde_json::from_slice(&text)
-            .map_err(|source| RunRecordError::Json { path: path.to_path_buf(), source })?;
+        let record: RunRecord = read_json(path)?;
         record.check().map_err(|message| RunRecordError::Invalid { path: path.to_path_buf(), message })?;
         Ok(record)
     }
@@ -231,4 +277,19 @@ impl RunRecord {
         }
         Ok(())
     }
+}
+
+/// Reads and parses a JSON file of at most [`MAX_RUN_JSON_BYTES`].
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RunRecordError> {
+    use std::io::Read;
+    let io = |source| RunRecordError::Io { path: path.to_path_buf(), source };
+    let mut text = Vec::new();
+    std::fs::File::open(path).and_then(|f| f.take(MAX_RUN_JSON_BYTES + 1).read_to_end(&mut text)).map_err(io)?;
+    if text.len() as u64 > MAX_RUN_JSON_BYTES {
+        return Err(RunRecordError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("more than the {MAX_RUN_JSON_BYTES} bytes a run.json may have"),
+        });
+    }
+    serde_json::from_slice(&text).map_err(|source| RunRecordError::Json { path: path.to_path_buf(), source })
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use lt_format::{RunRecord, TrainConfig};
 use serde_json::json;
 
 use crate::error::PipelineError;
@@ -269,7 +270,7 @@ fn fetch_if_missing(cx: &mut Ctx) -> Result<(), PipelineError> {
 pub fn build_args(p: &Pipeline, quiet: bool) -> Vec<String> {
     let d = &p.data;
     let mut a: Vec<String> =
-        vec!["build".into(), "--source".into(), d.source.clone(), "--profile".into(), d.profile.clone()];
+        vec!["build".into(), "--source".into(), d.source.clone(), "--profile".into(), d.profile.to_string()];
     let mut opt = |flag: &str, v: Option<String>| {
         if let Some(v) = v {
             a.push(flag.into());
@@ -339,7 +340,7 @@ fn train_step(cx: &mut Ctx, i: usize, data_hash: &str) -> Result<(String, Option
     }
     let same_attempt = old.as_ref().is_some_and(|s| s.key == key && s.state == State::Running);
     // Killed after lt-train wrote run.json but before the stamp: adopt the finished run.
-    if same_attempt && finished_by_this_attempt(&run_json, &stamp_path, &config) {
+    if same_attempt && finished_by_this_attempt(&run_json, &stamp_path, &e.config) {
         let out = stamp::hash_file(&run_json)?;
         stamp::write(&stamp_path, &done(out.clone(), inputs, key))?;
         cx.say(n, &step, &format!("finished before the interruption ({})", dir.display()));
@@ -389,25 +390,22 @@ fn train_step(cx: &mut Ctx, i: usize, data_hash: &str) -> Result<(String, Option
 /// run.json exists, was written after the stamp that started this attempt (a fresh start
 /// wipes the run directory; a resume keeps settings), and records this run's directory and
 /// epoch count. (Floats are not compared: lt-train may print them through another width.)
-fn finished_by_this_attempt(run_json: &Path, stamp_path: &Path, config: &serde_json::Value) -> bool {
+fn finished_by_this_attempt(run_json: &Path, stamp_path: &Path, config: &TrainConfig) -> bool {
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let (Some(run_t), Some(stamp_t)) = (modified(run_json), modified(stamp_path)) else { return false };
     if run_t < stamp_t {
         return false;
     }
-    let Ok(text) = std::fs::read_to_string(run_json) else { return false };
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { return false };
-    let recorded = &v["config"];
-    ["out", "epochs", "arch", "loss", "weights", "resample"].iter().all(|k| recorded.get(k) == config.get(k))
+    let Ok(record) = RunRecord::read_file(run_json) else { return false };
+    let r = &record.config;
+    (&r.out, r.epochs, &r.arch, r.loss, r.weights, &r.resample)
+        == (&config.out, config.epochs, &config.arch, config.loss, config.weights, &config.resample)
 }
 
 fn read_final(run_json: &Path) -> String {
-    let Ok(text) = std::fs::read_to_string(run_json) else { return String::new() };
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { return String::new() };
-    let f = &v["final"];
-    match (f["overall"].as_f64(), f["balanced"].as_f64()) {
-        (Some(o), Some(b)) => format!(": test accuracy {o:.4}, balanced {b:.4}"),
-        _ => String::new(),
+    match RunRecord::read_file(run_json) {
+        Ok(r) => format!(": test accuracy {:.4}, balanced {:.4}", r.final_metrics.overall, r.final_metrics.balanced),
+        Err(_) => String::new(),
     }
 }
 
@@ -434,7 +432,7 @@ fn report_step(cx: &mut Ctx, runs: &[(String, String)], data_hash: &str) -> Resu
     args.extend(p.experiment.iter().map(|e| e.config.out.display().to_string()));
     args.extend(["--data".into(), p.data_dir().display().to_string()]);
     args.extend(["--out".into(), partial.display().to_string()]);
-    args.extend(["--shots".into(), r.shots.clone()]);
+    args.extend(["--shots".into(), r.shots.to_string()]);
     args.extend(["--many-above".into(), r.many_above.to_string(), "--few-below".into(), r.few_below.to_string()]);
     if let Some(t) = &r.title {
         args.extend(["--title".into(), t.clone()]);

@@ -7,7 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use lt_train::config::TrainConfig;
+use lt_format::TrainConfig;
+use lt_format::vocab::{Profile, ShotMode, Vocab};
 use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
@@ -17,7 +18,6 @@ use crate::error::PipelineError;
 pub const RESAMPLERS: [&str; 7] =
     ["instance", "random-over", "random-under", "class-balanced", "sqrt", "progressive", "effective-number"];
 /// Profiles `lt-data build --profile` knows.
-pub const PROFILES: [&str; 5] = ["exp", "step", "counts", "indices", "balanced"];
 const TOP_KEYS: [&str; 7] = ["name", "description", "out", "data", "train", "experiment", "report"];
 /// Keys of `[train]`/`[[experiment]]` that the pipeline sets itself.
 const PIPELINE_OWNED: [&str; 2] = ["data", "out"];
@@ -31,7 +31,7 @@ pub struct DataSettings {
     pub source: String,
     /// When the source directory is missing, download it with `lt-data fetch` (CIFAR kinds).
     pub fetch: bool,
-    pub profile: String,
+    pub profile: Profile,
     pub imbalance: Option<f64>,
     pub n_max: Option<u64>,
     pub shuffle_classes: bool,
@@ -59,7 +59,7 @@ impl Default for DataSettings {
         DataSettings {
             source: String::new(),
             fetch: false,
-            profile: "exp".into(),
+            profile: Profile::Exp,
             imbalance: None,
             n_max: None,
             shuffle_classes: false,
@@ -85,7 +85,7 @@ impl Default for DataSettings {
 pub struct ReportSettings {
     pub title: Option<String>,
     /// auto, thresholds or thirds.
-    pub shots: String,
+    pub shots: ShotMode,
     pub many_above: u64,
     pub few_below: u64,
     pub linear_counts: bool,
@@ -93,7 +93,7 @@ pub struct ReportSettings {
 
 impl Default for ReportSettings {
     fn default() -> Self {
-        ReportSettings { title: None, shots: "auto".into(), many_above: 100, few_below: 20, linear_counts: false }
+        ReportSettings { title: None, shots: ShotMode::Auto, many_above: 100, few_below: 20, linear_counts: false }
     }
 }
 
@@ -361,10 +361,7 @@ fn resolve(file: &Path, doc: Table, cwd: &Path) -> Result<Pipeline, PipelineErro
         return Err(invalid("data.fetch", format!("`lt-data fetch` downloads CIFAR only, not `{kind}` sources")));
     }
     data.source = absolute_source(cwd, &data.source);
-    if !PROFILES.contains(&data.profile.as_str()) {
-        return Err(invalid("data.profile", format!("`{}`: use one of {}", data.profile, PROFILES.join(", "))));
-    }
-    match data.profile.as_str() {
+    match data.profile.name() {
         "exp" | "step" if data.imbalance.is_none_or(|f| f.is_nan() || f < 1.0) => {
             return Err(invalid("data.imbalance", "profile exp/step needs imbalance = IF >= 1 (e.g. 100)".into()));
         }
@@ -472,9 +469,6 @@ fn resolve(file: &Path, doc: Table, cwd: &Path) -> Result<Pipeline, PipelineErro
     let mut report: ReportSettings = Value::Table(report_table)
         .try_into()
         .map_err(|e: toml::de::Error| invalid("report", e.message().to_string()))?;
-    if !["auto", "thresholds", "thirds"].contains(&report.shots.as_str()) {
-        return Err(invalid("report.shots", format!("`{}`: use auto, thresholds or thirds", report.shots)));
-    }
     if report.title.is_none() {
         report.title = Some(description.clone().unwrap_or_else(|| format!("lt pipeline {name}")));
     }

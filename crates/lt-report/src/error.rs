@@ -47,3 +47,27 @@ impl ReportError {
         Self::Invalid { path: path.into(), message: message.into() }
     }
 }
+
+impl From<lt_format::tables::TableError> for ReportError {
+    fn from(e: lt_format::tables::TableError) -> Self {
+        use lt_format::tables::TableError as T;
+        match e {
+            T::Io { path, source } => Self::Io { path, source },
+            T::Parquet { path, message } => Self::Parquet { path, message },
+            T::MissingColumn { path, column, expected } => Self::MissingColumn { path, column, expected },
+            T::ColumnType { path, column, found, expected } => Self::ColumnType { path, column, found, expected },
+            T::Invalid { path, message } => Self::Invalid { path, message },
+        }
+    }
+}
+
+impl From<lt_format::run::RunRecordError> for ReportError {
+    fn from(e: lt_format::run::RunRecordError) -> Self {
+        use lt_format::run::RunRecordError as R;
+        match e {
+            R::Io { path, source } => Self::Io { path, source },
+            R::Json { path, source } => Self::Json { path, source },
+            R::Invalid { path, message } => Self::Invalid { path, message },
+        }
+    }
+}

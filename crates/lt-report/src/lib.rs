@@ -86,9 +86,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError>
 
 /// The dataset directory recorded in run.json (`dataset.dir`), if it holds a dataset.json.
 fn recorded_dataset(run_dir: &Path) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(run_dir.join("run.json")).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let dir = PathBuf::from(json.get("dataset")?.get("dir")?.as_str()?);
+    let dir = lt_format::RunHeader::read(run_dir).ok()?.dataset?.dir;
     [dir.clone(), run_dir.join(&dir)].into_iter().find(|d| d.join("dataset.json").is_file())
 }
 

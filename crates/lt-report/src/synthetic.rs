@@ -5,41 +5,16 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, Float32Builder, Float64Array, Float64Builder, ListBuilder, RecordBatch, StringArray, UInt16Array,
-    UInt32Array,
-};
+use arrow::array::{ArrayRef, UInt16Array, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema};
-use parquet::arrow::ArrowWriter;
+use lt_format::run::{DatasetRef, RunHeader, RunRecord};
+use lt_format::tables::{METRICS_FILE, MetricsRow, PREDICTIONS_FILE, Predictions, write_metrics, write_predictions};
 
 use crate::ReportError;
 
-/// A small deterministic generator (SplitMix64), so fixtures need no RNG crate.
-#[derive(Debug, Clone)]
-pub struct SplitMix(u64);
-
-impl SplitMix {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.unit() * n as f64) as usize % n.max(1)
-    }
-}
+/// The deterministic generator of the fixtures (lt-format's SplitMix64), so they need no RNG
+/// crate.
+pub use lt_format::hash::SplitMix;
 
 /// What a synthetic run looks like.
 #[derive(Debug, Clone)]
@@ -91,24 +66,13 @@ pub fn class_names(c: usize) -> Vec<String> {
 }
 
 fn write_parquet(path: &Path, schema: Schema, columns: Vec<ArrayRef>) -> Result<(), ReportError> {
-    let err = |e: &dyn std::fmt::Display| ReportError::Parquet { path: path.to_path_buf(), message: e.to_string() };
-    let batch = RecordBatch::try_new(Arc::new(schema), columns).map_err(|e| err(&e))?;
-    let tmp = path.with_extension("parquet.partial");
-    let file = std::fs::File::create(&tmp).map_err(|e| ReportError::io(&tmp, e))?;
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), None).map_err(|e| err(&e))?;
-    writer.write(&batch).map_err(|e| err(&e))?;
-    writer.close().map_err(|e| err(&e))?;
-    std::fs::rename(&tmp, path).map_err(|e| ReportError::io(path, e))
+    Ok(lt_format::tables::write_table(path, schema, columns)?)
 }
 
 fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), ReportError> {
     let text =
         serde_json::to_string_pretty(value).map_err(|source| ReportError::Json { path: path.to_path_buf(), source })?;
     crate::write_atomic(path, text.as_bytes())
-}
-
-fn list_field(name: &str, item: DataType) -> Field {
-    Field::new(name, DataType::List(Arc::new(Field::new("item", item, true))), false)
 }
 
 /// Writes `run.json`, `metrics.parquet` and `predictions.parquet` of a synthetic run.
@@ -121,8 +85,7 @@ pub fn write_run(dir: &Path, run: &SyntheticRun) -> Result<(), ReportError> {
     // Predictions: each test image is right with its class's accuracy, else a random class
     // biased towards the head (as long-tailed models are).
     let n = c * run.test_per_class;
-    let (mut index, mut label, mut prediction) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-    let mut scores = ListBuilder::with_capacity(Float32Builder::with_capacity(n * c), n);
+    let mut predictions = Predictions { num_classes: c, ..Predictions::default() };
     let mut row = vec![0f32; c];
     for i in 0..n {
         let t = i % c;
@@ -135,77 +98,42 @@ pub fn write_run(dir: &Path, run: &SyntheticRun) -> Result<(), ReportError> {
         let conf = (0.35 + 0.6 * rng.unit()) as f32;
         row.fill((1.0 - conf) / (c.max(2) - 1) as f32);
         row[p] = conf;
-        scores.values().append_slice(&row);
-        scores.append(true);
-        index.push(i as u32);
-        label.push(t as u16);
-        prediction.push(p as u16);
+        predictions.scores.extend_from_slice(&row);
+        predictions.index.push(i as u32);
+        predictions.label.push(t as u16);
+        predictions.prediction.push(p as u16);
     }
-    write_parquet(
-        &dir.join("predictions.parquet"),
-        Schema::new(vec![
-            Field::new("index", DataType::UInt32, false),
-            Field::new("label", DataType::UInt16, false),
-            Field::new("prediction", DataType::UInt16, false),
-            list_field("scores", DataType::Float32),
-        ]),
-        vec![
-            Arc::new(UInt32Array::from(index)),
-            Arc::new(UInt16Array::from(label)),
-            Arc::new(UInt16Array::from(prediction)),
-            Arc::new(scores.finish()),
-        ],
-    )?;
+    write_predictions(&dir.join(PREDICTIONS_FILE), &predictions)?;
 
     // Metrics: accuracy rising towards the final value, loss falling; train above test.
-    let (mut epoch, mut split, mut loss, mut acc, mut bal) = (vec![], vec![], vec![], vec![], vec![]);
-    let mut per_class = ListBuilder::new(Float64Builder::new());
+    let mut rows = Vec::new();
     for e in 1..=run.epochs {
         let progress = 1.0 - (-3.0 * f64::from(e) / f64::from(run.epochs.max(1))).exp();
-        for (s, boost) in [("train", 1.08), ("test", 1.0)] {
+        for (split, boost) in [("train", 1.08), ("test", 1.0)] {
             let pc: Vec<f64> = final_acc.iter().map(|a| (a * progress * boost).min(1.0)).collect();
             let mean = pc.iter().sum::<f64>() / c as f64;
-            epoch.push(e);
-            split.push(s);
-            loss.push(2.3 * (1.0 - progress) + 0.3 / boost + 0.02 * rng.unit());
-            acc.push(mean);
-            bal.push(mean);
-            per_class.values().append_slice(&pc);
-            per_class.append(true);
+            rows.push(MetricsRow {
+                epoch: e,
+                split: split.into(),
+                loss: 2.3 * (1.0 - progress) + 0.3 / boost + 0.02 * rng.unit(),
+                accuracy: mean,
+                balanced_accuracy: mean,
+                per_class_accuracy: pc,
+            });
         }
     }
-    write_parquet(
-        &dir.join("metrics.parquet"),
-        Schema::new(vec![
-            Field::new("epoch", DataType::UInt32, false),
-            Field::new("split", DataType::Utf8, false),
-            Field::new("loss", DataType::Float64, false),
-            Field::new("accuracy", DataType::Float64, false),
-            Field::new("balanced_accuracy", DataType::Float64, false),
-            list_field("per_class_accuracy", DataType::Float64),
-        ]),
-        vec![
-            Arc::new(UInt32Array::from(epoch)),
-            Arc::new(StringArray::from(split)),
-            Arc::new(Float64Array::from(loss)),
-            Arc::new(Float64Array::from(acc)),
-            Arc::new(Float64Array::from(bal)),
-            Arc::new(per_class.finish()),
-        ],
-    )?;
+    write_metrics(&dir.join(METRICS_FILE), &rows)?;
 
-    let mut json = serde_json::json!({
-        "config": run.config,
-        "dataset": {"dir": "synthetic", "content_hash": "0"},
-        "seed": run.seed,
-        "class_names": run.class_names,
-        "train_counts": run.train_counts,
-        "timings": {"total_s": 0.0, "per_epoch_s": []},
-    });
-    if let Some(l) = &run.label {
-        json["label"] = serde_json::Value::String(l.clone());
-    }
-    write_json(&dir.join("run.json"), &json)
+    let header = RunHeader {
+        label: run.label.clone(),
+        config: run.config.clone(),
+        dataset: Some(DatasetRef { dir: "synthetic".into(), content_hash: "0".into() }),
+        class_names: run.class_names.clone(),
+        train_counts: run.train_counts.clone(),
+        val_counts: Vec::new(),
+        selection: None,
+    };
+    crate::write_atomic(&dir.join(RunRecord::FILE), header.to_json().as_bytes())
 }
 
 /// Writes a dataset directory's `dataset.json`, `subset.parquet` and one manifest per

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::dataset::Dataset;
 use crate::device::Device;
 use crate::engine::Engine;
-use crate::loader::{Augment, BatchMaker, Normalization, Prefetcher, epoch_order};
+use crate::loader::{Augment, BatchMaker, Normalization, NormalizationOf, Prefetcher, epoch_order};
 use crate::train::TrainError;
 
 /// What the bench measured.

@@ -12,7 +12,7 @@ use ort::value::Tensor;
 
 use crate::dataset::{Dataset, Split};
 use crate::device::Device;
-use crate::loader::{Augment, BatchMaker, Normalization};
+use crate::loader::{Augment, BatchMaker, Normalization, NormalizationOf};
 use crate::record::Predictions;
 use crate::train::TrainError;
 

@@ -15,16 +15,17 @@ use rayon::prelude::*;
 
 use crate::dataset::Split;
 
-/// Per-channel mean and std of images scaled to [0, 1].
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Normalization {
-    pub mean: Vec<f32>,
-    pub std: Vec<f32>,
+pub use lt_format::run::Normalization;
+pub use lt_format::vocab::Augment;
+
+/// Per-channel mean and (population) std of images scaled to [0, 1], over the given images of
+/// a split.
+pub trait NormalizationOf {
+    fn of(split: &Split, indices: &[u32], shape: [usize; 3]) -> Self;
 }
 
-impl Normalization {
-    /// Mean and (population) std per channel over the given images of a split.
-    pub fn of(split: &Split, indices: &[u32], shape: [usize; 3]) -> Self {
+impl NormalizationOf for Normalization {
+    fn of(split: &Split, indices: &[u32], shape: [usize; 3]) -> Self {
         let [c, h, w] = shape;
         let plane = h * w;
         let image_len = c * plane;
@@ -59,16 +60,6 @@ impl Normalization {
     }
 }
 
-/// Training-time augmentation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Augment {
-    /// Random crop with 4-pixel zero padding, then a horizontal flip with probability 1/2.
-    CropFlip,
-    /// Images as they are.
-    None,
-}
-
 /// A batch ready for the training graph.
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
@@ -98,14 +89,8 @@ pub fn epoch_order(base: &[u32], seed: u64, epoch: usize, shuffle: bool) -> Vec<
 
 /// A stable 64-bit mix of a few integers (SplitMix64 finaliser), used to derive per-item seeds.
 pub fn mix(a: u64, b: u64, c: u64, d: u64) -> u64 {
-    let mut z = a ^ b.rotate_left(17) ^ c.rotate_left(31) ^ d.rotate_left(47);
-    for _ in 0..2 {
-        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-    }
-    z
+    use lt_format::hash::splitmix64;
+    splitmix64(splitmix64(a ^ b.rotate_left(17) ^ c.rotate_left(31) ^ d.rotate_left(47)))
 }
 
 /// Everything needed to turn index lists into batches.

@@ -5,17 +5,19 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use lt_eval::{ConfusionMatrix, classification_report};
+use lt_format::run::{
+    ClassWeights, DatasetRef, GraphInfo, RunRecord, RuntimeInfo, Selection, SelectionRule, TestMetrics, Timings,
+};
 use lt_graph::onnx::proto::ModelProto;
 use lt_graph::train::{Loss, Lowering, Sgd, TrainingGraphSpec};
-use serde_json::json;
 
 use crate::checkpoint::Checkpoint;
 use crate::config::{Ep, LossKind, TrainConfig, WeightsKind, WeightsNormalize};
 use crate::dataset::{Dataset, Split};
 use crate::device::Device;
 use crate::engine::{CudaGraph, Engine};
-use crate::loader::{BatchMaker, Normalization, Prefetcher, epoch_order, mix};
-use crate::record::{MetricsRow, Predictions, write_json, write_metrics, write_predictions};
+use crate::loader::{BatchMaker, Normalization, NormalizationOf, Prefetcher, epoch_order, mix};
+use crate::record::{MetricsRow, Predictions, write_metrics, write_predictions};
 use crate::schedule::learning_rate;
 
 #[derive(Debug, thiserror::Error)]
@@ -196,19 +198,14 @@ pub fn carve_validation(
 }
 
 /// Runs training as configured, writing the run directory. Returns the final test summary.
-pub fn run(
-    cfg: &TrainConfig,
-    resume: bool,
-    force: bool,
-    progress: &dyn Progress,
-) -> Result<serde_json::Value, TrainError> {
+pub fn run(cfg: &TrainConfig, resume: bool, force: bool, progress: &dyn Progress) -> Result<RunRecord, TrainError> {
     cfg.validate()?;
     let started = Instant::now();
     // Everything is written into RUN.partial and swapped in for RUN when training succeeded:
     // a failed run leaves the old one as it was, and no directory.
     let staging = match open_run_dir(&cfg.out, resume, force, progress)? {
         RunDir::Staging(s) => s,
-        RunDir::Finished(run_json) => return Ok(run_json),
+        RunDir::Finished(record) => return Ok(*record),
     };
     let out = staging.path().to_path_buf();
     let device = resolve_device(cfg, progress)?;
@@ -339,7 +336,7 @@ pub fn run(
             loss_sum += out_step.loss as f64;
             for (n, row) in out_step.logits.chunks(num_classes).enumerate() {
                 seen_labels.push(batch.labels[n] as usize);
-                seen_preds.push(argmax(row));
+                seen_preds.push(lt_format::scores::argmax(row));
             }
             progress.step(step + 1, out_step.loss, cfg.batch_size);
         }
@@ -388,76 +385,99 @@ pub fn run(
         });
     }
 
-    // The result: the final epoch, or the best validation epoch with --val-fraction. The test
-    // split never chooses.
-    let selected_epoch = match meta.best_val {
-        Some((_, e)) if e != cfg.epochs => {
-            let best: Checkpoint<CheckpointMeta> = Checkpoint::load(&ckpt_dir.join(BEST_CHECKPOINT))?;
-            engine.load_state(&best.tensor_map())?;
-            e
+    // The result: the final epoch, or the best validation epoch when there is validation
+    // data. The test split never chooses; the last epoch's test metrics are kept beside.
+    let (selection, last) = match meta.best_val {
+        Some((_, e)) => {
+            let selection = Selection {
+                rule: SelectionRule::BestValidationBalancedAccuracy,
+                epoch: e,
+                validation: Some("carved".into()),
+            };
+            if e == cfg.epochs {
+                (selection, None)
+            } else {
+                let (row, predictions) = evaluate_split(
+                    &mut engine,
+                    &test_maker,
+                    &test_split,
+                    &test_idx,
+                    cfg.eval_batch_size,
+                    cfg.epochs,
+                    "test",
+                )?;
+                let last = test_metrics(&row, &predictions, &train_counts);
+                let best: Checkpoint<CheckpointMeta> = Checkpoint::load(&ckpt_dir.join(BEST_CHECKPOINT))?;
+                engine.load_state(&best.tensor_map())?;
+                (selection, Some(last))
+            }
         }
-        _ => cfg.epochs,
+        None => (Selection { rule: SelectionRule::LastEpoch, epoch: cfg.epochs, validation: None }, None),
     };
     let (final_row, predictions) =
-        evaluate_split(&mut engine, &test_maker, &test_split, &test_idx, cfg.eval_batch_size, selected_epoch, "test")?;
-    let cm = ConfusionMatrix::from_predictions(
-        &predictions.label.iter().map(|&l| l as usize).collect::<Vec<_>>(),
-        &predictions.prediction.iter().map(|&p| p as usize).collect::<Vec<_>>(),
-        num_classes,
-    );
-    let report = classification_report(&cm);
-    let shots = lt_eval::shot_groups(&train_counts, &report.per_class_accuracy, lt_eval::ShotSplit::default());
-    let thirds = lt_eval::shot_groups(&train_counts, &report.per_class_accuracy, lt_eval::ShotSplit::Thirds);
-    let ece = lt_eval::expected_calibration_error(
-        &predictions.scores,
-        &predictions.label.iter().map(|&l| l as usize).collect::<Vec<_>>(),
-        num_classes,
-        15,
-    );
+        evaluate_split(&mut engine, &test_maker, &test_split, &test_idx, cfg.eval_batch_size, selection.epoch, "test")?;
+    let final_metrics = test_metrics(&final_row, &predictions, &train_counts);
     let trained = lt_graph::train::with_weights(&inference, &engine.weights()?)?;
     lt_graph::onnx::save(&trained, &out.join("model.onnx"))?;
-    write_predictions(&out.join("predictions.parquet"), &predictions)?;
-    write_metrics(&out.join("metrics.parquet"), &meta.metrics)?;
-    let final_metrics = json!({
-        "epoch": selected_epoch,
-        "loss": final_row.loss,
-        "overall": report.accuracy,
-        "balanced": report.balanced_accuracy,
-        "per_class": report.per_class_accuracy,
-        "precision": report.precision,
-        "f1": report.f1,
-        "macro_f1": report.macro_f1,
-        "gmean": report.gmean,
-        "ece": ece,
-        "shots": shots,
-        "thirds": thirds,
-        "confusion": cm.counts,
-    });
+    write_predictions(&out.join(lt_format::tables::PREDICTIONS_FILE), &predictions)?;
+    write_metrics(&out.join(lt_format::tables::METRICS_FILE), &meta.metrics)?;
     let runtime = crate::runtime::Runtime::get(!device.is_cpu())?;
-    let run_json = json!({
-        "label": cfg.label,
-        "config": cfg,
-        "dataset": { "dir": cfg.data, "content_hash": data.content_hash },
-        "seed": cfg.seed,
-        "onnxruntime": { "version": crate::runtime::ORT_VERSION, "library": runtime.library },
-        "execution_provider": device.name(),
-        "class_names": data.info.class_names,
-        "train_counts": train_counts,
-        "val_counts": count_labels(&data.train, &val_idx, num_classes),
-        "test_counts": count_labels(&data.test, &test_idx, num_classes),
-        "class_weights": {
-            "before_drw": if cfg.drw.is_some() { Some(&weights_off) } else { None },
-            "drw_epoch": cfg.drw,
-            "weights": weights_on,
+    let record = RunRecord {
+        label: cfg.label.clone(),
+        config: cfg.clone(),
+        dataset: DatasetRef { dir: cfg.data.clone(), content_hash: data.content_hash.clone() },
+        seed: cfg.seed,
+        onnxruntime: RuntimeInfo { version: crate::runtime::ORT_VERSION.to_string(), library: runtime.library.clone() },
+        execution_provider: device.name(),
+        class_names: data.info.class_names.clone(),
+        train_counts,
+        val_counts: count_labels(&data.train, &val_idx, num_classes),
+        test_counts: count_labels(&data.test, &test_idx, num_classes),
+        class_weights: ClassWeights {
+            before_drw: cfg.drw.map(|_| weights_off.clone()),
+            drw_epoch: cfg.drw,
+            weights: weights_on.clone(),
         },
-        "normalization": norm,
-        "graph": { "nodes": engine.node_count, "session_seconds": engine.session_seconds, "cuda_graph": engine.cuda_graph },
-        "timings": { "total_s": started.elapsed().as_secs_f64(), "per_epoch_s": meta.epoch_seconds },
-        "final": final_metrics,
-    });
-    write_json(&out.join("run.json"), &run_json)?;
+        normalization: norm,
+        graph: GraphInfo {
+            nodes: engine.node_count,
+            session_seconds: engine.session_seconds,
+            cuda_graph: serde_json::to_value(&engine.cuda_graph).map_err(|e| output_err(&out, e))?,
+        },
+        timings: Timings { total_s: started.elapsed().as_secs_f64(), per_epoch_s: meta.epoch_seconds.clone() },
+        selection: Some(selection),
+        final_metrics,
+        last,
+    };
+    lt_fs::write_atomic(&out.join(RunRecord::FILE), record.to_json().as_bytes())?;
     staging.commit()?;
-    Ok(run_json)
+    Ok(record)
+}
+
+/// The test metrics of one evaluation: the numbers run.json reports for an epoch.
+fn test_metrics(row: &MetricsRow, predictions: &Predictions, train_counts: &[u64]) -> TestMetrics {
+    let (labels, preds) = (predictions.labels(), predictions.predictions());
+    let c = predictions.num_classes;
+    let cm = ConfusionMatrix::from_predictions(&labels, &preds, c);
+    let report = classification_report(&cm);
+    let shots = lt_eval::shot_groups(train_counts, &report.per_class_accuracy, lt_eval::ShotSplit::default());
+    let thirds = lt_eval::shot_groups(train_counts, &report.per_class_accuracy, lt_eval::ShotSplit::Thirds);
+    let ece = lt_eval::expected_calibration_error(&predictions.scores, &labels, c, lt_eval::ECE_BINS);
+    TestMetrics {
+        epoch: row.epoch as usize,
+        loss: row.loss,
+        overall: report.accuracy,
+        balanced: report.balanced_accuracy,
+        per_class: report.per_class_accuracy,
+        precision: report.precision,
+        f1: report.f1,
+        macro_f1: report.macro_f1,
+        gmean: report.gmean,
+        ece,
+        shots,
+        thirds,
+        confusion: cm.counts,
+    }
 }
 
 fn count_labels(split: &Split, idx: &[u32], num_classes: usize) -> Vec<u64> {
@@ -475,7 +495,7 @@ fn output_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
 /// Where a run writes, or the finished run that `--resume` found.
 enum RunDir {
     Staging(lt_fs::Staging),
-    Finished(serde_json::Value),
+    Finished(Box<RunRecord>),
 }
 
 /// Opens RUN.partial: the interrupted run with `resume`, else a new one. An existing non-empty
@@ -487,12 +507,11 @@ fn open_run_dir(out: &Path, resume: bool, force: bool, progress: &dyn Progress) 
         if let Some(s) = lt_fs::Staging::resume(out, owner)? {
             return Ok(RunDir::Staging(s));
         }
-        let run_json = out.join("run.json");
+        let run_json = out.join(RunRecord::FILE);
         if run_json.is_file() {
-            let text = std::fs::read(&run_json).map_err(|e| output_err(&run_json, e))?;
-            let value = serde_json::from_slice(&text).map_err(|e| output_err(&run_json, e))?;
+            let record = RunRecord::read_file(&run_json).map_err(|e| output_err(&run_json, e))?;
             progress.message(&format!("--resume: {} is a finished run; nothing to resume", out.display()));
-            return Ok(RunDir::Finished(value));
+            return Ok(RunDir::Finished(Box::new(record)));
         }
         progress.message(&format!("--resume: no interrupted run of {}, starting from epoch 1", out.display()));
         // A resumed attempt keeps its directory on failure; so does this first one.
@@ -521,16 +540,6 @@ fn not_empty_hint(e: lt_fs::FsError, out: &Path) -> TrainError {
     }
 }
 
-fn argmax(row: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &v) in row.iter().enumerate() {
-        if v > row[best] {
-            best = i;
-        }
-    }
-    best
-}
-
 /// Evaluates the images `idx` of `split`: the metrics row (unweighted CE loss) and predictions.
 fn evaluate_split(
     engine: &mut Engine,
@@ -548,22 +557,12 @@ fn evaluate_split(
         let b = maker.make(0, 0, chunk);
         let logits = engine.evaluate(&b.images, chunk.len())?;
         for (n, row) in logits.chunks(c).enumerate() {
-            let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let exp: Vec<f64> = row.iter().map(|&z| ((z - m) as f64).exp()).collect();
-            let sum: f64 = exp.iter().sum();
             let label = split.labels[chunk[n] as usize];
-            loss += -(exp[label as usize] / sum).ln();
-            pred.scores.extend(exp.iter().map(|e| (e / sum) as f32));
-            pred.index.push(chunk[n]);
-            pred.label.push(label);
-            pred.prediction.push(argmax(row) as u16);
+            let p = pred.push_logits(chunk[n], label, row);
+            loss += -p[label as usize].ln();
         }
     }
-    let cm = ConfusionMatrix::from_predictions(
-        &pred.label.iter().map(|&l| l as usize).collect::<Vec<_>>(),
-        &pred.prediction.iter().map(|&p| p as usize).collect::<Vec<_>>(),
-        c,
-    );
+    let cm = ConfusionMatrix::from_predictions(&pred.labels(), &pred.predictions(), c);
     let r = classification_report(&cm);
     let row = MetricsRow {
         epoch: epoch as u32,

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
+use lt_format::config::{LossKind, WeightsKind, WeightsNormalize};
 use lt_pipeline::stamp::hash_json;
 use lt_pipeline::{Overrides, PipelineError, load};
-use lt_train::config::{LossKind, WeightsKind, WeightsNormalize};
 
 use crate::fixture::{lt_run, repo_root, text};
 
@@ -65,7 +65,7 @@ fn shipped_pipelines_say_what_the_issue_asks() {
     assert_eq!(names, ["baseline", "resample", "reweight", "ldam-drw"]);
     assert!(demo.data.source.starts_with("synthetic:"));
     assert!(demo.experiment.iter().all(|e| e.config.arch.as_deref() == Some("densenet-tiny")));
-    assert!(demo.experiment.iter().all(|e| e.config.ep == lt_train::config::Ep::Cpu));
+    assert!(demo.experiment.iter().all(|e| e.config.ep == lt_format::config::Ep::Cpu));
     assert_eq!(demo.experiment[1].config.resample.as_deref(), Some("class-balanced"));
     assert_eq!(demo.experiment[2].config.weights, WeightsKind::EffectiveNumber);
     assert_eq!(demo.experiment[3].config.loss, LossKind::Ldam);
@@ -175,7 +175,7 @@ fn overrides_and_resolution() {
     assert_eq!(p.data.resample, ["sqrt"]);
     assert_eq!(p.data.epochs, Some(5), "manifest epochs default to the longest experiment");
     assert_eq!((p.experiment[0].config.epochs, p.experiment[1].config.epochs), (3, 5));
-    assert_eq!(p.experiment[0].config.lr, lt_train::config::TrainConfig::default().lr);
+    assert_eq!(p.experiment[0].config.lr, lt_format::config::TrainConfig::default().lr);
 
     let o = Overrides {
         source: Some("cifar10:rel/cifar".into()),

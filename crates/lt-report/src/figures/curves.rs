@@ -8,7 +8,7 @@ use super::chart::{
 };
 use crate::ReportError;
 use crate::compare::ReportData;
-use crate::input::MetricRow;
+use crate::input::MetricsRow;
 use crate::style::{color, text};
 
 /// Which value of metrics.parquet a curve figure shows.
@@ -36,7 +36,7 @@ pub(super) fn curves(data: &ReportData, curve: Curve) -> Result<Figure, ReportEr
     if splits.is_empty() {
         splits.push("test");
     }
-    let value = |m: &MetricRow| if curve == Curve::Accuracy { m.accuracy } else { m.loss };
+    let value = |m: &MetricsRow| if curve == Curve::Accuracy { m.accuracy } else { m.loss };
     let max_epoch = data.runs.iter().map(|r| r.epochs()).max().unwrap_or(1).max(1);
     let max_loss =
         data.runs.iter().flat_map(|r| r.metrics.iter().map(|m| m.loss)).filter(|v| v.is_finite()).fold(0.0, f64::max);

@@ -45,8 +45,8 @@ fn train(data: &Path, out: &Path, resample: Option<&str>) -> (f64, f64) {
         ..TrainConfig::default()
     };
     let summary = run(&cfg, false, false, &Silent).unwrap();
-    let per_class: Vec<f64> = serde_json::from_value(summary["final"]["per_class"].clone()).unwrap();
-    (summary["final"]["balanced"].as_f64().unwrap(), per_class[7..].iter().sum::<f64>() / 3.0)
+    let f = &summary.final_metrics;
+    (f.balanced, f.per_class[7..].iter().sum::<f64>() / 3.0)
 }
 
 #[test]

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
+use lt_format::cli::vocab;
 use lt_train::config::Ep;
 use lt_train::config::TrainConfig;
 use lt_train::loader::Augment;
@@ -22,7 +23,7 @@ pub struct BenchArgs {
     steps: usize,
     #[arg(long, default_value_t = 2)]
     warmup: usize,
-    #[arg(long, value_enum, default_value = "cpu")]
+    #[arg(long, value_parser = vocab::<Ep>(), default_value = "cpu")]
     ep: Ep,
     #[arg(long, default_value_t = 0)]
     device: i32,
@@ -116,7 +117,7 @@ pub struct LoaderBenchArgs {
     /// Epochs over the training subset (shuffled, as in training).
     #[arg(long, default_value_t = 3)]
     epochs: usize,
-    #[arg(long, value_enum, default_value = "crop-flip")]
+    #[arg(long, value_parser = vocab::<Augment>(), default_value = "crop-flip")]
     augment: Augment,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -160,7 +161,7 @@ pub struct AgreeArgs {
     steps: usize,
     /// cuda: CUDA (CUDA formulation) against CPU (CPU formulation). cpu: both formulations
     /// on the CPU, which checks the CUDA formulation where no GPU is.
-    #[arg(long, value_enum, default_value = "cuda")]
+    #[arg(long, value_parser = vocab::<Ep>(), default_value = "cuda")]
     ep: Ep,
     #[arg(long, default_value_t = 0)]
     device: i32,

@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use lt_format::cli::vocab;
 use lt_train::config::{Ep, LossKind, TrainConfig, WeightsKind, WeightsNormalize};
 use lt_train::loader::Augment;
 use lt_train::schedule::Schedule;
@@ -33,7 +34,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "RUN")]
     pub out: Option<PathBuf>,
     /// Execution provider; cuda without a usable GPU is an error, auto says what it picked.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = vocab::<Ep>())]
     pub ep: Option<Ep>,
     // Numeric settings take a leading `-` as part of the value, so `--lr -1` is refused by
     // TrainConfig::validate naming the setting and its range, not read as an unknown flag.
@@ -78,7 +79,7 @@ pub struct TrainArgs {
     /// Linear warm-up epochs.
     #[arg(long, value_name = "E")]
     pub warmup: Option<usize>,
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = vocab::<LossKind>())]
     pub loss: Option<LossKind>,
     /// Focal loss γ.
     #[arg(long, allow_negative_numbers = true)]
@@ -95,13 +96,13 @@ pub struct TrainArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub label_smoothing: Option<f64>,
     /// Class weights in the loss.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = vocab::<WeightsKind>())]
     pub weights: Option<WeightsKind>,
     /// β of the effective-number weights, in [0, 1).
     #[arg(long, allow_negative_numbers = true)]
     pub beta: Option<f64>,
     /// classes: rescale weights to sum to C (Cui et al.); none: raw values (the seed project).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = vocab::<WeightsNormalize>())]
     pub weights_normalize: Option<WeightsNormalize>,
     /// Deferred re-weighting: class weights off before this epoch (1-based), on from it.
     #[arg(long, value_name = "EPOCH")]
@@ -110,7 +111,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "STRATEGY")]
     pub resample: Option<String>,
     /// Training augmentation.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = vocab::<Augment>())]
     pub augment: Option<Augment>,
     /// Same as --augment none.
     #[arg(long, conflicts_with = "augment")]
@@ -217,17 +218,18 @@ fn read_config(path: &std::path::Path) -> Result<String> {
 pub fn run(args: &TrainArgs) -> Result<()> {
     let cfg = args.resolve()?;
     let progress = BarProgress::new(args.quiet);
-    let summary = lt_train::train::run(&cfg, args.resume, args.force, &progress)?;
+    let record = lt_train::train::run(&cfg, args.resume, args.force, &progress)?;
     progress.finish();
-    let f = &summary["final"];
+    let f = &record.final_metrics;
     println!(
-        "done: {} (epoch {}): test accuracy {:.4}, balanced {:.4}, G-mean {:.4}, macro-F1 {:.4}",
+        "done: {} (epoch {}, {}): test accuracy {:.4}, balanced {:.4}, G-mean {:.4}, macro-F1 {:.4}",
         cfg.out.display(),
-        f["epoch"],
-        f["overall"].as_f64().unwrap_or(f64::NAN),
-        f["balanced"].as_f64().unwrap_or(f64::NAN),
-        f["gmean"].as_f64().unwrap_or(f64::NAN),
-        f["macro_f1"].as_f64().unwrap_or(f64::NAN),
+        f.epoch,
+        record.selection().rule.describe(),
+        f.overall,
+        f.balanced,
+        f.gmean,
+        f.macro_f1,
     );
     Ok(())
 }
