@@ -33,6 +33,7 @@ pub enum Head {
 
 /// One preset's family and hyper-parameters.
 #[derive(Clone, Copy, Debug)]
+#[allow(clippy::enum_variant_names, reason = "the families' own names")]
 enum Family {
     DenseNet { growth: usize, blocks: &'static [usize], init_features: usize, imagenet: bool },
     CifarResNet { blocks_per_stage: usize, shortcut: Shortcut },
@@ -93,6 +94,7 @@ pub fn preset_names() -> Vec<&'static str> {
 
 /// A configured architecture of any family.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::enum_variant_names, reason = "the families' own names")]
 pub enum Arch {
     DenseNet(DenseNetConfig),
     CifarResNet(CifarResNetConfig),

@@ -200,7 +200,7 @@ pub fn infer(
             out[2..].fill(1);
             one(out, x0.dtype)
         }
-        "ReduceMean" => {
+        "ReduceMean" | "ReduceL2" => {
             let axes = attr_ints(attrs, "axes").unwrap_or_else(|| (0..rank as i64).collect());
             one(reduced(x0.shape, &axes, attr_int(attrs, "keepdims", 1) != 0), x0.dtype)
         }

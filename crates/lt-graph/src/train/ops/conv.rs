@@ -1,9 +1,11 @@
-//! Conv (2-D, NCHW, group 1). Forward: the Conv itself. Backward, per lowering:
-//! - dX on the CPU for stride 1, dilation 1 by a Conv with the flipped, transposed kernel;
-//!   otherwise by ConvTranspose (cuDNN backward-data on CUDA).
-//! - dW for stride 1, dilation 1 (on CUDA only 1x1 without padding) by one batched MatMul
-//!   over shifted copies of dY (or of X when X has fewer channels), made by a grouped
-//!   one-hot Conv; otherwise by a Conv over batch-transposed tensors.
+//! Conv (2-D, NCHW, grouped or not). Forward: the Conv itself. Backward, per lowering:
+//! - dX on the CPU for stride 1, dilation 1 by a Conv with the flipped, transposed kernel
+//!   (transposed within each group); otherwise by ConvTranspose (cuDNN backward-data on
+//!   CUDA) with the conv's groups.
+//! - dW for an ungrouped stride-1, dilation-1 conv (on CUDA only 1x1 without padding) by one
+//!   batched MatMul over shifted copies of dY (or of X when X has fewer channels), made by a
+//!   grouped one-hot Conv; otherwise, and for every grouped conv, by a Conv over
+//!   batch-transposed tensors (grouped: the groups of X folded into its batch axis).
 
 use super::{Backward, InitOf, OpRule, Role, attr_i, pads4, spatial2, unsupported};
 use crate::GraphError;
@@ -28,15 +30,16 @@ impl OpRule for Conv {
         let x = f.input(node, 0)?;
         let w = f.input(node, 1)?;
         let b = f.optional_input(node, 2)?;
-        if attr_i(node, "group", 1) != 1 {
-            return Err(unsupported(node, "grouped convolution is not supported by the training graph"));
-        }
+        let group = attr_i(node, "group", 1);
         let (xs, ws) = (f.cx.shape(x), f.cx.shape(w));
         if xs.len() != 4 || ws.len() != 4 {
             return Err(unsupported(
                 node,
                 format!("only 2-D convolutions on NCHW tensors (input {xs:?}, weight {ws:?})"),
             ));
+        }
+        if group < 1 || ws[1] * group != xs[1] || ws[0] % group != 0 {
+            return Err(unsupported(node, format!("group {group} does not fit input {xs:?} and weight {ws:?}")));
         }
         let k = spatial2(node, "kernel_shape", 0)?;
         let k = if k == [0, 0] { [ws[2], ws[3]] } else { k };
@@ -45,9 +48,13 @@ impl OpRule for Conv {
         let p = pads4(node)?;
         let mut ins = vec![x, w];
         ins.extend(b);
-        let attrs = [("kernel_shape", ints(&k)), ("strides", ints(&s)), ("pads", ints(&p)), ("dilations", ints(&d))];
+        let mut attrs =
+            vec![("kernel_shape", ints(&k)), ("strides", ints(&s)), ("pads", ints(&p)), ("dilations", ints(&d))];
+        if group > 1 {
+            attrs.push(("group", Attr::Int(group)));
+        }
         let y = f.cx.wire("Conv", &ins, &attrs)?;
-        f.record(ConvBackward { node: node.name.clone(), x, w, b, y, k, s, p, d });
+        f.record(ConvBackward { node: node.name.clone(), x, w, b, y, k, s, p, d, group });
         Ok(Some(y))
     }
 }
@@ -66,6 +73,7 @@ struct ConvBackward {
     s: [i64; 2],
     p: [i64; 4],
     d: [i64; 2],
+    group: i64,
 }
 
 impl Backward for ConvBackward {
@@ -74,7 +82,7 @@ impl Backward for ConvBackward {
     }
 
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
-        let ConvBackward { x, w, b, k, s, p, d, .. } = *self;
+        let ConvBackward { x, w, b, k, s, p, d, group, .. } = *self;
         if let Some(b) = b {
             let ch = cx.shape(b);
             let g = cx.reduce_sum(dy, &[0, 2, 3], false)?;
@@ -86,7 +94,7 @@ impl Backward for ConvBackward {
         if cx.needs_grad(x) {
             let flip_ok = p[0] < k[0] && p[1] < k[1] && p[2] < k[0] && p[3] < k[1];
             let dx = if cpu && unit && flip_ok {
-                flipped_kernel_input_grad(cx, w, dy, &k, &p)?
+                flipped_kernel_input_grad(cx, w, dy, &k, &p, group)?
             } else {
                 if p[0] != p[2] || p[1] != p[3] {
                     return Err(GraphError::Unsupported {
@@ -97,15 +105,15 @@ impl Backward for ConvBackward {
                         ),
                     });
                 }
-                transposed_input_grad(cx, x, w, dy, &k, &s, &p, &d)?
+                transposed_input_grad(cx, x, w, dy, &k, &s, &p, &d, group)?
             };
             cx.push_grad(x, dx);
         }
         let ws = cx.shape(w);
-        let dw = if unit && (cpu || k == [1, 1] && p == [0; 4]) {
+        let dw = if group == 1 && unit && (cpu || k == [1, 1] && p == [0; 4]) {
             shifted_weight_grad(cx, x, dy, &k, &p, &ws)?
         } else {
-            transposed_conv_weight_grad(cx, x, dy, &k, &s, &p, &d)?
+            transposed_conv_weight_grad(cx, x, dy, &k, &s, &p, &d, group)?
         };
         cx.push_grad(w, dw);
         Ok(())
@@ -113,15 +121,25 @@ impl Backward for ConvBackward {
 }
 
 /// dX for a stride-1, dilation-1 conv: a Conv of dY with the transposed, flipped kernel and
-/// pads k−1−p (fast on onnxruntime's CPU provider).
+/// pads k−1−p (fast on onnxruntime's CPU provider). A grouped conv's kernel [O, C/g, ...] is
+/// transposed within each group, to [C, O/g, ...], and the Conv keeps the groups.
 fn flipped_kernel_input_grad(
     cx: &mut Ctx,
     w: Value,
     dy: Value,
     k: &[i64; 2],
     p: &[i64; 4],
+    group: i64,
 ) -> Result<Value, GraphError> {
-    let wt = cx.transpose(w, &[1, 0, 2, 3])?;
+    let wt = if group == 1 {
+        cx.transpose(w, &[1, 0, 2, 3])?
+    } else {
+        let ws = cx.shape(w);
+        let (og, cg) = (ws[0] / group, ws[1]);
+        let w5 = cx.reshape(w, &[group, og, cg, k[0], k[1]])?;
+        let t = cx.transpose(w5, &[0, 2, 1, 3, 4])?;
+        cx.reshape(t, &[group * cg, og, k[0], k[1]])?
+    };
     let wf = if *k != [1, 1] {
         let st = cx.ints(&[-1, -1]);
         let en = cx.ints(&[-i64::MAX, -i64::MAX]);
@@ -132,11 +150,16 @@ fn flipped_kernel_input_grad(
         wt
     };
     let pads = [k[0] - 1 - p[0], k[1] - 1 - p[1], k[0] - 1 - p[2], k[1] - 1 - p[3]];
-    cx.wire("Conv", &[dy, wf], &[("kernel_shape", ints(k)), ("pads", ints(&pads))])
+    let mut attrs = vec![("kernel_shape", ints(k)), ("pads", ints(&pads))];
+    if group > 1 {
+        attrs.push(("group", Attr::Int(group)));
+    }
+    cx.wire("Conv", &[dy, wf], &attrs)
 }
 
 /// dX by ConvTranspose (cuDNN backward-data on CUDA), its output_padding restoring the rows
-/// a strided forward conv dropped.
+/// a strided forward conv dropped. A grouped conv's kernel [O, C/g, ...] is already the
+/// ConvTranspose kernel of `group` groups.
 #[allow(clippy::too_many_arguments)]
 fn transposed_input_grad(
     cx: &mut Ctx,
@@ -147,21 +170,22 @@ fn transposed_input_grad(
     s: &[i64; 2],
     p: &[i64; 4],
     d: &[i64; 2],
+    group: i64,
 ) -> Result<Value, GraphError> {
     let (xs, ds) = (cx.shape(x), cx.shape(dy));
     let op: Vec<i64> =
         (0..2).map(|i| xs[2 + i] - ((ds[2 + i] - 1) * s[i] + (k[i] - 1) * d[i] + 1 - 2 * p[i])).collect();
-    cx.wire(
-        "ConvTranspose",
-        &[dy, w],
-        &[
-            ("kernel_shape", ints(k)),
-            ("strides", ints(s)),
-            ("dilations", ints(d)),
-            ("pads", ints(p)),
-            ("output_padding", ints(&op)),
-        ],
-    )
+    let mut attrs = vec![
+        ("kernel_shape", ints(k)),
+        ("strides", ints(s)),
+        ("dilations", ints(d)),
+        ("pads", ints(p)),
+        ("output_padding", ints(&op)),
+    ];
+    if group > 1 {
+        attrs.push(("group", Attr::Int(group)));
+    }
+    cx.wire("ConvTranspose", &[dy, w], &attrs)
 }
 
 /// dW for a stride-1, dilation-1 conv: dW[o,c,i,j] = Σ_{n,h,w} dY[n,o,h,w]·Xpad[n,c,h+i,w+j].
@@ -314,7 +338,9 @@ fn one_hot_copies(
 }
 
 /// dW as a Conv over batch-transposed tensors: X^T [C,N,H,W] convolved with dY^T [O,N,Ho,Wo]
-/// (strides and dilations swapped), giving [C,O,kh,kw].
+/// (strides and dilations swapped), giving [C,O,kh,kw]. Grouped (g groups): X folded to
+/// [C/g, g·N, H, W] (channel (j, n) = image n's channel j·C/g + c') and a Conv of g groups,
+/// so output channel o, of group j = o/(O/g), meets only its group's inputs: [C/g, O, kh, kw].
 #[allow(clippy::too_many_arguments)]
 fn transposed_conv_weight_grad(
     cx: &mut Ctx,
@@ -324,6 +350,7 @@ fn transposed_conv_weight_grad(
     s: &[i64; 2],
     p: &[i64; 4],
     d: &[i64; 2],
+    group: i64,
 ) -> Result<Value, GraphError> {
     let xs = cx.shape(x);
     let ds = cx.shape(dy);
@@ -341,17 +368,25 @@ fn transposed_conv_weight_grad(
         xin = cx.wire("Slice", &[xin, st, en, ax], &[])?;
         hi = [hi[0].max(0), hi[1].max(0)];
     }
-    let xt = cx.transpose(xin, &[1, 0, 2, 3])?;
+    let xt = if group == 1 {
+        cx.transpose(xin, &[1, 0, 2, 3])?
+    } else {
+        let is = cx.shape(xin);
+        let (n, cg) = (is[0], is[1] / group);
+        let x5 = cx.reshape(xin, &[n, group, cg, is[2], is[3]])?;
+        let t = cx.transpose(x5, &[2, 1, 0, 3, 4])?;
+        cx.reshape(t, &[cg, group * n, is[2], is[3]])?
+    };
     let dt = cx.transpose(dy, &[1, 0, 2, 3])?;
-    let r = cx.wire(
-        "Conv",
-        &[xt, dt],
-        &[
-            ("kernel_shape", ints(&[ds[2], ds[3]])),
-            ("strides", ints(d)),
-            ("dilations", ints(s)),
-            ("pads", ints(&[p[0], p[1], hi[0], hi[1]])),
-        ],
-    )?;
+    let mut attrs = vec![
+        ("kernel_shape", ints(&[ds[2], ds[3]])),
+        ("strides", ints(d)),
+        ("dilations", ints(s)),
+        ("pads", ints(&[p[0], p[1], hi[0], hi[1]])),
+    ];
+    if group > 1 {
+        attrs.push(("group", Attr::Int(group)));
+    }
+    let r = cx.wire("Conv", &[xt, dt], &attrs)?;
     cx.transpose(r, &[1, 0, 2, 3])
 }

@@ -42,6 +42,12 @@ rules![
     constant::Constant,
     dropout::Dropout,
     squeeze::Squeeze,
+    slice::Slice,
+    pad::Pad,
+    mul::Mul,
+    div::Div,
+    max::Max,
+    reduce_l2::ReduceL2,
 ];
 
 pub(crate) use constant::constant_value;

@@ -1,0 +1,58 @@
+//! Div (broadcasting), e.g. `F.normalize`'s x / max(‖x‖, eps). Initializer operands are
+//! constants. Backward: da = dY/b, db = −dY·y/b, each summed down to its operand's shape.
+
+use super::{Backward, OpRule};
+use crate::GraphError;
+use crate::onnx::proto::NodeProto;
+use crate::train::emit::Value;
+use crate::train::tape::{Ctx, Forward};
+
+pub(crate) struct Div;
+
+impl OpRule for Div {
+    fn op_type(&self) -> &'static str {
+        "Div"
+    }
+
+    fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
+        let a = f.input(node, 0)?;
+        let b = f.input(node, 1)?;
+        let y = f.cx.bin("Div", a, b)?;
+        f.record(DivBackward { a, b, y });
+        Ok(Some(y))
+    }
+}
+
+struct DivBackward {
+    a: Value,
+    b: Value,
+    y: Value,
+}
+
+impl Backward for DivBackward {
+    fn output(&self) -> Value {
+        self.y
+    }
+
+    fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
+        let DivBackward { a, b, y } = *self;
+        let (need_a, need_b) = (cx.needs_grad(a), cx.needs_grad(b));
+        if !need_a && !need_b {
+            return Ok(());
+        }
+        let q = cx.bin("Div", dy, b)?;
+        if need_a {
+            let s = cx.shape(a);
+            let g = cx.unbroadcast(q, &s)?;
+            cx.push_grad(a, g);
+        }
+        if need_b {
+            let t = cx.bin("Mul", q, y)?;
+            let s = cx.shape(b);
+            let g = cx.unbroadcast(t, &s)?;
+            let g = cx.wire("Neg", &[g], &[])?;
+            cx.push_grad(b, g);
+        }
+        Ok(())
+    }
+}
