@@ -53,7 +53,7 @@ fn main() -> anyhow::Result<()> {
             .map_err(ort::Error::<()>::from)?
             .commit_from_memory(&bytes)?
     } else {
-        lt_train::session::cpu_session(&bytes, threads)?
+        lt_train::device::Device::Cpu.session(&bytes, threads)?
     };
     println!("session created in {:.2}s", t1.elapsed().as_secs_f64());
     let [c, h, w] = tg.image_shape;

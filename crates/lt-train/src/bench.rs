@@ -12,8 +12,8 @@ use std::sync::Arc;
 use crate::dataset::Dataset;
 use crate::device::Device;
 use crate::engine::Engine;
+use crate::error::TrainError;
 use crate::loader::{Augment, BatchMaker, Normalization, NormalizationOf, Prefetcher, epoch_order};
-use crate::train::TrainError;
 
 /// What the bench measured.
 #[derive(Debug, Clone, serde::Serialize)]

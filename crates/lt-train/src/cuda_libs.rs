@@ -9,8 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::progress::Progress;
 use crate::runtime::RuntimeError;
-use crate::train::Progress;
 
 /// Keeps the preloaded libraries open for the life of the process.
 static LOADED: std::sync::OnceLock<Vec<libloading::os::unix::Library>> = std::sync::OnceLock::new();

@@ -1,10 +1,13 @@
 //! Execution providers: where sessions run and where state tensors live.
 
 use ort::ep;
-use ort::memory::Allocator;
+use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 
+use crate::config::{Ep, TrainConfig};
+use crate::error::TrainError;
+use crate::progress::Progress;
 use crate::runtime::{Runtime, RuntimeError};
 
 /// The execution provider a run uses.
@@ -94,7 +97,60 @@ impl Device {
     pub fn state_allocator(&self, session: &Session) -> Result<Allocator, RuntimeError> {
         match self {
             Device::Cpu => Ok(Allocator::default()),
-            Device::Cuda { .. } => Ok(Allocator::new(session, crate::engine::device_memory(self)?)?),
+            Device::Cuda { .. } => Ok(Allocator::new(session, self.memory_info()?)?),
         }
     }
+}
+
+impl Device {
+    /// Memory info of the device's default allocator (where state lives).
+    pub fn memory_info(&self) -> Result<MemoryInfo<'static>, RuntimeError> {
+        Ok(match self {
+            Device::Cpu => MemoryInfo::new(AllocationDevice::CPU, 0, AllocatorType::Device, MemoryType::Default)?,
+            Device::Cuda { device_id, .. } => {
+                MemoryInfo::new(AllocationDevice::CUDA, *device_id, AllocatorType::Device, MemoryType::Default)?
+            }
+        })
+    }
+}
+
+/// Intra-op threads for CPU sessions: the machine's cores, so onnxruntime and the rayon
+/// loader do not oversubscribe a small machine (the loader prefetches between runs).
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// The execution provider `cfg` asks for; `auto` probes CUDA and says what it picked.
+pub fn resolve_device(cfg: &TrainConfig, progress: &dyn Progress) -> Result<Device, TrainError> {
+    let cuda = Device::Cuda {
+        device_id: cfg.device,
+        tf32: cfg.tf32,
+        exhaustive_search: !cfg.cudnn_heuristic,
+        cuda_graph: !cfg.no_cuda_graph,
+    };
+    match cfg.ep {
+        Ep::Cpu => Ok(Device::Cpu),
+        Ep::Cuda => {
+            crate::cuda_libs::preload(progress)?;
+            probe(&cuda)?;
+            Ok(cuda)
+        }
+        Ep::Auto => {
+            let found = crate::cuda_libs::preload(progress).is_ok() && probe(&cuda).is_ok();
+            let device = if found { cuda } else { Device::Cpu };
+            progress.message(&format!("--ep auto: using {}", device.name()));
+            Ok(device)
+        }
+    }
+}
+
+/// Creates a one-node session on the device: fails fast (and clearly) when no GPU is usable.
+fn probe(device: &Device) -> Result<(), TrainError> {
+    use lt_graph::onnx::{GraphBuilder, proto::DataType};
+    let mut g = GraphBuilder::new("probe");
+    let x = g.input("x", DataType::Float, &[1])?;
+    let y = g.op("Relu", &[&x], &[])?;
+    g.output(&y, "y", DataType::Float, Some(&[1]))?;
+    device.session(&lt_graph::onnx::encode(&g.finish()), 1)?;
+    Ok(())
 }

@@ -492,16 +492,6 @@ fn pinned_memory(device: &Device) -> Result<MemoryInfo<'static>, RuntimeError> {
     Ok(MemoryInfo::new(AllocationDevice::CUDA_PINNED, id, AllocatorType::Device, MemoryType::CPUInput)?)
 }
 
-/// Memory info of the device's default allocator (where state lives).
-pub fn device_memory(device: &Device) -> Result<MemoryInfo<'static>, RuntimeError> {
-    Ok(match device {
-        Device::Cpu => MemoryInfo::new(AllocationDevice::CPU, 0, AllocatorType::Device, MemoryType::Default)?,
-        Device::Cuda { device_id, .. } => {
-            MemoryInfo::new(AllocationDevice::CUDA, *device_id, AllocatorType::Device, MemoryType::Default)?
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use lt_graph::train::{Loss, Lowering, Sgd, TrainingGraphSpec};

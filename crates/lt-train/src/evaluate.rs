@@ -12,9 +12,9 @@ use ort::value::Tensor;
 
 use crate::dataset::{Dataset, Split};
 use crate::device::Device;
+use crate::error::TrainError;
 use crate::loader::{Augment, BatchMaker, Normalization, NormalizationOf};
 use crate::record::Predictions;
-use crate::train::TrainError;
 
 /// The report and the predictions of `model` on the test split of `data` (plain argmax).
 pub fn evaluate_model(

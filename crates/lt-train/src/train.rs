@@ -12,67 +12,16 @@ use lt_graph::onnx::proto::ModelProto;
 use lt_graph::train::{Loss, Lowering, Sgd, TrainingGraphSpec};
 
 use crate::checkpoint::Checkpoint;
-use crate::config::{Ep, LossKind, TrainConfig, WeightsKind, WeightsNormalize};
-use crate::dataset::{Dataset, Split};
+use crate::config::{LossKind, TrainConfig, WeightsKind, WeightsNormalize};
+use crate::dataset::{Dataset, Split, TrainingSplit, ValidationSource};
 use crate::device::Device;
+pub use crate::device::resolve_device;
 use crate::engine::{CudaGraph, Engine};
+pub use crate::error::TrainError;
 use crate::loader::{BatchMaker, Normalization, NormalizationOf, Prefetcher, epoch_order, mix};
+pub use crate::progress::{EpochSummary, Progress, Silent};
 use crate::record::{MetricsRow, Predictions, write_metrics, write_predictions};
 use crate::schedule::learning_rate;
-
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    #[error(transparent)]
-    Dataset(#[from] crate::dataset::DatasetError),
-    #[error(transparent)]
-    Graph(#[from] lt_graph::GraphError),
-    #[error(transparent)]
-    Runtime(#[from] crate::runtime::RuntimeError),
-    #[error(transparent)]
-    Checkpoint(#[from] crate::checkpoint::CheckpointError),
-    #[error(transparent)]
-    Record(#[from] crate::record::RecordError),
-    #[error("class weights: {0}")]
-    Weights(String),
-    #[error("{path}: {message}")]
-    Output { path: PathBuf, message: String },
-    #[error(transparent)]
-    Fs(#[from] lt_fs::FsError),
-    #[error(
-        "the loss became {value} at epoch {epoch}, step {step}; the run stopped, {out} is as it was before; lower --lr or check the data"
-    )]
-    NonFinite { value: f32, epoch: usize, step: usize, out: PathBuf },
-    #[error("{0}")]
-    Setup(String),
-}
-
-/// Where a run reports progress; the binary draws bars, tests stay silent.
-pub trait Progress {
-    fn message(&self, _text: &str) {}
-    fn epoch_start(&self, _epoch: usize, _epochs: usize, _steps: usize) {}
-    fn step(&self, _step: usize, _loss: f32, _images: usize) {}
-    fn epoch_end(&self, _summary: &EpochSummary) {}
-}
-
-/// No progress output.
-#[derive(Debug, Clone, Copy)]
-pub struct Silent;
-impl Progress for Silent {}
-
-/// What one epoch measured.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct EpochSummary {
-    pub epoch: usize,
-    pub train_loss: f64,
-    pub train_accuracy: f64,
-    pub test_accuracy: f64,
-    pub test_balanced_accuracy: f64,
-    pub val_balanced_accuracy: Option<f64>,
-    pub seconds: f64,
-    pub images_per_second: f64,
-}
 
 /// Metadata stored in checkpoints.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -86,41 +35,6 @@ pub struct CheckpointMeta {
 
 const BEST_CHECKPOINT: &str = "best.ckpt";
 const LAST_CHECKPOINT: &str = "last.ckpt";
-
-/// The execution provider `cfg` asks for; `auto` probes CUDA and says what it picked.
-pub fn resolve_device(cfg: &TrainConfig, progress: &dyn Progress) -> Result<Device, TrainError> {
-    let cuda = Device::Cuda {
-        device_id: cfg.device,
-        tf32: cfg.tf32,
-        exhaustive_search: !cfg.cudnn_heuristic,
-        cuda_graph: !cfg.no_cuda_graph,
-    };
-    match cfg.ep {
-        Ep::Cpu => Ok(Device::Cpu),
-        Ep::Cuda => {
-            crate::cuda_libs::preload(progress)?;
-            probe(&cuda)?;
-            Ok(cuda)
-        }
-        Ep::Auto => {
-            let found = crate::cuda_libs::preload(progress).is_ok() && probe(&cuda).is_ok();
-            let device = if found { cuda } else { Device::Cpu };
-            progress.message(&format!("--ep auto: using {}", device.name()));
-            Ok(device)
-        }
-    }
-}
-
-/// Creates a one-node session on the device: fails fast (and clearly) when no GPU is usable.
-fn probe(device: &Device) -> Result<(), TrainError> {
-    use lt_graph::onnx::{GraphBuilder, proto::DataType};
-    let mut g = GraphBuilder::new("probe");
-    let x = g.input("x", DataType::Float, &[1])?;
-    let y = g.op("Relu", &[&x], &[])?;
-    g.output(&y, "y", DataType::Float, Some(&[1]))?;
-    device.session(&lt_graph::onnx::encode(&g.finish()), 1)?;
-    Ok(())
-}
 
 /// The inference model a run starts from.
 pub fn initial_model(cfg: &TrainConfig, num_classes: usize, image_size: usize) -> Result<ModelProto, TrainError> {
@@ -197,7 +111,7 @@ pub fn carve_validation(
     (train, val)
 }
 
-/// Runs training as configured, writing the run directory. Returns the final test summary.
+/// Runs training as configured, writing the run directory. Returns the run's record.
 pub fn run(cfg: &TrainConfig, resume: bool, force: bool, progress: &dyn Progress) -> Result<RunRecord, TrainError> {
     cfg.validate()?;
     let started = Instant::now();
@@ -207,124 +121,185 @@ pub fn run(cfg: &TrainConfig, resume: bool, force: bool, progress: &dyn Progress
         RunDir::Staging(s) => s,
         RunDir::Finished(record) => return Ok(*record),
     };
-    let out = staging.path().to_path_buf();
-    let device = resolve_device(cfg, progress)?;
-
-    let data = Dataset::open_for_training(cfg)?;
-    let num_classes = data.num_classes();
-    let shape = data.info.image_shape;
-    let (train_idx, val_idx) =
-        carve_validation(&data.subset, &data.train.labels, num_classes, cfg.val_fraction, cfg.seed);
-    let mut train_counts = vec![0u64; num_classes];
-    for &i in &train_idx {
-        train_counts[data.train.labels[i as usize] as usize] += 1;
-    }
-    if train_idx.len() < cfg.batch_size {
-        return Err(TrainError::Setup(format!(
-            "the training subset has {} images, fewer than --batch-size {}; lower the batch size",
-            train_idx.len(),
-            cfg.batch_size
-        )));
-    }
-    let manifest = match &cfg.resample {
-        Some(strategy) => {
-            let in_train: std::collections::HashSet<u32> = train_idx.iter().copied().collect();
-            let epochs = data.manifest(strategy)?;
-            Some(
-                epochs
-                    .into_iter()
-                    .map(|e| e.into_iter().filter(|i| in_train.contains(i)).collect::<Vec<_>>())
-                    .collect::<Vec<_>>(),
-            )
-        }
-        None => None,
-    };
-
-    let inference = initial_model(cfg, num_classes, shape[1])?;
-    let lowering = if device.is_cpu() { Lowering::Cpu } else { Lowering::Cuda };
-    let spec = TrainingGraphSpec {
-        batch_size: cfg.batch_size,
-        loss: loss_of(cfg),
-        sgd: Sgd {
-            momentum: cfg.momentum as f32,
-            nesterov: cfg.nesterov,
-            weight_decay: cfg.weight_decay as f32,
-            decay_bn_and_bias: !cfg.no_decay_bn_bias,
-        },
-        class_counts: train_counts.clone(),
-        lowering,
-    };
-    let graph = lt_graph::train::training_graph(&inference, &spec)?;
-    let threads = cfg.threads.unwrap_or_else(crate::session::default_threads);
-    let mut engine = Engine::new(&graph, &inference, &device, threads)?;
-    progress.message(&format!(
-        "{} on {}: {} training-graph nodes, sessions ready in {:.1}s",
-        cfg.arch.clone().unwrap_or_else(|| "imported model".into()),
-        device.name(),
-        engine.node_count,
-        engine.session_seconds
-    ));
-    if let CudaGraph::Fallback(why) = &engine.cuda_graph {
-        progress.message(&format!("CUDA graph capture failed, training with plain runs: {why}"));
-    }
-
-    let norm = Normalization::of(&data.train, &train_idx, shape);
-    let weights_on = scheme_weights(cfg, &train_counts)?;
-    let weights_off = vec![1.0f32; num_classes];
-    let train_split = Arc::new(data.train.clone());
-    let maker = BatchMaker { split: train_split, shape, norm: norm.clone(), augment: cfg.augment, seed: cfg.seed };
-    let eval_maker = BatchMaker { augment: crate::loader::Augment::None, ..maker.clone() };
-    let test_split = Arc::new(data.test.clone());
-    let test_maker = BatchMaker { split: test_split.clone(), ..eval_maker.clone() };
-    let test_idx: Vec<u32> = (0..data.test.len() as u32).collect();
-
-    let ckpt_dir = out.join("checkpoints");
-    let mut meta =
-        CheckpointMeta { config: cfg.clone(), metrics: Vec::new(), epoch_seconds: Vec::new(), best_val: None };
-    let mut start_epoch = 1;
+    let mut run = Run::set_up(cfg, staging.path(), progress)?;
     if resume {
-        let path = ckpt_dir.join(LAST_CHECKPOINT);
-        if path.is_file() {
-            let ck: Checkpoint<CheckpointMeta> = Checkpoint::load(&path)?;
-            // The run directory may have been moved or copied since, and the dataset check
-            // may be skipped on the second try: neither is a training setting.
-            let saved = TrainConfig { out: cfg.out.clone(), no_verify: cfg.no_verify, ..ck.meta.config.clone() };
-            if saved != *cfg {
-                return Err(TrainError::Setup(format!(
-                    "{}: the checkpoint was written with other settings; resume with the same options or start a new --out",
-                    path.display()
-                )));
+        run.resume(progress)?;
+    }
+    for epoch in run.start_epoch..=cfg.epochs {
+        run.train_epoch(epoch, progress)?;
+    }
+    let record = run.finish(started)?;
+    staging.commit()?;
+    Ok(record)
+}
+
+/// A run between its epochs: the data, the engine and what the epochs recorded so far.
+struct Run<'a> {
+    cfg: &'a TrainConfig,
+    /// RUN.partial, where everything is written.
+    out: PathBuf,
+    device: Device,
+    data: Dataset,
+    split: TrainingSplit,
+    train_counts: Vec<u64>,
+    /// Per epoch, the manifest's visiting order restricted to the training images.
+    manifest: Option<Vec<Vec<u32>>>,
+    inference: ModelProto,
+    engine: Engine,
+    norm: Normalization,
+    weights_on: Vec<f32>,
+    weights_off: Vec<f32>,
+    maker: BatchMaker,
+    eval_maker: BatchMaker,
+    test_maker: BatchMaker,
+    test_idx: Vec<u32>,
+    meta: CheckpointMeta,
+    start_epoch: usize,
+}
+
+impl<'a> Run<'a> {
+    /// Opens the dataset, chooses the training and validation images, builds the training
+    /// graph and its sessions.
+    fn set_up(cfg: &'a TrainConfig, out: &Path, progress: &dyn Progress) -> Result<Self, TrainError> {
+        let device = resolve_device(cfg, progress)?;
+        let data = Dataset::open_for_training(cfg)?;
+        let num_classes = data.num_classes();
+        let shape = data.info.image_shape;
+        let split = data.training_split(cfg);
+        let train_counts = count_labels(&data.train, &split.train, num_classes);
+        if split.train.len() < cfg.batch_size {
+            return Err(TrainError::Setup(format!(
+                "the training subset has {} images, fewer than --batch-size {}; lower the batch size",
+                split.train.len(),
+                cfg.batch_size
+            )));
+        }
+        let manifest = match &cfg.resample {
+            Some(strategy) => {
+                let in_train: std::collections::HashSet<u32> = split.train.iter().copied().collect();
+                let epochs = data.manifest(strategy)?;
+                Some(epochs.into_iter().map(|e| e.into_iter().filter(|i| in_train.contains(i)).collect()).collect())
             }
-            engine.load_state(&ck.tensor_map())?;
-            start_epoch = ck.epoch + 1;
-            meta = ck.meta;
-            progress.message(&format!("resuming after epoch {} from {}", ck.epoch, path.display()));
-        } else {
+            None => None,
+        };
+
+        let inference = initial_model(cfg, num_classes, shape[1])?;
+        let spec = TrainingGraphSpec {
+            batch_size: cfg.batch_size,
+            loss: loss_of(cfg),
+            sgd: Sgd {
+                momentum: cfg.momentum as f32,
+                nesterov: cfg.nesterov,
+                weight_decay: cfg.weight_decay as f32,
+                decay_bn_and_bias: !cfg.no_decay_bn_bias,
+            },
+            class_counts: train_counts.clone(),
+            lowering: if device.is_cpu() { Lowering::Cpu } else { Lowering::Cuda },
+        };
+        let graph = lt_graph::train::training_graph(&inference, &spec)?;
+        let threads = cfg.threads.unwrap_or_else(crate::device::default_threads);
+        let engine = Engine::new(&graph, &inference, &device, threads)?;
+        progress.message(&format!(
+            "{} on {}: {} training-graph nodes, sessions ready in {:.1}s",
+            cfg.arch.clone().unwrap_or_else(|| "imported model".into()),
+            device.name(),
+            engine.node_count,
+            engine.session_seconds
+        ));
+        if let CudaGraph::Fallback(why) = &engine.cuda_graph {
+            progress.message(&format!("CUDA graph capture failed, training with plain runs: {why}"));
+        }
+
+        let norm = Normalization::of(&data.train, &split.train, shape);
+        let weights_on = scheme_weights(cfg, &train_counts)?;
+        let train_split = Arc::new(data.train.clone());
+        let maker = BatchMaker { split: train_split, shape, norm: norm.clone(), augment: cfg.augment, seed: cfg.seed };
+        let eval_maker = BatchMaker { augment: crate::loader::Augment::None, ..maker.clone() };
+        let test_maker = BatchMaker { split: Arc::new(data.test.clone()), ..eval_maker.clone() };
+        let test_idx: Vec<u32> = (0..data.test.len() as u32).collect();
+        let meta =
+            CheckpointMeta { config: cfg.clone(), metrics: Vec::new(), epoch_seconds: Vec::new(), best_val: None };
+        Ok(Run {
+            cfg,
+            out: out.to_path_buf(),
+            device,
+            data,
+            split,
+            train_counts,
+            manifest,
+            inference,
+            engine,
+            norm,
+            weights_on,
+            weights_off: vec![1.0f32; num_classes],
+            maker,
+            eval_maker,
+            test_maker,
+            test_idx,
+            meta,
+            start_epoch: 1,
+        })
+    }
+
+    fn ckpt_dir(&self) -> PathBuf {
+        self.out.join("checkpoints")
+    }
+
+    /// Continues from RUN.partial/checkpoints/last.ckpt, which must have the same settings.
+    fn resume(&mut self, progress: &dyn Progress) -> Result<(), TrainError> {
+        let path = self.ckpt_dir().join(LAST_CHECKPOINT);
+        if !path.is_file() {
             progress.message("--resume: no checkpoint yet, starting from epoch 1");
+            return Ok(());
+        }
+        let ck: Checkpoint<CheckpointMeta> = Checkpoint::load(&path)?;
+        // The run directory may have been moved or copied since, and the dataset check may be
+        // skipped on the second try: neither is a training setting.
+        let cfg = self.cfg;
+        let saved = TrainConfig { out: cfg.out.clone(), no_verify: cfg.no_verify, ..ck.meta.config.clone() };
+        if saved != *cfg {
+            return Err(TrainError::Setup(format!(
+                "{}: the checkpoint was written with other settings; resume with the same options or start a new --out",
+                path.display()
+            )));
+        }
+        self.engine.load_state(&ck.tensor_map())?;
+        self.start_epoch = ck.epoch + 1;
+        self.meta = ck.meta;
+        progress.message(&format!("resuming after epoch {} from {}", ck.epoch, path.display()));
+        Ok(())
+    }
+
+    /// The order in which epoch `epoch` visits the training images.
+    fn epoch_order(&self, epoch: usize) -> Vec<u32> {
+        let cfg = self.cfg;
+        match &self.manifest {
+            // A manifest already fixes the visiting order.
+            Some(epochs) if !epochs.is_empty() => {
+                let base = &epochs[(epoch - 1) % epochs.len()];
+                if cfg.shuffle { base.clone() } else { epoch_order(base, cfg.seed, epoch, false) }
+            }
+            _ => epoch_order(&self.split.train, cfg.seed, epoch, cfg.shuffle),
         }
     }
 
-    let steps = train_idx.len() / cfg.batch_size;
-    for epoch in start_epoch..=cfg.epochs {
+    /// One epoch: the training steps, then test and validation evaluations, then the
+    /// checkpoints (last, and best on validation).
+    fn train_epoch(&mut self, epoch: usize, progress: &dyn Progress) -> Result<(), TrainError> {
+        let cfg = self.cfg;
+        let num_classes = self.data.num_classes();
         let t0 = Instant::now();
-        let base = match &manifest {
-            Some(epochs) if !epochs.is_empty() => &epochs[(epoch - 1) % epochs.len()],
-            _ => &train_idx,
-        };
-        // A manifest already fixes the visiting order; the subset is shuffled per epoch.
-        let order = if manifest.is_some() && cfg.shuffle {
-            base.clone()
-        } else {
-            epoch_order(base, cfg.seed, epoch, cfg.shuffle)
-        };
+        let order = self.epoch_order(epoch);
         let steps_now = order.len() / cfg.batch_size;
+        // The schedule counts steps of a subset-sized epoch, whatever a manifest's length.
+        let steps = self.split.train.len() / cfg.batch_size;
         progress.epoch_start(epoch, cfg.epochs, steps_now);
-        let weights = if cfg.drw.is_some_and(|d| epoch < d) { &weights_off } else { &weights_on };
+        let weights = if cfg.drw.is_some_and(|d| epoch < d) { &self.weights_off } else { &self.weights_on };
         let mut loss_sum = 0f64;
         let (mut seen_labels, mut seen_preds) = (Vec::new(), Vec::new());
-        for (step, batch) in Prefetcher::start(maker.clone(), epoch, order, cfg.batch_size, 0).enumerate() {
+        for (step, batch) in Prefetcher::start(self.maker.clone(), epoch, order, cfg.batch_size, 0).enumerate() {
             let lr = learning_rate(cfg.lr as f32, &cfg.schedule, cfg.warmup, epoch, step, steps.max(1), cfg.epochs);
-            let out_step = engine.step(&batch.images, &batch.labels, weights, lr)?;
+            let out_step = self.engine.step(&batch.images, &batch.labels, weights, lr)?;
             if !out_step.loss.is_finite() {
                 return Err(TrainError::NonFinite {
                     value: out_step.loss,
@@ -343,39 +318,37 @@ pub fn run(cfg: &TrainConfig, resume: bool, force: bool, progress: &dyn Progress
         let train_time = t0.elapsed().as_secs_f64();
         let train_report =
             classification_report(&ConfusionMatrix::from_predictions(&seen_labels, &seen_preds, num_classes));
-        meta.metrics.push(MetricsRow {
+        let train_loss = loss_sum / steps_now.max(1) as f64;
+        self.meta.metrics.push(MetricsRow {
             epoch: epoch as u32,
             split: "train".into(),
-            loss: loss_sum / steps_now.max(1) as f64,
+            loss: train_loss,
             accuracy: train_report.accuracy,
             balanced_accuracy: train_report.balanced_accuracy,
             per_class_accuracy: train_report.per_class_accuracy.clone(),
         });
-        let (test_row, _) =
-            evaluate_split(&mut engine, &test_maker, &test_split, &test_idx, cfg.eval_batch_size, epoch, "test")?;
+        let (test_row, _) = self.evaluate_test(epoch)?;
         let test_acc = (test_row.accuracy, test_row.balanced_accuracy);
-        meta.metrics.push(test_row);
+        self.meta.metrics.push(test_row);
         let mut val_bal = None;
-        if !val_idx.is_empty() {
-            let (val_row, _) =
-                evaluate_split(&mut engine, &eval_maker, &data.train, &val_idx, cfg.eval_batch_size, epoch, "val")?;
+        if !self.split.validation.is_empty() {
+            let (val_row, _) = evaluate_split(
+                &mut self.engine,
+                &self.eval_maker,
+                &self.data.train,
+                &self.split.validation,
+                cfg.eval_batch_size,
+                epoch,
+                "val",
+            )?;
             val_bal = Some(val_row.balanced_accuracy);
-            meta.metrics.push(val_row);
+            self.meta.metrics.push(val_row);
         }
-        meta.epoch_seconds.push(t0.elapsed().as_secs_f64());
-        std::fs::create_dir_all(&ckpt_dir).map_err(|e| output_err(&ckpt_dir, e))?;
-        let ck = Checkpoint { epoch, meta: meta.clone(), tensors: engine.state()? };
-        if let Some(v) = val_bal
-            && meta.best_val.is_none_or(|(best, _)| v > best)
-        {
-            meta.best_val = Some((v, epoch));
-            let best = Checkpoint { meta: meta.clone(), ..ck.clone() };
-            best.save(&ckpt_dir.join(BEST_CHECKPOINT))?;
-        }
-        Checkpoint { meta: meta.clone(), ..ck }.save(&ckpt_dir.join(LAST_CHECKPOINT))?;
+        self.meta.epoch_seconds.push(t0.elapsed().as_secs_f64());
+        self.save_checkpoints(epoch, val_bal)?;
         progress.epoch_end(&EpochSummary {
             epoch,
-            train_loss: loss_sum / steps_now.max(1) as f64,
+            train_loss,
             train_accuracy: train_report.accuracy,
             test_accuracy: test_acc.0,
             test_balanced_accuracy: test_acc.1,
@@ -383,75 +356,104 @@ pub fn run(cfg: &TrainConfig, resume: bool, force: bool, progress: &dyn Progress
             seconds: t0.elapsed().as_secs_f64(),
             images_per_second: (steps_now * cfg.batch_size) as f64 / train_time.max(1e-9),
         });
+        Ok(())
     }
 
-    // The result: the final epoch, or the best validation epoch when there is validation
-    // data. The test split never chooses; the last epoch's test metrics are kept beside.
-    let (selection, last) = match meta.best_val {
-        Some((_, e)) => {
-            let selection = Selection {
-                rule: SelectionRule::BestValidationBalancedAccuracy,
-                epoch: e,
-                validation: Some("carved".into()),
-            };
-            if e == cfg.epochs {
-                (selection, None)
-            } else {
-                let (row, predictions) = evaluate_split(
-                    &mut engine,
-                    &test_maker,
-                    &test_split,
-                    &test_idx,
-                    cfg.eval_batch_size,
-                    cfg.epochs,
-                    "test",
-                )?;
-                let last = test_metrics(&row, &predictions, &train_counts);
-                let best: Checkpoint<CheckpointMeta> = Checkpoint::load(&ckpt_dir.join(BEST_CHECKPOINT))?;
-                engine.load_state(&best.tensor_map())?;
-                (selection, Some(last))
-            }
+    /// last.ckpt after every epoch; best.ckpt when validation improved (the first best wins
+    /// ties).
+    fn save_checkpoints(&mut self, epoch: usize, val_bal: Option<f64>) -> Result<(), TrainError> {
+        let ckpt_dir = self.ckpt_dir();
+        std::fs::create_dir_all(&ckpt_dir).map_err(|e| output_err(&ckpt_dir, e))?;
+        let ck = Checkpoint { epoch, meta: self.meta.clone(), tensors: self.engine.state()? };
+        if let Some(v) = val_bal
+            && self.meta.best_val.is_none_or(|(best, _)| v > best)
+        {
+            self.meta.best_val = Some((v, epoch));
+            Checkpoint { meta: self.meta.clone(), ..ck.clone() }.save(&ckpt_dir.join(BEST_CHECKPOINT))?;
         }
-        None => (Selection { rule: SelectionRule::LastEpoch, epoch: cfg.epochs, validation: None }, None),
-    };
-    let (final_row, predictions) =
-        evaluate_split(&mut engine, &test_maker, &test_split, &test_idx, cfg.eval_batch_size, selection.epoch, "test")?;
-    let final_metrics = test_metrics(&final_row, &predictions, &train_counts);
-    let trained = lt_graph::train::with_weights(&inference, &engine.weights()?)?;
-    lt_graph::onnx::save(&trained, &out.join("model.onnx"))?;
-    write_predictions(&out.join(lt_format::tables::PREDICTIONS_FILE), &predictions)?;
-    write_metrics(&out.join(lt_format::tables::METRICS_FILE), &meta.metrics)?;
-    let runtime = crate::runtime::Runtime::get(!device.is_cpu())?;
-    let record = RunRecord {
-        label: cfg.label.clone(),
-        config: cfg.clone(),
-        dataset: DatasetRef { dir: cfg.data.clone(), content_hash: data.content_hash.clone() },
-        seed: cfg.seed,
-        onnxruntime: RuntimeInfo { version: crate::runtime::ORT_VERSION.to_string(), library: runtime.library.clone() },
-        execution_provider: device.name(),
-        class_names: data.info.class_names.clone(),
-        train_counts,
-        val_counts: count_labels(&data.train, &val_idx, num_classes),
-        test_counts: count_labels(&data.test, &test_idx, num_classes),
-        class_weights: ClassWeights {
-            before_drw: cfg.drw.map(|_| weights_off.clone()),
-            drw_epoch: cfg.drw,
-            weights: weights_on.clone(),
-        },
-        normalization: norm,
-        graph: GraphInfo {
-            nodes: engine.node_count,
-            session_seconds: engine.session_seconds,
-            cuda_graph: serde_json::to_value(&engine.cuda_graph).map_err(|e| output_err(&out, e))?,
-        },
-        timings: Timings { total_s: started.elapsed().as_secs_f64(), per_epoch_s: meta.epoch_seconds.clone() },
-        selection: Some(selection),
-        final_metrics,
-        last,
-    };
-    lt_fs::write_atomic(&out.join(RunRecord::FILE), record.to_json().as_bytes())?;
-    staging.commit()?;
-    Ok(record)
+        Checkpoint { meta: self.meta.clone(), ..ck }.save(&ckpt_dir.join(LAST_CHECKPOINT)).map_err(TrainError::from)
+    }
+
+    /// The test split through the current weights, recorded as epoch `epoch`.
+    fn evaluate_test(&mut self, epoch: usize) -> Result<(MetricsRow, Predictions), TrainError> {
+        let test_split = self.test_maker.split.clone();
+        evaluate_split(
+            &mut self.engine,
+            &self.test_maker,
+            &test_split,
+            &self.test_idx,
+            self.cfg.eval_batch_size,
+            epoch,
+            "test",
+        )
+    }
+
+    /// Chooses the reported epoch (the best on validation, else the last; never on test),
+    /// writes model.onnx, the tables and run.json.
+    fn finish(mut self, started: Instant) -> Result<RunRecord, TrainError> {
+        let cfg = self.cfg;
+        let validation = match self.split.source {
+            ValidationSource::Dataset { .. } => Some("dataset".to_string()),
+            ValidationSource::Carved { .. } => Some("carved".to_string()),
+            ValidationSource::None => None,
+        };
+        let (selection, last) = match self.meta.best_val {
+            Some((_, e)) => {
+                let selection = Selection { rule: SelectionRule::BestValidationBalancedAccuracy, epoch: e, validation };
+                if e == cfg.epochs {
+                    (selection, None)
+                } else {
+                    let (row, predictions) = self.evaluate_test(cfg.epochs)?;
+                    let last = test_metrics(&row, &predictions, &self.train_counts);
+                    let best: Checkpoint<CheckpointMeta> = Checkpoint::load(&self.ckpt_dir().join(BEST_CHECKPOINT))?;
+                    self.engine.load_state(&best.tensor_map())?;
+                    (selection, Some(last))
+                }
+            }
+            None => (Selection { rule: SelectionRule::LastEpoch, epoch: cfg.epochs, validation: None }, None),
+        };
+        let (final_row, predictions) = self.evaluate_test(selection.epoch)?;
+        let final_metrics = test_metrics(&final_row, &predictions, &self.train_counts);
+        let out = &self.out;
+        let trained = lt_graph::train::with_weights(&self.inference, &self.engine.weights()?)?;
+        lt_graph::onnx::save(&trained, &out.join("model.onnx"))?;
+        write_predictions(&out.join(lt_format::tables::PREDICTIONS_FILE), &predictions)?;
+        write_metrics(&out.join(lt_format::tables::METRICS_FILE), &self.meta.metrics)?;
+        let runtime = crate::runtime::Runtime::get(!self.device.is_cpu())?;
+        let num_classes = self.data.num_classes();
+        let record = RunRecord {
+            label: cfg.label.clone(),
+            config: cfg.clone(),
+            dataset: DatasetRef { dir: cfg.data.clone(), content_hash: self.data.content_hash.clone() },
+            seed: cfg.seed,
+            onnxruntime: RuntimeInfo {
+                version: crate::runtime::ORT_VERSION.to_string(),
+                library: runtime.library.clone(),
+            },
+            execution_provider: self.device.name(),
+            class_names: self.data.info.class_names.clone(),
+            val_counts: count_labels(&self.data.train, &self.split.validation, num_classes),
+            test_counts: count_labels(&self.data.test, &self.test_idx, num_classes),
+            train_counts: self.train_counts,
+            class_weights: ClassWeights {
+                before_drw: cfg.drw.map(|_| self.weights_off.clone()),
+                drw_epoch: cfg.drw,
+                weights: self.weights_on,
+            },
+            normalization: self.norm,
+            graph: GraphInfo {
+                nodes: self.engine.node_count,
+                session_seconds: self.engine.session_seconds,
+                cuda_graph: serde_json::to_value(&self.engine.cuda_graph).map_err(|e| output_err(out, e))?,
+            },
+            timings: Timings { total_s: started.elapsed().as_secs_f64(), per_epoch_s: self.meta.epoch_seconds.clone() },
+            selection: Some(selection),
+            final_metrics,
+            last,
+        };
+        lt_fs::write_atomic(&out.join(RunRecord::FILE), record.to_json().as_bytes())?;
+        Ok(record)
+    }
 }
 
 /// The test metrics of one evaluation: the numbers run.json reports for an epoch.

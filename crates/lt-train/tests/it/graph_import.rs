@@ -73,7 +73,7 @@ fn exported_like(classes: usize) -> (ModelProto, ModelProto) {
 
 fn logits(model: &ModelProto, images: &[f32], b: usize) -> Vec<f32> {
     let bytes = lt_graph::onnx::encode(model);
-    let mut s = lt_train::session::cpu_session(&bytes, 2).unwrap();
+    let mut s = lt_train::device::Device::Cpu.session(&bytes, 2).unwrap();
     let out = s
         .run(ort::inputs!["images" => ort::value::Tensor::from_array(([b, 3, 32, 32], images.to_vec())).unwrap()])
         .unwrap();

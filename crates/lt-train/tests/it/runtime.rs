@@ -21,7 +21,7 @@ fn runs_a_graph_written_by_lt_graph() {
     g.output(&y, "y", DataType::Float, Some(&[2, 2])).unwrap();
     let bytes = lt_graph::onnx::encode(&g.finish());
 
-    let mut session = lt_train::session::cpu_session(&bytes, 1).expect("onnxruntime session");
+    let mut session = lt_train::device::Device::Cpu.session(&bytes, 1).expect("onnxruntime session");
     let input = ort::value::Tensor::from_array(([2usize, 3], x.clone())).unwrap();
     let outputs = session.run(ort::inputs!["x" => input]).unwrap();
     let (shape, got) = outputs["y"].try_extract_tensor::<f32>().unwrap();

@@ -54,7 +54,7 @@ pub struct BenchArgs {
 /// The execution provider `cfg` asks for (said on stderr) and the intra-op thread count.
 fn device_and_threads(cfg: &TrainConfig, threads: Option<usize>) -> Result<(lt_train::device::Device, usize)> {
     let device = lt_train::train::resolve_device(cfg, &super::train_cmd::BarProgress::new(true))?;
-    Ok((device, threads.unwrap_or_else(lt_train::session::default_threads)))
+    Ok((device, threads.unwrap_or_else(lt_train::device::default_threads)))
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {

@@ -19,7 +19,7 @@ pub fn doctor(gpu: bool) -> Result<()> {
     let y = g.op("Relu", &[&y], &[])?;
     g.output(&y, "y", DataType::Float, Some(&[1, 2]))?;
     let bytes = lt_graph::onnx::encode(&g.finish());
-    let mut session = lt_train::session::cpu_session(&bytes, 1)?;
+    let mut session = lt_train::device::Device::Cpu.session(&bytes, 1)?;
     let input = ort::value::Tensor::from_array(([1usize, 2], vec![1.0f32, 2.0]))?;
     let outputs = session.run(ort::inputs!["x" => input])?;
     let (_, y) = outputs["y"].try_extract_tensor::<f32>().context("reading output y")?;
