@@ -114,9 +114,9 @@ pub fn run(p: &Pipeline, tools: &Tools, opts: &Options, log: &mut dyn FnMut(&str
     for (i, e) in p.experiment.iter().enumerate() {
         let (run_hash, outcome) = train_step(&mut cx, i, &data_hash)?;
         if let Some(o) = outcome {
-            summary.steps.push((format!("train {}", e.name), o));
+            summary.steps.push((format!("train {}", e.run_id()), o));
         }
-        runs.push((e.name.clone(), run_hash));
+        runs.push((e.run_id(), run_hash));
     }
     if opts.only == Some(Only::Train) {
         return Ok(summary);
@@ -290,6 +290,7 @@ pub fn build_args(p: &Pipeline, quiet: bool) -> Vec<String> {
     opt("--image-root", d.image_root.as_ref().map(|p| p.display().to_string()));
     opt("--test-per-class", d.test_per_class.map(|v| v.to_string()));
     opt("--synthetic-seed", d.synthetic_seed.map(|v| v.to_string()));
+    opt("--val-per-class", d.val_per_class.map(|v| v.to_string()));
     opt("--out", Some(p.data_dir().display().to_string()));
     if d.shuffle_classes {
         a.push("--shuffle-classes".into());
@@ -308,7 +309,7 @@ fn train_step(cx: &mut Ctx, i: usize, data_hash: &str) -> Result<(String, Option
     let p = cx.p;
     let e = &p.experiment[i];
     let n = i + 2;
-    let step = format!("train {}", e.name);
+    let step = format!("train {}", e.run_id());
     let dir = &e.config.out;
     let run_json = dir.join("run.json");
     let config = serde_json::to_value(&e.config).unwrap_or_default();
@@ -319,7 +320,7 @@ fn train_step(cx: &mut Ctx, i: usize, data_hash: &str) -> Result<(String, Option
     }
     let inputs = json!({ "train": settings, "dataset_files": data_hash });
     let key = stamp::hash_json(&inputs);
-    let stamp_path = p.stamps_dir().join(format!("train-{}.json", e.name));
+    let stamp_path = p.stamps_dir().join(format!("train-{}.json", e.run_id()));
     let old = stamp::read(&stamp_path);
     let done = |out: String, inputs: serde_json::Value, key: String| Stamp {
         step: step.clone(),
@@ -349,7 +350,7 @@ fn train_step(cx: &mut Ctx, i: usize, data_hash: &str) -> Result<(String, Option
     let non_empty = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
     // lt-train writes into RUN.partial until the run is finished.
     let interrupted = lt_fs::Staging::interrupted(dir, &lt_fs::owners::RUN);
-    let config_file = p.configs_dir().join(format!("{}.toml", e.name));
+    let config_file = p.configs_dir().join(format!("{}.toml", e.run_id()));
     let text = toml::to_string(&e.config).map_err(|err| PipelineError::Step {
         step: step.clone(),
         message: format!("cannot write the training config as TOML: {err}"),

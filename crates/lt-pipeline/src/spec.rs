@@ -8,17 +8,15 @@
 use std::path::{Path, PathBuf};
 
 use lt_format::TrainConfig;
-use lt_format::vocab::{Profile, ShotMode, Vocab};
+use lt_format::vocab::{Profile, Resampler, ShotMode, Vocab};
 use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
 use crate::error::PipelineError;
 
-/// Resamplers `lt-data build --resample` knows.
-pub const RESAMPLERS: [&str; 7] =
-    ["instance", "random-over", "random-under", "class-balanced", "sqrt", "progressive", "effective-number"];
-/// Profiles `lt-data build --profile` knows.
-const TOP_KEYS: [&str; 7] = ["name", "description", "out", "data", "train", "experiment", "report"];
+const TOP_KEYS: [&str; 8] = ["name", "description", "out", "seeds", "data", "train", "experiment", "report"];
+/// Most seeds a pipeline may list.
+pub const MAX_SEEDS: usize = 100;
 /// Keys of `[train]`/`[[experiment]]` that the pipeline sets itself.
 const PIPELINE_OWNED: [&str; 2] = ["data", "out"];
 
@@ -52,6 +50,10 @@ pub struct DataSettings {
     pub image_root: Option<PathBuf>,
     pub test_per_class: Option<u64>,
     pub synthetic_seed: Option<u64>,
+    /// Images per class held out of the training source, before the long-tail cut, as a
+    /// balanced validation split (`lt-data build --val-per-class`); runs choose their
+    /// reported epoch on it.
+    pub val_per_class: Option<u64>,
 }
 
 impl Default for DataSettings {
@@ -75,6 +77,7 @@ impl Default for DataSettings {
             image_root: None,
             test_per_class: None,
             synthetic_seed: None,
+            val_per_class: None,
         }
     }
 }
@@ -97,12 +100,27 @@ impl Default for ReportSettings {
     }
 }
 
-/// One resolved experiment: its name and the complete lt-train configuration.
+/// One resolved run of an experiment: its name and the complete lt-train configuration.
+/// With `seeds`, an experiment is one run per seed, all with the experiment's name.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Experiment {
+    /// The experiment's name: the run's label in reports (runs of one experiment share it).
     pub name: String,
     pub description: Option<String>,
+    /// The seed of this run when the pipeline lists `seeds`.
+    pub seed: Option<u64>,
     pub config: TrainConfig,
+}
+
+impl Experiment {
+    /// Names this run among the pipeline's runs (stamps, config files, step names):
+    /// `NAME`, or `NAME.seed-S` with seeds.
+    pub fn run_id(&self) -> String {
+        match self.seed {
+            Some(s) => format!("{}.seed-{s}", self.name),
+            None => self.name.clone(),
+        }
+    }
 }
 
 /// A fully resolved pipeline: every setting of every step, with absolute paths.
@@ -116,7 +134,10 @@ pub struct Pipeline {
     pub out: PathBuf,
     pub data: DataSettings,
     pub report: ReportSettings,
+    /// Every run: each experiment once, or once per seed in the order of `seeds`.
     pub experiment: Vec<Experiment>,
+    /// The seeds every experiment runs with (empty: once, with its own `seed`).
+    pub seeds: Vec<u64>,
 }
 
 impl Pipeline {
@@ -338,6 +359,21 @@ fn resolve(file: &Path, doc: Table, cwd: &Path) -> Result<Pipeline, PipelineErro
         Some(_) => return Err(invalid("out", "expected a directory path string".into())),
     };
     let out = absolute(cwd, &out);
+    let seeds: Vec<u64> = match doc.get("seeds") {
+        None => Vec::new(),
+        Some(v) => {
+            let seeds: Vec<u64> = v.clone().try_into().map_err(|_| {
+                invalid("seeds", format!("expected a list of seeds (integers >= 0), e.g. [0, 1, 2]; found {v}"))
+            })?;
+            if seeds.is_empty() || seeds.len() > MAX_SEEDS {
+                return Err(invalid("seeds", format!("list 1 to {MAX_SEEDS} seeds, e.g. [0, 1, 2]")));
+            }
+            if let Some(d) = seeds.iter().enumerate().find_map(|(i, s)| seeds[..i].contains(s).then_some(s)) {
+                return Err(invalid("seeds", format!("seed {d} is listed twice")));
+            }
+            seeds
+        }
+    };
 
     // [data]
     let data_table = section(file, &doc, "data")?.cloned().unwrap_or_default();
@@ -422,6 +458,7 @@ fn resolve(file: &Path, doc: Table, cwd: &Path) -> Result<Pipeline, PipelineErro
         };
         let at = format!("experiment[{i}] ({name}).");
         check_keys(file, &t, &at, &train_keys, &PIPELINE_OWNED)?;
+        let t_has_seed = t.contains_key("seed") || shared.contains_key("seed");
         let mut merged = shared.clone();
         merged.extend(t);
         merged.insert("data".into(), Value::String(data_dir.display().to_string()));
@@ -433,18 +470,32 @@ fn resolve(file: &Path, doc: Table, cwd: &Path) -> Result<Pipeline, PipelineErro
             config.model = Some(absolute(cwd, m));
         }
         config.validate().map_err(|e| invalid(&format!("experiment[{i}] ({name}).{}", e.field), e.to_string()))?;
-        if let Some(r) = &config.resample
-            && !RESAMPLERS.contains(&r.as_str())
-        {
-            return Err(invalid(&format!("{at}resample"), format!("`{r}`: use one of {}", RESAMPLERS.join(", "))));
+        if seeds.is_empty() {
+            experiments.push(Experiment { name, description, seed: None, config });
+        } else {
+            if t_has_seed {
+                return Err(invalid(
+                    &format!("{at}seed"),
+                    "the pipeline lists `seeds`; drop the experiment's own seed".into(),
+                ));
+            }
+            for &seed in &seeds {
+                let out = out.join("runs").join(&name).join(format!("seed-{seed}"));
+                let config = TrainConfig { seed, out, ..config.clone() };
+                experiments.push(Experiment {
+                    name: name.clone(),
+                    description: description.clone(),
+                    seed: Some(seed),
+                    config,
+                });
+            }
         }
-        experiments.push(Experiment { name, description, config });
     }
 
     // Manifests: the [data] list, then every strategy an experiment trains on.
     for r in &data.resample {
-        if !RESAMPLERS.contains(&r.as_str()) {
-            return Err(invalid("data.resample", format!("`{r}`: use one of {}", RESAMPLERS.join(", "))));
+        if let Err(e) = Resampler::parse_name(r) {
+            return Err(invalid("data.resample", e.to_string()));
         }
     }
     for e in &experiments {
@@ -473,7 +524,7 @@ fn resolve(file: &Path, doc: Table, cwd: &Path) -> Result<Pipeline, PipelineErro
         report.title = Some(description.clone().unwrap_or_else(|| format!("lt pipeline {name}")));
     }
 
-    Ok(Pipeline { file: file_abs, name, description, out, data, report, experiment: experiments })
+    Ok(Pipeline { file: file_abs, name, description, out, data, report, experiment: experiments, seeds })
 }
 
 fn valid_name(s: &str) -> bool {

@@ -251,7 +251,7 @@ pub fn loader(
     let (mut images, mut checksum) = (0usize, 0f64);
     for epoch in 0..epochs {
         let order = epoch_order(&dataset.subset, seed, epoch, true);
-        for b in Prefetcher::start(maker.clone(), epoch, order, batch, 0) {
+        for b in Prefetcher::start(maker.clone(), epoch, order, batch) {
             images += b.labels.len();
             checksum += b.images[b.images.len() / 2] as f64;
         }

@@ -354,6 +354,15 @@ impl Engine {
                 ),
             });
         }
+        if class_weights.len() != self.num_classes {
+            return Err(RuntimeError::State {
+                message: format!(
+                    "a step takes one class weight per class ({}), got {}",
+                    self.num_classes,
+                    class_weights.len()
+                ),
+            });
+        }
         self.io.write_inputs(images, labels, class_weights, lr)?;
         {
             let binding = &self.bindings[self.current];

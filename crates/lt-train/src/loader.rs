@@ -63,11 +63,8 @@ impl NormalizationOf for Normalization {
 /// A batch ready for the training graph.
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
-    /// Position of the batch's first image within its epoch.
-    pub start: usize,
-    pub indices: Vec<u32>,
     pub labels: Vec<i64>,
-    /// `indices.len() · C·H·W` normalised f32 values, NCHW.
+    /// `labels.len() · C·H·W` normalised f32 values, NCHW.
     pub images: Vec<f32>,
 }
 
@@ -123,7 +120,7 @@ impl BatchMaker {
             write_image(out, src, [c, h, w], dy, dx, flip, &luts);
         });
         let labels = indices.iter().map(|&i| self.split.labels[i as usize] as i64).collect();
-        Batch { start, indices: indices.to_vec(), labels, images }
+        Batch { labels, images }
     }
 }
 
@@ -185,10 +182,10 @@ pub struct Prefetcher {
 }
 
 impl Prefetcher {
-    pub fn start(maker: BatchMaker, epoch: usize, order: Vec<u32>, batch_size: usize, skip_batches: usize) -> Self {
+    pub fn start(maker: BatchMaker, epoch: usize, order: Vec<u32>, batch_size: usize) -> Self {
         let (tx, rx): (SyncSender<Batch>, Receiver<Batch>) = sync_channel(2);
         let handle = std::thread::spawn(move || {
-            for (b, chunk) in order.chunks_exact(batch_size).enumerate().skip(skip_batches) {
+            for (b, chunk) in order.chunks_exact(batch_size).enumerate() {
                 if tx.send(maker.make(epoch, b * batch_size, chunk)).is_err() {
                     return;
                 }

@@ -297,7 +297,7 @@ impl<'a> Run<'a> {
         let weights = if cfg.drw.is_some_and(|d| epoch < d) { &self.weights_off } else { &self.weights_on };
         let mut loss_sum = 0f64;
         let (mut seen_labels, mut seen_preds) = (Vec::new(), Vec::new());
-        for (step, batch) in Prefetcher::start(self.maker.clone(), epoch, order, cfg.batch_size, 0).enumerate() {
+        for (step, batch) in Prefetcher::start(self.maker.clone(), epoch, order, cfg.batch_size).enumerate() {
             let lr = learning_rate(cfg.lr as f32, &cfg.schedule, cfg.warmup, epoch, step, steps.max(1), cfg.epochs);
             let out_step = self.engine.step(&batch.images, &batch.labels, weights, lr)?;
             if !out_step.loss.is_finite() {

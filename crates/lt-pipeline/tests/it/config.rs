@@ -33,7 +33,11 @@ fn every_pipeline_file_resolves_and_show_config_prints_it() {
         for e in &p.experiment {
             e.config.validate().unwrap();
             assert_eq!(e.config.data, p.out.join("data"));
-            assert_eq!(e.config.out, p.out.join("runs").join(&e.name));
+            let run_dir = p.out.join("runs").join(&e.name);
+            match e.seed {
+                Some(seed) => assert_eq!(e.config.out, run_dir.join(format!("seed-{seed}"))),
+                None => assert_eq!(e.config.out, run_dir),
+            }
             if let Some(r) = &e.config.resample {
                 assert!(p.data.resample.contains(r), "{}: manifest {r} not built", file.display());
             }
@@ -204,4 +208,37 @@ fn stamp_hashes_ignore_key_order_but_not_values() {
     let c = serde_json::json!({"a": 1, "b": {"x": [2, 1], "y": "z"}});
     assert_ne!(hash_json(&a), hash_json(&c));
     assert_eq!(hash_json(&a).len(), 64);
+}
+
+#[test]
+fn seeds_run_every_experiment_once_per_seed_under_one_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("p.toml");
+    let base = "name = \"s\"\nout = \"o\"\n[data]\nsource = \"synthetic:40\"\nimbalance = 10\n[train]\narch = \"densenet-tiny\"\n[[experiment]]\nname = \"ce\"\n[[experiment]]\nname = \"ldam\"\nloss = \"ldam\"\n";
+    std::fs::write(&file, format!("seeds = [3, 1]\n{base}")).unwrap();
+    let p = load(&file, &Overrides::default(), tmp.path()).unwrap();
+    let ids: Vec<String> = p.experiment.iter().map(|e| e.run_id()).collect();
+    assert_eq!(ids, ["ce.seed-3", "ce.seed-1", "ldam.seed-3", "ldam.seed-1"]);
+    for e in &p.experiment {
+        let seed = e.seed.unwrap();
+        assert_eq!(e.config.seed, seed);
+        assert_eq!(e.config.out, p.out.join("runs").join(&e.name).join(format!("seed-{seed}")));
+    }
+    // The dataset keeps its own seed.
+    assert_eq!(p.data.seed, 0);
+
+    for (seeds, want) in [
+        ("seeds = []", "list 1 to"),
+        ("seeds = [1, 1]", "seed 1 is listed twice"),
+        ("seeds = [-1]", "expected a list of seeds"),
+        ("seeds = \"0,1\"", "expected a list of seeds"),
+    ] {
+        std::fs::write(&file, format!("{seeds}\n{base}")).unwrap();
+        let err = load(&file, &Overrides::default(), tmp.path()).unwrap_err().to_string();
+        assert!(err.contains("seeds") && err.contains(want), "{seeds}: {err}");
+    }
+    std::fs::write(&file, format!("seeds = [0]\n{base}").replace("loss = \"ldam\"", "loss = \"ldam\"\nseed = 4"))
+        .unwrap();
+    let err = load(&file, &Overrides::default(), tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("ldam") && err.contains("seed"), "{err}");
 }
