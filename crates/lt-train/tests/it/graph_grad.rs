@@ -9,14 +9,24 @@ use std::collections::BTreeSet;
 
 use lt_graph::train::{Loss, Lowering, supported_ops};
 
-use crate::graph_util::{Trainer, ce, dense_block_net, grad_sgd, linear_net, shape_ops_net, spec, stem_net};
+use lt_graph::models::{Head, Shortcut};
+
+use crate::graph_util::{
+    Trainer, ce, dense_block_net, grad_sgd, linear_net, residual_ops_net, shape_ops_net, spec, stem_net,
+    tiny_cifar_resnet,
+};
 
 /// Every op of lt-graph's rule table appears in a model the tests below check against finite
 /// differences: a new rule needs a model here (and a test running it).
 #[test]
 fn every_rule_of_the_table_has_a_finite_difference_check() {
-    let checked =
-        [dense_block_net(3, 4, 0, true), stem_net(4, 12, 0, true), linear_net(6, 2, 3, 0), shape_ops_net(4, 0)];
+    let checked = [
+        dense_block_net(3, 4, 0, true),
+        stem_net(4, 12, 0, true),
+        linear_net(6, 2, 3, 0),
+        shape_ops_net(4, 0),
+        residual_ops_net(3, 0),
+    ];
     let covered: BTreeSet<&str> =
         checked.iter().flat_map(|m| m.graph.as_ref().unwrap().node.iter()).map(|n| n.op_type.as_str()).collect();
     let missing: Vec<&str> = supported_ops().into_iter().filter(|op| !covered.contains(op)).collect();
@@ -93,5 +103,56 @@ fn shape_ops_and_dropout_gradients() {
         assert_eq!(a, b, "the dropout masks must not change between runs");
         t.h_scale = 3e-3;
         t.check_gradients(&format!("shape ops and dropout, {mode:?}"), seed + 20, 3e-3);
+    }
+}
+
+#[test]
+fn residual_grouped_conv_slice_pad_and_cosine_head_gradients() {
+    // Grouped convs (dX by the group-transposed flipped kernel on the CPU, by a grouped
+    // ConvTranspose for the strided one and on CUDA; dW by the grouped batch-transposed
+    // Conv), strided Slice with a crop, Pad, residual Add, Max/Mul of two activations and
+    // the cosine head (ReduceL2, Max with eps, Div, MatMul, Mul by the scale).
+    for (mode, seed) in [(Lowering::Cpu, 21), (Lowering::Cuda, 22)] {
+        let m = residual_ops_net(3, seed);
+        let mut t = Trainer::new(&m, &spec(3, 3, ce(), grad_sgd(), mode), seed + 10);
+        t.h_scale = 1e-3;
+        t.check_gradients(&format!("residual ops, {mode:?}"), seed + 20, 1e-2);
+    }
+}
+
+#[test]
+fn tiny_cifar_resnet_gradients_both_shortcuts_and_heads() {
+    // ResNet-8 of width 4 end to end, its ReLUs made Identities (smooth): stem, three stages
+    // with option-A or option-B shortcuts, BN, residual Adds, GAP and a cosine or linear head.
+    let cases = [
+        (Shortcut::A, Head::Cosine { scale: 5.0 }, Lowering::Cpu, 31),
+        (Shortcut::A, Head::Cosine { scale: 5.0 }, Lowering::Cuda, 32),
+        (Shortcut::B, Head::Linear, Lowering::Cpu, 33),
+        (Shortcut::B, Head::Linear, Lowering::Cuda, 34),
+    ];
+    for (shortcut, head, mode, seed) in cases {
+        let m = tiny_cifar_resnet(3, shortcut, head, seed, false);
+        let mut t = Trainer::new(&m, &spec(4, 3, ce(), grad_sgd(), mode), seed + 10);
+        t.h_scale = 3e-3;
+        t.check_gradients(&format!("resnet-8 {shortcut:?} {head:?}, {mode:?}"), seed + 20, 1e-2);
+    }
+}
+
+#[test]
+fn tiny_cifar_resnet_with_relu_gives_the_same_gradients_on_both_lowerings() {
+    // With its ReLUs, the ResNet-8's gradients (momentum-free SGD: `.momentum.new` is the
+    // gradient) agree between the CPU and CUDA formulations of every rule.
+    for (shortcut, head) in [(Shortcut::A, Head::Cosine { scale: 5.0 }), (Shortcut::B, Head::Linear)] {
+        let m = tiny_cifar_resnet(3, shortcut, head, 41, true);
+        let mut cpu = Trainer::new(&m, &spec(4, 3, ce(), grad_sgd(), Lowering::Cpu), 42);
+        let mut cuda = Trainer::new(&m, &spec(4, 3, ce(), grad_sgd(), Lowering::Cuda), 42);
+        let st = cpu.state.clone();
+        let (a, b) = (cpu.run_with(&st, 0.0), cuda.run_with(&st, 0.0));
+        for p in cpu.params() {
+            let (x, y) = (&a[&format!("{p}.momentum.new")], &b[&format!("{p}.momentum.new")]);
+            let scale = x.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+            let diff = x.iter().zip(y).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+            assert!(diff <= 1e-4 * scale, "{shortcut:?} {p}: lowerings differ by {diff} (scale {scale})");
+        }
     }
 }

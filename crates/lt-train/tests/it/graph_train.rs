@@ -1,10 +1,10 @@
-//! The DenseNet models and whole training steps: determinism, parameter counts, loss values
-//! against direct formulas, one SGD step by hand, BN running statistics, training on a fixed
-//! batch, the evaluation model, the CUDA-placement rules and onnx.checker.
+//! The built-in models (DenseNets, ResNets) and whole training steps: determinism, parameter
+//! counts, loss values against direct formulas, one SGD step by hand, BN running statistics,
+//! training on a fixed batch, the evaluation model, the CUDA-placement rules and onnx.checker.
 
 use std::collections::HashMap;
 
-use lt_graph::models::{densenet, preset};
+use lt_graph::models::{Arch, Head, build, densenet, parameter_count, preset};
 use lt_graph::onnx::proto::ModelProto;
 use lt_graph::train::{Loss, Lowering, Sgd, StateKind, TrainingGraphSpec, training_graph, with_weights};
 
@@ -36,15 +36,73 @@ fn presets_have_the_published_sizes_and_are_deterministic() {
     let c = lt_graph::onnx::encode(&densenet(&tiny, 8).unwrap());
     assert_eq!(a, b, "same seed must give identical bytes");
     assert_ne!(a, c, "another seed must give other weights");
+    let err = preset("resnet-9000", 10).unwrap_err().to_string();
+    assert!(err.contains("densenet-tiny") && err.contains("resnet32") && err.contains("resnext50_32x4d"), "{err}");
     let err = preset("resnet50", 10).unwrap_err().to_string();
-    assert!(err.contains("densenet-tiny") && err.contains("densenet161"), "{err}");
+    assert!(err.contains("not a DenseNet"), "{err}");
+}
+
+#[test]
+fn resnet_presets_have_the_published_parameter_counts_and_names() {
+    // Trainable parameters as PyTorch counts them (BN running statistics excluded):
+    // LDAM-DRW's resnet32 (CIFAR-10), torchvision's resnet18/50 and resnext50_32x4d.
+    for (arch, classes, expected) in [
+        ("resnet32", 10, 464_154),
+        ("resnet18", 1000, 11_689_512),
+        ("resnet50", 1000, 25_557_032),
+        ("resnext50_32x4d", 1000, 25_028_904),
+    ] {
+        let m = build(arch, classes, Head::Linear, 0).unwrap();
+        assert_eq!(parameter_count(&m), expected, "{arch}");
+    }
+    // Option B adds a 1x1 conv + BN per stage change: 16·32 + 2·32 + 32·64 + 2·64.
+    let b = build("resnet32-b", 10, Head::Linear, 0).unwrap();
+    assert_eq!(parameter_count(&b), 464_154 + 16 * 32 + 64 + 32 * 64 + 128);
+    // The cosine head has a [64, classes] weight and no bias.
+    let cos = build("resnet32", 10, Head::Cosine { scale: 30.0 }, 0).unwrap();
+    assert_eq!(parameter_count(&cos), 464_154 - 10);
+    let names = |m: &ModelProto| -> Vec<String> {
+        m.graph.as_ref().unwrap().initializer.iter().map(|t| t.name.clone()).collect()
+    };
+    let r32 = names(&build("resnet32", 10, Head::Linear, 0).unwrap());
+    for n in ["conv1.weight", "bn1.running_var", "layer1.0.conv1.weight", "layer3.4.bn2.bias", "linear.weight"] {
+        assert!(r32.contains(&n.to_string()), "resnet32 lacks {n}");
+    }
+    assert!(!r32.iter().any(|n| n.contains("shortcut")), "option A has no shortcut parameters");
+    assert!(names(&b).contains(&"layer2.0.shortcut.0.weight".to_string()));
+    let r50 = names(&build("resnet50", 10, Head::Linear, 0).unwrap());
+    for n in ["conv1.weight", "layer1.0.downsample.0.weight", "layer4.2.conv3.weight", "layer4.2.bn3.weight", "fc.bias"]
+    {
+        assert!(r50.contains(&n.to_string()), "resnet50 lacks {n}");
+    }
+    let a = lt_graph::onnx::encode(&build("resnet20", 10, Head::Cosine { scale: 30.0 }, 3).unwrap());
+    assert_eq!(a, lt_graph::onnx::encode(&build("resnet20", 10, Head::Cosine { scale: 30.0 }, 3).unwrap()));
+}
+
+#[test]
+fn resnet_inference_models_run_at_their_image_sides() {
+    // Every family runs in onnxruntime with its stem at its own image side, any batch.
+    for (arch, side) in [("resnet20", 32usize), ("resnet20-b", 32), ("resnet10", 64), ("resnext50_32x4d", 32)] {
+        let mut a = Arch::named(arch, 5).unwrap();
+        a.set_image_size(side);
+        let m = a.build(Head::Cosine { scale: 30.0 }, 1).unwrap();
+        let mut s = lt_train::device::Device::Cpu.session(&lt_graph::onnx::encode(&m), 2).unwrap();
+        let x = Rng::new(3).normals(2 * 3 * side * side);
+        let out = s
+            .run(ort::inputs!["images" => ort::value::Tensor::from_array(([2usize, 3, side, side], x)).unwrap()])
+            .unwrap();
+        let (shape, v) = out["logits"].try_extract_tensor::<f32>().unwrap();
+        assert_eq!(shape.to_vec(), vec![2, 5], "{arch}");
+        // Cosine logits lie in [-s, s].
+        assert!(v.iter().all(|x| x.is_finite() && x.abs() <= 30.0 + 1e-3), "{arch}: {v:?}");
+    }
 }
 
 #[test]
 fn inference_model_runs_with_any_batch() {
     let m = densenet(&preset("densenet121", 7).unwrap(), 1).unwrap();
     let bytes = lt_graph::onnx::encode(&m);
-    let mut s = lt_train::session::cpu_session(&bytes, 2).unwrap();
+    let mut s = lt_train::device::Device::Cpu.session(&bytes, 2).unwrap();
     for b in [1usize, 2] {
         let x = Rng::new(b as u64).normals(b * 3 * 224 * 224);
         let out =
@@ -206,8 +264,8 @@ fn one_bn_model(final_op: &str) -> ModelProto {
 #[test]
 fn an_op_without_a_backward_rule_is_an_error_naming_op_and_node() {
     let sp = spec(5, 3, ce(), grad_sgd(), Lowering::Cpu);
-    let err = training_graph(&one_bn_model("Mul"), &sp).unwrap_err().to_string();
-    assert!(err.contains("Mul") && err.contains("mul_node"), "{err}");
+    let err = training_graph(&one_bn_model("Pow"), &sp).unwrap_err().to_string();
+    assert!(err.contains("Pow") && err.contains("pow_node"), "{err}");
 }
 
 /// Mean and unbiased variance, in f64, of channel `ch` of the one-BN fixture's batch
@@ -325,7 +383,7 @@ fn densenet_tiny_learns_a_fixed_batch_and_exports_an_eval_model() {
             .collect();
     let eval = with_weights(&inference, &values).unwrap();
     let bytes = lt_graph::onnx::encode(&eval);
-    let mut s = lt_train::session::cpu_session(&bytes, 2).unwrap();
+    let mut s = lt_train::device::Device::Cpu.session(&bytes, 2).unwrap();
     let out = s
         .run(
             ort::inputs!["images" => ort::value::Tensor::from_array(([16usize, 3, 32, 32], t.images.clone())).unwrap()],
@@ -385,8 +443,15 @@ fn assert_cuda_friendly(m: &ModelProto) {
 fn training_graphs_follow_the_cuda_placement_rules_and_pass_onnx_checker() {
     let py = python();
     let dir = tempfile::tempdir().unwrap();
-    for (arch, mode) in [("densenet121", Lowering::Cuda), ("densenet-tiny", Lowering::Cpu)] {
-        let inference = densenet(&preset(arch, 5).unwrap(), 0).unwrap();
+    let cosine = Head::Cosine { scale: 30.0 };
+    for (arch, head, mode) in [
+        ("densenet121", Head::Linear, Lowering::Cuda),
+        ("densenet-tiny", Head::Linear, Lowering::Cpu),
+        ("resnet32", cosine, Lowering::Cuda),
+        ("resnet32-b", Head::Linear, Lowering::Cpu),
+        ("resnext50_32x4d", cosine, Lowering::Cuda),
+    ] {
+        let inference = build(arch, 5, head, 0).unwrap();
         let mut sp = tiny_spec(2, mode);
         sp.class_counts = vec![9, 7, 5, 3, 1];
         let tg = training_graph(&inference, &sp).unwrap();
@@ -426,7 +491,7 @@ fn dropout_trains_in_the_training_graph_and_is_identity_in_the_eval_graph() {
     assert!(a.is_finite() && b.is_finite() && a != b, "{a} {b}");
     // The eval graph is deterministic.
     let bytes = lt_graph::onnx::encode(&inference);
-    let mut s = lt_train::session::cpu_session(&bytes, 2).unwrap();
+    let mut s = lt_train::device::Device::Cpu.session(&bytes, 2).unwrap();
     let run = |s: &mut ort::session::Session| {
         let x = ort::value::Tensor::from_array(([4usize, 3, 32, 32], t.images.clone())).unwrap();
         s.run(ort::inputs!["images" => x]).unwrap()["logits"].try_extract_tensor::<f32>().unwrap().1.to_vec()

@@ -79,7 +79,7 @@ impl Trainer {
     pub fn new(inference: &ModelProto, spec: &TrainingGraphSpec, seed: u64) -> Trainer {
         let tg = training_graph(inference, spec).expect("training graph");
         let bytes = lt_graph::onnx::encode(&tg.model);
-        let session = lt_train::session::cpu_session(&bytes, 2).expect("session over the training graph");
+        let session = lt_train::device::Device::Cpu.session(&bytes, 2).expect("session over the training graph");
         let mut rng = Rng::new(seed);
         let [c, h, w] = tg.image_shape;
         let b = spec.batch_size;
@@ -122,7 +122,7 @@ impl Trainer {
             inputs.push((s.name.clone(), ort::value::Tensor::from_array((s.dims.clone(), v)).unwrap().into()));
         }
         if let Some(bytes) = &self.fresh_sessions {
-            self.session = lt_train::session::cpu_session(bytes, 2).expect("session over the training graph");
+            self.session = lt_train::device::Device::Cpu.session(bytes, 2).expect("session over the training graph");
         }
         let outputs = self.session.run(inputs).expect("training step runs");
         let mut out = HashMap::new();
@@ -382,4 +382,85 @@ pub fn shape_ops_net(classes: i64, seed: u64) -> ModelProto {
     let w5 = param(&mut g, "w5", &[classes, classes], 0.5);
     let logits = g.op("Gemm", &[&yt, &w5], &[("transA", Attr::Int(1))]).unwrap(); // [N, classes]
     finish(g, &logits, classes)
+}
+
+/// The ops of residual networks and the cosine head, smooth (no ReLU): conv 3x3 → h1; a
+/// grouped conv (group 2, stride 1) → a grouped conv (group 4, stride 2) → h3; the shortcut
+/// of h1 by a strided Slice (the width axis from an odd start, so its backward crops) and a
+/// channel Pad; residual Add of h3 and the shortcut (both need gradients), Max and Mul of
+/// the two branches; GAP, Flatten and LDAM's NormedLinear: ReduceL2, Max with eps, Div
+/// (features and weight normalised), MatMul and a Mul by the scale.
+pub fn residual_ops_net(classes: i64, seed: u64) -> ModelProto {
+    let mut rng = Rng::new(seed);
+    let mut g = GraphBuilder::new("residual-ops");
+    let n = Dim::Param("N".into());
+    let x = g.input_dims("images", DataType::Float, &[n, Dim::Fixed(3), Dim::Fixed(6), Dim::Fixed(6)]).unwrap();
+    let h1 = conv(&mut g, &mut rng, &x, "c0", 3, 4, 3, 1, 1, false);
+    let grouped =
+        |g: &mut GraphBuilder, rng: &mut Rng, x: &str, name: &str, cin: i64, cout: i64, s: i64, group: i64| {
+            let cg = cin / group;
+            let std = (2.0 / (cg * 9) as f64).sqrt() as f32;
+            let data = rng.normals((cout * cg * 9) as usize).iter().map(|v| v * std).collect();
+            let w = g.initializer(&format!("{name}.weight"), &Tensor::f32(&[cout, cg, 3, 3], data)).unwrap();
+            let attrs = [
+                ("kernel_shape", Attr::Ints(vec![3, 3])),
+                ("strides", Attr::Ints(vec![s, s])),
+                ("pads", Attr::Ints(vec![1; 4])),
+                ("group", Attr::Int(group)),
+            ];
+            g.op("Conv", &[x, &w], &attrs).unwrap()
+        };
+    let h2 = grouped(&mut g, &mut rng, &h1, "g2", 4, 8, 1, 2);
+    let h3 = grouped(&mut g, &mut rng, &h2, "g4", 8, 8, 2, 4); // [N, 8, 3, 3]
+    let starts = g.initializer("slice_starts", &Tensor::i64(&[2], vec![0, 1])).unwrap();
+    let ends = g.initializer("slice_ends", &Tensor::i64(&[2], vec![i64::MAX, i64::MAX])).unwrap();
+    let axes = g.initializer("slice_axes", &Tensor::i64(&[2], vec![2, 3])).unwrap();
+    let steps = g.initializer("slice_steps", &Tensor::i64(&[2], vec![2, 2])).unwrap();
+    let sub = g.op("Slice", &[&h1, &starts, &ends, &axes, &steps], &[]).unwrap(); // [N, 4, 3, 3]
+    let pads = g.initializer("pads", &Tensor::i64(&[8], vec![0, 2, 0, 0, 0, 2, 0, 0])).unwrap();
+    let short = g.op("Pad", &[&sub, &pads], &[]).unwrap(); // [N, 8, 3, 3]
+    let r = g.op("Add", &[&h3, &short], &[]).unwrap();
+    let m = g.op("Max", &[&h3, &short], &[]).unwrap();
+    let q = g.op("Mul", &[&r, &m], &[]).unwrap();
+    let gp = g.op("GlobalAveragePool", &[&q], &[]).unwrap();
+    let f = g.op("Flatten", &[&gp], &[("axis", Attr::Int(1))]).unwrap(); // [N, 8]
+    let eps = g.initializer("eps", &Tensor::F32 { dims: vec![], data: vec![1e-12] }).unwrap();
+    let normalize = |g: &mut GraphBuilder, v: &str, axis: i64| {
+        let l2 = g.op("ReduceL2", &[v], &[("axes", Attr::Ints(vec![axis])), ("keepdims", Attr::Int(1))]).unwrap();
+        let c = g.op("Max", &[&l2, &eps], &[]).unwrap();
+        g.op("Div", &[v, &c], &[]).unwrap()
+    };
+    let fnorm = normalize(&mut g, &f, 1);
+    let w = g.initializer("fc.weight", &Tensor::f32(&[8, classes], rng.normals((8 * classes) as usize))).unwrap();
+    let wnorm = normalize(&mut g, &w, 0);
+    let cos = g.op("MatMul", &[&fnorm, &wnorm], &[]).unwrap();
+    let scale = g.initializer("scale", &Tensor::F32 { dims: vec![], data: vec![4.0] }).unwrap();
+    let logits = g.op("Mul", &[&cos, &scale], &[]).unwrap();
+    finish(g, &logits, classes)
+}
+
+/// A CIFAR ResNet-8 (one block per stage) of width 4 on 8x8 images. `relu: false` turns its
+/// ReLUs into Identities: ReLU kinks make float32 finite differences noisy, so the rest of
+/// the composition is checked smooth at a tight tolerance.
+pub fn tiny_cifar_resnet(
+    classes: usize,
+    shortcut: lt_graph::models::Shortcut,
+    head: lt_graph::models::Head,
+    seed: u64,
+    relu: bool,
+) -> ModelProto {
+    let cfg = lt_graph::models::CifarResNetConfig {
+        blocks_per_stage: 1,
+        shortcut,
+        width: 4,
+        num_classes: classes,
+        image_size: 8,
+    };
+    let mut m = lt_graph::models::cifar_resnet(&cfg, head, seed).unwrap();
+    if !relu {
+        for n in m.graph.as_mut().unwrap().node.iter_mut().filter(|n| n.op_type == "Relu") {
+            n.op_type = "Identity".into();
+        }
+    }
+    m
 }
