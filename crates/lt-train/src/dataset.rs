@@ -4,6 +4,10 @@
 //! column (channel-planar u8): CIFAR's 60k images are 184 MB, and the loader converts only
 //! the batch at hand to f32.
 //!
+//! A balanced validation split held out by `lt-data build --val-per-class` (`validation.parquet`)
+//! is read with the subset; a manifest the directory lacks is computed in memory
+//! (`on_demand.rs`), and `holdout.rs` picks a run's validation images.
+//!
 //! Nothing read is trusted: before training, every file `dataset.json` lists is checked
 //! against its recorded sha256 (unless the user opts out with `--no-verify`), and every size,
 //! label and index is checked against the class count and the split sizes `dataset.json`
@@ -24,6 +28,11 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::{ConfigError, TrainConfig};
+
+mod holdout;
+mod on_demand;
+
+pub use holdout::{TrainingSplit, ValidationSource};
 
 /// The `format_version` of dataset directories this reader understands.
 pub const FORMAT_VERSION: u32 = 1;
@@ -61,6 +70,10 @@ pub enum DatasetError {
         "{dir}: the dataset has no manifest `{strategy}` (it has: {available}); rebuild it with `lt-data build --resample {strategy}`"
     )]
     NoManifest { dir: PathBuf, strategy: String, available: String },
+    #[error(
+        "{dir}: the dataset has no manifest `{strategy}` and lt-train cannot compute it: {reason}; rebuild it with `lt-data build --resample {strategy}`"
+    )]
+    ManifestNotComputable { dir: PathBuf, strategy: String, reason: String },
     #[error("unknown resampler `{strategy}`; the resamplers of `lt-data build --resample` are: {names}")]
     UnknownResampler { strategy: String, names: String },
     #[error("{path}: {message}")]
@@ -83,12 +96,38 @@ pub struct DatasetInfo {
     pub subset_counts: Vec<u64>,
     /// Images per class of the test split.
     pub test_counts: Vec<u64>,
+    /// The seed of the subset and manifests; a manifest the directory lacks is computed with
+    /// it. Absent in hand-made directories.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Images per class of the validation split (`lt-data build --val-per-class`); empty
+    /// without one.
+    #[serde(default)]
+    pub validation_counts: Vec<u64>,
+    /// The validation split's description, when the dataset has one.
+    #[serde(default)]
+    pub validation: Option<ValidationInfo>,
     #[serde(default)]
     pub manifests: BTreeMap<String, serde_json::Value>,
     /// File name -> sha256 (hex) of its bytes, as `lt-data build` wrote them.
     #[serde(default)]
     pub files: BTreeMap<String, String>,
 }
+
+/// `validation` in dataset.json.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ValidationInfo {
+    /// `validation.parquet`.
+    pub file: String,
+    /// Images held out of every class.
+    pub per_class: u64,
+    /// How they were chosen (`per-class-before-cut`: before the long-tail cut).
+    #[serde(default)]
+    pub rule: String,
+}
+
+/// The file name of the validation split; no other name is read.
+pub const VALIDATION_FILE: &str = "validation.parquet";
 
 /// One split's images and labels, addressed by the split's `index` column: lt-data's own
 /// type (from its pure, polars-free part), so both crates hold a split the same way.
@@ -107,6 +146,11 @@ pub struct Dataset {
     pub test: Split,
     /// Indices into `train` of the long-tailed training subset, ascending.
     pub subset: Vec<u32>,
+    /// Indices into `train` of the validation split held out before the long-tail cut,
+    /// ascending, disjoint from `subset`; empty when the dataset has none.
+    pub validation: Vec<u32>,
+    /// Manifests computed in memory because the directory lacks them (strategy -> epochs).
+    computed_manifests: BTreeMap<String, Vec<Vec<u32>>>,
 }
 
 impl Dataset {
@@ -141,14 +185,44 @@ impl Dataset {
         }
         let content_hash = hex::encode(Sha256::digest(&json));
         let (train, test) = read_samples(&dir.join("samples.parquet"), &layout)?;
-        let subset = read_subset(&dir.join("subset.parquet"), &layout, &train.labels)?;
-        Ok(Dataset { dir: dir.to_path_buf(), info, content_hash, verified: verify, train, test, subset })
+        let subset_table = IndexTable { name: "subset", counts: &layout.subset_counts, field: "subset_counts" };
+        let subset = read_index_table(&dir.join("subset.parquet"), &subset_table, &layout, &train.labels)?;
+        let validation = match &layout.validation_counts {
+            Some(counts) => {
+                let table = IndexTable { name: "validation", counts, field: "validation_counts" };
+                let path = dir.join(VALIDATION_FILE);
+                let validation = read_index_table(&path, &table, &layout, &train.labels)?;
+                if let Some(i) = first_common(&subset, &validation) {
+                    return Err(invalid(
+                        &path,
+                        format!("train image {i} is in both the validation split and the subset"),
+                    ));
+                }
+                validation
+            }
+            None => Vec::new(),
+        };
+        Ok(Dataset {
+            dir: dir.to_path_buf(),
+            info,
+            content_hash,
+            verified: verify,
+            train,
+            test,
+            subset,
+            validation,
+            computed_manifests: BTreeMap::new(),
+        })
     }
 
-    /// Opens `cfg.data` for a training run: verified unless `cfg.no_verify`, then
+    /// Opens `cfg.data` for a training run: verified unless `cfg.no_verify`; the manifest of
+    /// `--resample` computed when the directory lacks it (said on stderr); then
     /// [`Dataset::check_training`].
     pub fn open_for_training(cfg: &TrainConfig) -> Result<Self, DatasetError> {
-        let data = Self::open_checked(&cfg.data, !cfg.no_verify)?;
+        let mut data = Self::open_checked(&cfg.data, !cfg.no_verify)?;
+        if let Some(strategy) = &cfg.resample {
+            data.compute_missing_manifest(strategy, cfg.epochs, cfg.beta)?;
+        }
         data.check_training(cfg)?;
         Ok(data)
     }
@@ -175,7 +249,10 @@ impl Dataset {
         let mut per_epoch = self.subset.len() as u128;
         if let Some(strategy) = &cfg.resample {
             check_strategy_name(strategy)?;
-            let longest = self.manifest_entry(strategy)?.epoch_len.iter().copied().max().unwrap_or(0);
+            let longest = match self.computed_manifests.get(strategy) {
+                Some(epochs) => epochs.iter().map(|e| e.len() as u64).max().unwrap_or(0),
+                None => self.manifest_entry(strategy)?.epoch_len.iter().copied().max().unwrap_or(0),
+            };
             per_epoch = per_epoch.max(u128::from(longest));
         }
         let visits = cfg.epochs as u128 * per_epoch;
@@ -210,9 +287,14 @@ impl Dataset {
         Ok(())
     }
 
-    /// The training indices of every epoch of a resampled manifest, `epochs[e]` in position order.
+    /// The training indices of every epoch of a resampled manifest, `epochs[e]` in position
+    /// order: the one computed by [`Dataset::open_for_training`] when the directory lacks it,
+    /// else the directory's file.
     pub fn manifest(&self, strategy: &str) -> Result<Vec<Vec<u32>>, DatasetError> {
         check_strategy_name(strategy)?;
+        if let Some(epochs) = self.computed_manifests.get(strategy) {
+            return Ok(epochs.clone());
+        }
         let entry = self.manifest_entry(strategy)?;
         let path = self.dir.join(&entry.file);
         if self.verified && !self.info.files.contains_key(&entry.file) {
@@ -378,10 +460,11 @@ struct Layout {
     num_classes: usize,
     train_len: usize,
     test_len: usize,
-    subset_len: usize,
     source_counts: Vec<u64>,
     test_counts: Vec<u64>,
     subset_counts: Vec<u64>,
+    /// Per class, when the dataset has a validation split.
+    validation_counts: Option<Vec<u64>>,
 }
 
 impl Layout {
@@ -428,7 +511,7 @@ impl Layout {
         };
         let train_len = total("source_counts", &info.source_counts)?;
         let test_len = total("test_counts", &info.test_counts)?;
-        let subset_len = total("subset_counts", &info.subset_counts)?;
+        total("subset_counts", &info.subset_counts)?;
         if let Some(k) = (0..c).find(|&k| info.subset_counts[k] > info.source_counts[k]) {
             return Err(invalid(
                 json_path,
@@ -438,12 +521,25 @@ impl Layout {
                 ),
             ));
         }
+        let validation_counts = Self::validation_counts(info, json_path)?;
+        if let Some(counts) = &validation_counts {
+            total("validation_counts", counts)?;
+            if let Some(k) = (0..c).find(|&k| info.subset_counts[k].saturating_add(counts[k]) > info.source_counts[k]) {
+                return Err(invalid(
+                    json_path,
+                    format!(
+                        "class {k}: subset_counts {} and validation_counts {} add up to more than source_counts {}",
+                        info.subset_counts[k], counts[k], info.source_counts[k]
+                    ),
+                ));
+            }
+        }
         Ok(Layout {
+            validation_counts,
             image_len: channels * h * w,
             num_classes: c,
             train_len,
             test_len,
-            subset_len,
             source_counts: info.source_counts.clone(),
             test_counts: info.test_counts.clone(),
             subset_counts: info.subset_counts.clone(),
@@ -451,10 +547,37 @@ impl Layout {
     }
 }
 
+impl Layout {
+    /// `validation_counts` when `validation` describes a split, checked: one count per
+    /// class, and the one file name lt-data writes.
+    fn validation_counts(info: &DatasetInfo, json_path: &Path) -> Result<Option<Vec<u64>>, DatasetError> {
+        let c = info.class_names.len();
+        let Some(v) = &info.validation else {
+            if !info.validation_counts.is_empty() {
+                return Err(invalid(json_path, "`validation_counts` without `validation` describing the split"));
+            }
+            return Ok(None);
+        };
+        if v.file != VALIDATION_FILE {
+            return Err(invalid(json_path, format!("validation.file is `{}`, expected `{VALIDATION_FILE}`", v.file)));
+        }
+        if info.validation_counts.len() != c {
+            return Err(invalid(
+                json_path,
+                format!("class_names has {c} entries but validation_counts has {}", info.validation_counts.len()),
+            ));
+        }
+        Ok(Some(info.validation_counts.clone()))
+    }
+}
+
 /// Checks every file of `info.files` against its sha256, and that the files lt-train reads
 /// are among them.
 fn verify_files(dir: &Path, json_path: &Path, info: &DatasetInfo) -> Result<(), DatasetError> {
     let mut needed = vec!["samples.parquet".to_string(), "subset.parquet".to_string()];
+    if info.validation.is_some() {
+        needed.push(VALIDATION_FILE.to_string());
+    }
     needed.extend(info.manifests.keys().map(|s| format!("manifest-{s}.parquet")));
     for name in needed {
         if !info.files.contains_key(&name) {
@@ -733,10 +856,41 @@ fn count_labels(labels: &[u16], num_classes: usize) -> Vec<u64> {
     counts
 }
 
-fn read_subset(path: &Path, layout: &Layout, train_labels: &[u16]) -> Result<Vec<u32>, DatasetError> {
-    let mut subset = Vec::with_capacity(layout.subset_len);
+/// A table of train-split indices (`index`, `label`): the subset or the validation split.
+struct IndexTable<'a> {
+    name: &'a str,
+    /// Per class, as dataset.json declares them.
+    counts: &'a [u64],
+    /// The field of dataset.json `counts` come from, for errors.
+    field: &'a str,
+}
+
+/// The smallest value in both ascending lists.
+fn first_common(a: &[u32], b: &[u32]) -> Option<u32> {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => return Some(a[i]),
+        }
+    }
+    None
+}
+
+/// Reads an index table, checking each row against the train split and the per-class counts
+/// against dataset.json; returns the indices ascending.
+fn read_index_table(
+    path: &Path,
+    table: &IndexTable<'_>,
+    layout: &Layout,
+    train_labels: &[u16],
+) -> Result<Vec<u32>, DatasetError> {
+    // The counts were summed within MAX_SPLIT_IMAGES by Layout::of.
+    let len = table.counts.iter().sum::<u64>();
+    let mut subset = Vec::with_capacity(len as usize);
     let mut row = 0u64;
-    open_batches(path, RowCount::Exactly(layout.subset_len as u64), 8)?.for_each(|batch| {
+    open_batches(path, RowCount::Exactly(len), 8)?.for_each(|batch| {
         let index = column::<UInt32Array>(batch, "index", path)?;
         let label = column::<UInt16Array>(batch, "label", path)?;
         for r in 0..batch.num_rows() {
@@ -769,10 +923,13 @@ fn read_subset(path: &Path, layout: &Layout, train_labels: &[u16]) -> Result<Vec
     for &i in &subset {
         counts[train_labels[i as usize] as usize] += 1;
     }
-    if let Some(k) = (0..layout.num_classes).find(|&k| counts[k] != layout.subset_counts[k]) {
+    if let Some(k) = (0..layout.num_classes).find(|&k| counts[k] != table.counts[k]) {
         return Err(invalid(
             path,
-            format!("{} images of class {k}, dataset.json's subset_counts says {}", counts[k], layout.subset_counts[k]),
+            format!(
+                "{} images of class {k} in the {} table, dataset.json's {} says {}",
+                counts[k], table.name, table.field, table.counts[k]
+            ),
         ));
     }
     Ok(subset)

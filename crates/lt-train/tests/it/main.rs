@@ -1,6 +1,7 @@
 //! lt-train integration tests: one binary, one module per area.
 
 mod bench_cli;
+mod dataset_splits;
 mod fixture;
 mod fuzz;
 mod graph_grad;

@@ -98,7 +98,6 @@ fn bad_flags_are_errors_that_say_what_to_do() {
         (&["--epochs", "0"], "epochs"),
         (&["--schedule", "linear"], "constant, cosine"),
         (&["--nesterov", "--momentum", "0"], "nesterov"),
-        (&["--resample", "class-balanced"], "no manifest `class-balanced`"),
         (&["--ep", "cuda"], "CUDA provider"),
     ];
     for (extra, needle) in cases {

@@ -1,0 +1,199 @@
+//! What lt-train takes from a dataset beyond the subset: the validation split `lt-data build
+//! --val-per-class` held out (read, verified, preferred over `--val-fraction`), and a
+//! resampling manifest the directory lacks (computed in memory, equal to lt-data's file).
+
+use std::path::Path;
+
+use lt_data::build::{BuildConfig, ProfileSpec, build};
+use lt_data::{NoProgress, Profile, SourceOptions, SourceSpec, Strategy};
+use lt_train::config::TrainConfig;
+use lt_train::dataset::{Dataset, DatasetError, ValidationSource};
+use lt_train::train::carve_validation;
+
+use super::fixture::{lt_train, p, rehash, stderr, write_dataset};
+
+/// A synthetic dataset, exp profile IF 5, built by lt-data.
+fn built(out: &Path, val_per_class: u64, strategies: Vec<Strategy>) -> lt_data::DatasetMeta {
+    let cfg = BuildConfig {
+        source_text: "synthetic:40".into(),
+        source: SourceSpec::Synthetic(40),
+        source_options: SourceOptions { test_per_class: 3, ..SourceOptions::default() },
+        profile: ProfileSpec::Ready(Profile::Exp { imbalance: 5.0, n_max: None, shuffle_classes: false }),
+        seed: 5,
+        val_per_class,
+        strategies,
+        epochs: 3,
+        out: out.to_path_buf(),
+        force: false,
+    };
+    build(&cfg, &NoProgress).unwrap()
+}
+
+fn config(data: &Path) -> TrainConfig {
+    TrainConfig { data: data.to_path_buf(), out: data.join("unused-run"), ..TrainConfig::default() }
+}
+
+fn edit_json(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let path = dir.join("dataset.json");
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    f(&mut json);
+    std::fs::write(&path, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+}
+
+#[test]
+fn the_validation_split_is_read_checked_and_preferred() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let meta = built(&data, 4, vec![Strategy::Instance]);
+    let dataset = Dataset::open_checked(&data, true).unwrap();
+    // What lt-data wrote, read back.
+    let vp = data.join("validation.parquet");
+    let frame = lt_data::parquet::read_frame(&vp, None).unwrap();
+    assert_eq!(dataset.validation, lt_data::parquet::u32_column(&frame, &vp, "index").unwrap());
+    assert_eq!(dataset.info.validation_counts, vec![4; 10]);
+    assert_eq!(dataset.info.validation.as_ref().unwrap().per_class, 4);
+    assert!(dataset.validation.iter().all(|i| dataset.subset.binary_search(i).is_err()));
+    assert_eq!(dataset.subset.len() as u64, meta.subset_counts.iter().sum::<u64>());
+
+    // The dataset's split wins over --val-fraction: the whole subset trains.
+    let mut cfg = config(&data);
+    cfg.val_fraction = 0.2;
+    let split = dataset.training_split(&cfg);
+    assert_eq!(split.source, ValidationSource::Dataset { per_class: 4 });
+    assert_eq!((&split.train, &split.validation), (&dataset.subset, &dataset.validation));
+
+    // Without the split, --val-fraction is the fallback, and 0 means no validation.
+    let plain = tmp.path().join("plain");
+    built(&plain, 0, vec![Strategy::Instance]);
+    let dataset = Dataset::open_checked(&plain, true).unwrap();
+    assert!(dataset.validation.is_empty());
+    let split = dataset.training_split(&cfg);
+    assert_eq!(split.source, ValidationSource::Carved { fraction: 0.2 });
+    let (train, val) = carve_validation(&dataset.subset, &dataset.train.labels, 10, 0.2, cfg.seed);
+    assert_eq!((split.train, split.validation), (train, val));
+    cfg.val_fraction = 0.0;
+    let split = dataset.training_split(&cfg);
+    assert_eq!((split.source, split.train, split.validation.len()), (ValidationSource::None, dataset.subset, 0));
+}
+
+#[test]
+fn the_validation_file_is_covered_by_the_hashes_and_the_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    built(&data, 3, vec![Strategy::Instance]);
+    let vp = data.join("validation.parquet");
+    let original = std::fs::read(&vp).unwrap();
+    let open_err = |verify: bool| Dataset::open_checked(&data, verify).unwrap_err();
+
+    // A changed byte: the sha256 check names the file.
+    let mut changed = original.clone();
+    let mid = changed.len() / 2;
+    changed[mid] ^= 0x40;
+    std::fs::write(&vp, &changed).unwrap();
+    let e = open_err(true);
+    assert!(matches!(e, DatasetError::Checksum { .. }) && e.to_string().contains("validation.parquet"), "{e}");
+    std::fs::write(&vp, &original).unwrap();
+
+    // Not in `files`: unverifiable.
+    edit_json(&data, |j| {
+        j["files"].as_object_mut().unwrap().remove("validation.parquet");
+    });
+    let e = open_err(true);
+    assert!(matches!(e, DatasetError::Unverifiable { .. }) && e.to_string().contains("validation.parquet"), "{e}");
+
+    // Counts that disagree with the file, or with the source, are refused with or without
+    // verification.
+    rehash(&data);
+    edit_json(&data, |j| j["validation_counts"][2] = 4.into());
+    let e = open_err(false).to_string();
+    assert!(e.contains("validation.parquet") && e.contains("30 rows") && e.contains("31"), "{e}");
+    edit_json(&data, |j| j["validation_counts"][3] = 2.into());
+    let e = open_err(false).to_string();
+    assert!(e.contains("validation.parquet") && e.contains("class 2") && e.contains("validation_counts says 4"), "{e}");
+    edit_json(&data, |j| j["validation_counts"][3] = 3.into());
+    edit_json(&data, |j| j["validation_counts"][2] = 40.into());
+    let e = open_err(false).to_string();
+    assert!(e.contains("class 2") && e.contains("more than source_counts"), "{e}");
+    edit_json(&data, |j| {
+        j["validation_counts"][2] = 3.into();
+        j["validation"]["file"] = "../elsewhere.parquet".into();
+    });
+    let e = open_err(false).to_string();
+    assert!(e.contains("validation.file"), "{e}");
+    edit_json(&data, |j| j["validation"]["file"] = "validation.parquet".into());
+    Dataset::open_checked(&data, false).unwrap();
+}
+
+#[test]
+fn a_missing_manifest_is_computed_as_lt_data_writes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let beta = 0.99;
+    let strategies = vec![
+        Strategy::Instance,
+        Strategy::ClassBalanced,
+        Strategy::RandomOver,
+        Strategy::RandomUnder,
+        Strategy::Sqrt,
+        Strategy::Progressive,
+        Strategy::EffectiveNumber { beta },
+    ];
+    let full = tmp.path().join("full");
+    built(&full, 2, strategies.clone());
+    let bare = tmp.path().join("bare");
+    built(&bare, 2, vec![Strategy::Instance]);
+    let with_files = Dataset::open_checked(&full, true).unwrap();
+    for s in &strategies {
+        let name = s.name();
+        let written = with_files.manifest(name).unwrap();
+        let mut cfg = config(&bare);
+        cfg.epochs = 3;
+        cfg.beta = beta;
+        cfg.resample = Some(name.to_string());
+        let dataset = Dataset::open_for_training(&cfg).unwrap();
+        assert_eq!(dataset.manifest(name).unwrap(), written, "{name}");
+        // A manifest the directory has is read, not computed.
+        let mut again = Dataset::open_checked(&full, true).unwrap();
+        assert!(!again.compute_missing_manifest(name, 3, beta).unwrap());
+    }
+    // Without the computation, a bare directory still has no manifest of that name.
+    let e = Dataset::open(&bare).unwrap().manifest("sqrt").unwrap_err();
+    assert!(matches!(e, DatasetError::NoManifest { .. }), "{e}");
+    // A directory that records no seed cannot reproduce lt-data's manifest.
+    edit_json(&bare, |j| {
+        j.as_object_mut().unwrap().remove("seed");
+    });
+    rehash(&bare);
+    let mut dataset = Dataset::open(&bare).unwrap();
+    let e = dataset.compute_missing_manifest("sqrt", 3, beta).unwrap_err().to_string();
+    assert!(e.contains("no `seed`") && e.contains("lt-data build --resample sqrt"), "{e}");
+}
+
+#[test]
+fn lt_train_resamples_without_a_rebuild_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_dataset(&data, &[24, 16, 8, 4], 4, 7);
+    let out = tmp.path().join("run");
+    let args = [
+        "--data",
+        p(&data),
+        "--arch",
+        "densenet-tiny",
+        "--batch-size",
+        "16",
+        "--threads",
+        "2",
+        "--quiet",
+        "--epochs",
+        "1",
+        "--resample",
+        "class-balanced",
+        "--out",
+        p(&out),
+    ];
+    let o = lt_train(&args);
+    let e = stderr(&o);
+    assert!(o.status.success(), "{e}");
+    assert!(e.contains("no manifest `class-balanced`; computing it in memory"), "{e}");
+    assert!(out.join("run.json").is_file());
+}
