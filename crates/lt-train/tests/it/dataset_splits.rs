@@ -197,3 +197,37 @@ fn lt_train_resamples_without_a_rebuild_and_says_so() {
     assert!(e.contains("no manifest `class-balanced`; computing it in memory"), "{e}");
     assert!(out.join("run.json").is_file());
 }
+
+#[test]
+fn a_run_validates_on_the_dataset_split_and_says_val_fraction_is_ignored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let meta = built(&data, 3, vec![Strategy::Instance]);
+    let out = tmp.path().join("run");
+    let args = [
+        "--data",
+        p(&data),
+        "--arch",
+        "densenet-tiny",
+        "--batch-size",
+        "16",
+        "--threads",
+        "2",
+        "--quiet",
+        "--epochs",
+        "2",
+        "--val-fraction",
+        "0.2",
+        "--out",
+        p(&out),
+    ];
+    let o = lt_train(&args);
+    let e = stderr(&o);
+    assert!(o.status.success(), "{e}");
+    assert!(e.contains("has a validation split (3 images per class") && e.contains("not on --val-fraction 0.2"), "{e}");
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    // The whole subset trained; validation was the held-out split, and it chose the epoch.
+    assert_eq!(run["train_counts"], serde_json::json!(meta.subset_counts));
+    assert_eq!(run["val_counts"], serde_json::json!(vec![3; 10]));
+    assert_eq!(run["selection"]["validation"], "dataset");
+}
