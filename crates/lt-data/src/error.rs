@@ -94,3 +94,16 @@ impl DataError {
 
 /// Shorthand result type.
 pub type Result<T, E = DataError> = std::result::Result<T, E>;
+
+impl From<lt_format::dataset::DatasetMetaError> for DataError {
+    fn from(e: lt_format::dataset::DatasetMetaError) -> Self {
+        use lt_format::dataset::DatasetMetaError as M;
+        match e {
+            M::Io { path, source } => DataError::Io { path, source },
+            M::Invalid { path, message } => DataError::Read {
+                path,
+                message: format!("{message}; is this a dataset directory written by `lt-data build`?"),
+            },
+        }
+    }
+}

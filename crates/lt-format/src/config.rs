@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::schedule::Schedule;
 use crate::vocab::Vocab;
-pub use crate::vocab::{Augment, Ep, LossKind, Resampler, WeightsKind, WeightsNormalize};
+pub use crate::vocab::{Augment, Ep, HeadKind, LossKind, Resampler, WeightsKind, WeightsNormalize};
 
 /// Every setting of a training run. Field names are the TOML keys and, with `-` for `_`,
 /// the command-line flags.
@@ -19,6 +19,10 @@ pub struct TrainConfig {
     pub label: Option<String>,
     pub data: PathBuf,
     pub arch: Option<String>,
+    /// The classifier of `arch` (an imported `model` keeps its own).
+    pub head: HeadKind,
+    /// Scale s of the cosine head; `None`: [`TrainConfig::cosine_scale`]'s default.
+    pub cosine_scale: Option<f64>,
     pub model: Option<PathBuf>,
     pub out: PathBuf,
     pub ep: Ep,
@@ -67,6 +71,8 @@ impl Default for TrainConfig {
             label: None,
             data: PathBuf::new(),
             arch: None,
+            head: HeadKind::Linear,
+            cosine_scale: None,
             model: None,
             out: PathBuf::new(),
             ep: Ep::Cpu,
@@ -121,6 +127,13 @@ pub struct ConfigError {
 }
 
 impl TrainConfig {
+    /// The cosine head's scale s: `cosine_scale` when set, else 1 with the LDAM loss (its own
+    /// `ldam_scale`, 30 by default, multiplies cos − margin, as LDAM-DRW's code does: s = 30
+    /// once, the margins on the cosine) and 30 with the other losses.
+    pub fn cosine_scale(&self) -> f64 {
+        self.cosine_scale.unwrap_or(if self.loss == LossKind::Ldam { 1.0 } else { 30.0 })
+    }
+
     /// Checks values that no type can express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |field: &'static str, value: String, hint: &str| Err(ConfigError { field, value, hint: hint.into() });
@@ -130,6 +143,18 @@ impl TrainConfig {
                 return bad("model", format!("{} with arch {a}", m.display()), "give --arch or --model, not both");
             }
             _ => {}
+        }
+        if self.model.is_some() && self.head != HeadKind::Linear {
+            return bad(
+                "head",
+                self.head.to_string(),
+                "--head applies to --arch; an imported --model keeps its classifier",
+            );
+        }
+        if let Some(s) = self.cosine_scale
+            && !(s.is_finite() && s > 0.0)
+        {
+            return bad("cosine_scale", s.to_string(), "the cosine head's scale must be a finite number > 0");
         }
         if self.data.as_os_str().is_empty() {
             return bad("data", "\"\"".into(), "give --data DIR, a directory written by `lt-data build`");

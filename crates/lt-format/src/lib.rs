@@ -6,6 +6,7 @@
 //! - [`config`]: `TrainConfig`, every setting of a training run (the `lt-train` flags, the
 //!   `[train]` keys of a pipeline, run.json's `config`).
 //! - [`run`]: `RunRecord`, the typed run.json.
+//! - [`dataset`]: `DatasetMeta`, the typed dataset.json.
 //! - [`tables`] (feature `tables`): metrics.parquet and predictions.parquet, one schema, one
 //!   writer and one reader each.
 //! - [`scores`]: softmax and argmax as every tool computes them.
@@ -15,6 +16,7 @@
 //! No polars and no onnxruntime: lt-pipeline links this crate alone.
 
 pub mod config;
+pub mod dataset;
 pub mod hash;
 pub mod run;
 pub mod schedule;

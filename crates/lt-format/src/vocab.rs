@@ -119,6 +119,14 @@ vocab! {
 }
 
 vocab! {
+    /// The classifier of a built-in network (--arch).
+    pub enum HeadKind ("head") {
+        Linear = "linear": "Linear layer x·Wᵀ + b.",
+        Cosine = "cosine": "LDAM's NormedLinear: s·cos(x, w_c), features and class weights L2-normalised, no bias.",
+    }
+}
+
+vocab! {
     /// Per-class weights in the loss.
     pub enum WeightsKind ("class-weight scheme") {
         None = "none": "Every class weighs 1.",

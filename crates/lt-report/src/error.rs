@@ -71,3 +71,13 @@ impl From<lt_format::run::RunRecordError> for ReportError {
         }
     }
 }
+
+impl From<lt_format::dataset::DatasetMetaError> for ReportError {
+    fn from(e: lt_format::dataset::DatasetMetaError) -> Self {
+        use lt_format::dataset::DatasetMetaError as D;
+        match e {
+            D::Io { path, source } => Self::Io { path, source },
+            D::Invalid { path, message } => Self::Invalid { path, message },
+        }
+    }
+}

@@ -1,15 +1,14 @@
 //! Reading run and dataset directories (docs/FORMATS.md) with arrow-rs.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use arrow::array::AsArray;
 use arrow::datatypes::{DataType, UInt16Type, UInt32Type};
 use lt_eval::{ClassificationReport, ConfusionMatrix};
 use lt_format::RunHeader;
+use lt_format::dataset::DatasetMeta;
 use lt_format::run::SelectionRule;
 use lt_format::tables::{METRICS_FILE, PREDICTIONS_FILE, column, read_batches, read_metrics, read_predictions};
-use serde::Deserialize;
 
 use crate::ReportError;
 
@@ -94,24 +93,6 @@ pub fn find_runs(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     Ok(runs)
 }
 
-/// The fields of `dataset.json` the report uses.
-#[derive(Debug, Clone, Deserialize)]
-struct DatasetJson {
-    class_names: Vec<String>,
-    source_counts: Vec<u64>,
-    subset_counts: Vec<u64>,
-    #[serde(default)]
-    test_counts: Vec<u64>,
-    #[serde(default)]
-    manifests: BTreeMap<String, ManifestEntry>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct ManifestEntry {
-    file: String,
-    epochs: u32,
-}
-
 /// Class counts of a dataset directory: source, long-tailed subset, test split, and the mean
 /// images per epoch of each resampled manifest.
 #[derive(Debug, Clone, PartialEq)]
@@ -127,10 +108,8 @@ pub struct DatasetCounts {
 
 /// Reads `dataset.json`, `subset.parquet` and every `manifest-*.parquet` it lists.
 pub fn read_dataset(dir: &Path) -> Result<DatasetCounts, ReportError> {
-    let json_path = dir.join("dataset.json");
-    let text = std::fs::read_to_string(&json_path).map_err(|e| ReportError::io(&json_path, e))?;
-    let json: DatasetJson =
-        serde_json::from_str(&text).map_err(|source| ReportError::Json { path: json_path.clone(), source })?;
+    let json_path = dir.join(DatasetMeta::FILE);
+    let json = DatasetMeta::read(dir)?;
     let c = json.class_names.len();
     for (what, counts) in [("source_counts", &json.source_counts), ("subset_counts", &json.subset_counts)] {
         if counts.len() != c {

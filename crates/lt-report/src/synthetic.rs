@@ -2,11 +2,13 @@
 //! arrow-rs. The tests and the benchmark make their fixtures with these; they are also handy
 //! to try the report without training.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, UInt16Array, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema};
+use lt_format::dataset::{DatasetMeta, FORMAT_VERSION, ManifestMeta};
 use lt_format::run::{DatasetRef, RunHeader, RunRecord};
 use lt_format::tables::{METRICS_FILE, MetricsRow, PREDICTIONS_FILE, Predictions, write_metrics, write_predictions};
 
@@ -67,12 +69,6 @@ pub fn class_names(c: usize) -> Vec<String> {
 
 fn write_parquet(path: &Path, schema: Schema, columns: Vec<ArrayRef>) -> Result<(), ReportError> {
     Ok(lt_format::tables::write_table(path, schema, columns)?)
-}
-
-fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), ReportError> {
-    let text =
-        serde_json::to_string_pretty(value).map_err(|source| ReportError::Json { path: path.to_path_buf(), source })?;
-    crate::write_atomic(path, text.as_bytes())
 }
 
 /// Writes `run.json`, `metrics.parquet` and `predictions.parquet` of a synthetic run.
@@ -165,9 +161,10 @@ pub fn write_dataset(
     let by_class: Vec<Vec<u32>> =
         (0..c).map(|k| subset.iter().filter(|s| usize::from(s.1) == k).map(|s| s.0).collect()).collect();
     let mut rng = SplitMix::new(7);
-    let mut entries = serde_json::Map::new();
+    let mut entries = BTreeMap::new();
     for &(strategy, epochs) in manifests {
         let (mut epoch, mut position, mut index) = (vec![], vec![], vec![]);
+        let mut class_counts = vec![0u64; c];
         for e in 0..epochs {
             for (pos, &(own, _)) in subset.iter().enumerate() {
                 let i = if strategy == "oversample" {
@@ -176,6 +173,7 @@ pub fn write_dataset(
                 } else {
                     own
                 };
+                class_counts[i as usize % c] += 1;
                 epoch.push(e);
                 position.push(pos as u32);
                 index.push(i);
@@ -195,19 +193,23 @@ pub fn write_dataset(
                 Arc::new(UInt32Array::from(index)),
             ],
         )?;
-        entries.insert(strategy.to_string(), serde_json::json!({"file": file, "epochs": epochs}));
+        let epoch_len = vec![subset.len() as u64; epochs as usize];
+        entries.insert(strategy.to_string(), ManifestMeta { file, epochs, epoch_len, beta: None, class_counts });
     }
-    let json = serde_json::json!({
-        "source": "synthetic",
-        "profile": {"kind": "exp", "imbalance_factor": 100},
-        "seed": 0,
-        "class_names": class_names,
-        "image_shape": [3, 32, 32],
-        "source_counts": source_counts,
-        "subset_counts": subset_counts,
-        "test_counts": vec![100; c],
-        "manifests": entries,
-        "files": {},
-    });
-    write_json(&dir.join("dataset.json"), &json)
+    let meta = DatasetMeta {
+        format_version: FORMAT_VERSION,
+        source: serde_json::json!({"spec": "synthetic", "kind": "synthetic"}),
+        profile: serde_json::json!({"kind": "exp", "imbalance_factor": 100}),
+        seed: 0,
+        class_names: class_names.to_vec(),
+        image_shape: [3, 32, 32],
+        source_counts: source_counts.to_vec(),
+        subset_counts: subset_counts.to_vec(),
+        test_counts: vec![100; c],
+        validation_counts: Vec::new(),
+        validation: None,
+        manifests: entries,
+        files: BTreeMap::new(),
+    };
+    crate::write_atomic(&dir.join(DatasetMeta::FILE), meta.to_json().as_bytes())
 }

@@ -1,0 +1,111 @@
+//! dataset.json, the self-description of a dataset directory (docs/FORMATS.md): lt-data
+//! writes it, lt-train, lt-report and `lt-data inspect` read it, all through [`DatasetMeta`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the dataset directory layout written by this crate.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One manifest of a dataset directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestMeta {
+    /// File name inside the directory, `manifest-<strategy>.parquet`.
+    pub file: String,
+    /// Number of epochs in the file (`epoch` runs 0..epochs).
+    pub epochs: u32,
+    /// Rows per epoch.
+    pub epoch_len: Vec<u64>,
+    /// Parameter of `effective-number`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beta: Option<f64>,
+    /// Visits per class over all epochs (indexed by label).
+    pub class_counts: Vec<u64>,
+}
+
+/// The balanced validation split of a dataset directory (`lt-data build --val-per-class N`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidationMeta {
+    /// File name inside the directory, `validation.parquet` (`index`, `label`).
+    pub file: String,
+    /// Images held out of every class (N).
+    pub per_class: u64,
+    /// How they were chosen: `per-class-before-cut` (lt-data's `validation::RULE`).
+    pub rule: String,
+}
+
+/// The content of `dataset.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetMeta {
+    pub format_version: u32,
+    /// `{spec, kind, options}` of the source read.
+    pub source: serde_json::Value,
+    /// `{kind, ...parameters}` of the long-tail profile.
+    pub profile: serde_json::Value,
+    pub seed: u64,
+    pub class_names: Vec<String>,
+    /// [C, H, W].
+    pub image_shape: [usize; 3],
+    pub source_counts: Vec<u64>,
+    pub subset_counts: Vec<u64>,
+    pub test_counts: Vec<u64>,
+    /// Images per class of the validation split; absent (empty) without one, so the
+    /// dataset.json of a build without `--val-per-class` reads and writes as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validation_counts: Vec<u64>,
+    /// The validation split, when the dataset has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<ValidationMeta>,
+    /// strategy name -> manifest.
+    pub manifests: BTreeMap<String, ManifestMeta>,
+    /// file name -> sha256 (hex) of its bytes.
+    pub files: BTreeMap<String, String>,
+}
+
+/// Why dataset.json could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetMetaError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}; is this a dataset directory written by `lt-data build`?")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// Largest dataset.json read: names, counts and hashes (kilobytes in practice; an index list
+/// of a million images stays far below this).
+pub const MAX_DATASET_JSON_BYTES: u64 = 256 << 20;
+
+impl DatasetMeta {
+    /// The file name inside a dataset directory.
+    pub const FILE: &'static str = "dataset.json";
+
+    /// Reads `DIR/dataset.json` (at most [`MAX_DATASET_JSON_BYTES`]).
+    pub fn read(dir: &Path) -> Result<Self, DatasetMetaError> {
+        use std::io::Read;
+        let path = dir.join(Self::FILE);
+        let mut text = Vec::new();
+        std::fs::File::open(&path)
+            .and_then(|f| f.take(MAX_DATASET_JSON_BYTES + 1).read_to_end(&mut text))
+            .map_err(|source| DatasetMetaError::Io { path: path.clone(), source })?;
+        if text.len() as u64 > MAX_DATASET_JSON_BYTES {
+            return Err(DatasetMetaError::Invalid {
+                path,
+                message: format!("larger than the {MAX_DATASET_JSON_BYTES} bytes a dataset.json may have"),
+            });
+        }
+        serde_json::from_slice(&text).map_err(|e| DatasetMetaError::Invalid { path, message: e.to_string() })
+    }
+
+    /// The JSON text written to disk (pretty, keys in a fixed order, trailing newline).
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("dataset.json serialises");
+        s.push('\n');
+        s
+    }
+}
