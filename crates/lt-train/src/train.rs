@@ -41,7 +41,11 @@ pub fn initial_model(cfg: &TrainConfig, num_classes: usize, image_size: usize) -
     if let Some(arch) = &cfg.arch {
         let mut net = lt_graph::models::Arch::named(arch, num_classes)?;
         net.set_image_size(image_size);
-        Ok(net.build(lt_graph::models::Head::Linear, cfg.seed)?)
+        let head = match cfg.head {
+            crate::config::HeadKind::Linear => lt_graph::models::Head::Linear,
+            crate::config::HeadKind::Cosine => lt_graph::models::Head::Cosine { scale: cfg.cosine_scale() as f32 },
+        };
+        Ok(net.build(head, cfg.seed)?)
     } else {
         let path = cfg.model.as_ref().expect("validated: arch or model");
         let model = lt_graph::import::import(&lt_graph::onnx::load(path)?)?;

@@ -4,28 +4,31 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
+use lt_format::cli::vocab;
+use lt_format::vocab::{LossKind, LoweringName};
 use lt_graph::models::{Head, build, preset_names};
-use lt_graph::train::{Loss, Lowering, Sgd, StateKind, TrainingGraphSpec, training_graph};
+use lt_graph::train::{Lowering, Sgd, StateKind, TrainingGraphSpec, training_graph};
+use lt_train::config::TrainConfig;
 
 /// Options of `lt-train graph`.
 #[derive(Debug, clap::Args)]
 pub struct GraphArgs {
-    /// Built-in architecture: densenet-tiny, densenet-bc-40-k12, densenet-bc-100-k12,
-    /// densenet121 or densenet161 (weights drawn from --seed).
-    #[arg(long, conflicts_with = "model", required_unless_present = "model")]
+    #[arg(long, conflicts_with = "model", required_unless_present = "model", help = crate::train_cmd::arch_help())]
     pub arch: Option<String>,
-    /// An ONNX image classifier to make trainable instead of --arch (its initializer names
-    /// are kept; ops: Conv, BatchNormalization, Relu, Concat, AveragePool, MaxPool,
-    /// GlobalAveragePool, ReduceMean, Flatten, Reshape, Gemm, MatMul, Add, Identity,
-    /// Constant, Dropout).
-    #[arg(long, value_name = "FILE.onnx")]
+    /// Classifier of --arch: linear, or cosine (LDAM's NormedLinear).
+    #[arg(long, default_value = "linear", value_parser = ["linear", "cosine"])]
+    pub head: String,
+    /// Scale s of the cosine head.
+    #[arg(long, default_value_t = 30.0)]
+    pub cosine_scale: f32,
+    #[arg(long, value_name = "FILE.onnx", help = model_help())]
     pub model: Option<PathBuf>,
     /// Number of classes of the head (--arch); --model takes it from the model's output.
     #[arg(long, default_value_t = 10)]
     pub classes: usize,
-    /// Loss: ce (softmax cross-entropy), focal, ldam or balanced-softmax.
-    #[arg(long, default_value = "ce", value_parser = ["ce", "focal", "ldam", "balanced-softmax"])]
-    pub loss: String,
+    /// The loss of the training step.
+    #[arg(long, default_value = "ce", value_parser = vocab::<LossKind>())]
+    pub loss: LossKind,
     /// Label smoothing of the ce loss (0 = none).
     #[arg(long, default_value_t = 0.0)]
     pub label_smoothing: f32,
@@ -60,10 +63,9 @@ pub struct GraphArgs {
     /// Do not decay BatchNorm weights and biases.
     #[arg(long)]
     pub no_decay_bn_bias: bool,
-    /// Convolution-gradient formulation: cpu (fast on onnxruntime's CPU provider) or cuda
-    /// (ConvTranspose / cuDNN-friendly).
-    #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
-    pub conv_grad: String,
+    /// The per-provider form of convolution gradients, BatchNorm and the ReLU mask.
+    #[arg(long, default_value = "cpu", value_parser = vocab::<LoweringName>())]
+    pub conv_grad: LoweringName,
     /// Output directory (created): train.onnx and eval.onnx.
     #[arg(long)]
     pub out: PathBuf,
@@ -76,7 +78,10 @@ pub struct GraphArgs {
 pub fn run(args: &GraphArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let (inference, classes) = match (&args.arch, &args.model) {
-        (Some(arch), None) => (build(arch, args.classes, Head::Linear, args.seed)?, args.classes),
+        (Some(arch), None) => {
+            let head = if args.head == "cosine" { Head::Cosine { scale: args.cosine_scale } } else { Head::Linear };
+            (build(arch, args.classes, head, args.seed)?, args.classes)
+        }
         (None, Some(path)) => {
             let model = lt_graph::import::import(&lt_graph::onnx::load(path)?)
                 .with_context(|| format!("importing {}", path.display()))?;
@@ -92,13 +97,16 @@ pub fn run(args: &GraphArgs) -> Result<()> {
     } else {
         args.class_counts.clone()
     };
-    let loss = match args.loss.as_str() {
-        "ce" => Loss::CrossEntropy { label_smoothing: args.label_smoothing },
-        "focal" => Loss::Focal { gamma: args.focal_gamma },
-        "ldam" => Loss::Ldam { max_margin: args.ldam_max_margin, scale: args.ldam_scale },
-        "balanced-softmax" => Loss::BalancedSoftmax { tau: args.tau },
-        other => bail!("unknown loss `{other}`"),
-    };
+    // The loss as lt-train builds it for a run with these settings.
+    let loss = lt_train::train::loss_of(&TrainConfig {
+        loss: args.loss,
+        label_smoothing: args.label_smoothing.into(),
+        focal_gamma: args.focal_gamma.into(),
+        ldam_max_margin: args.ldam_max_margin.into(),
+        ldam_scale: args.ldam_scale.into(),
+        tau: args.tau.into(),
+        ..TrainConfig::default()
+    });
     let spec = TrainingGraphSpec {
         batch_size: args.batch_size,
         loss,
@@ -109,7 +117,10 @@ pub fn run(args: &GraphArgs) -> Result<()> {
             decay_bn_and_bias: !args.no_decay_bn_bias,
         },
         class_counts,
-        lowering: if args.conv_grad == "cuda" { Lowering::Cuda } else { Lowering::Cpu },
+        lowering: match args.conv_grad {
+            LoweringName::Cpu => Lowering::Cpu,
+            LoweringName::Cuda => Lowering::Cuda,
+        },
     };
     let tg = training_graph(&inference, &spec)?;
     let built = started.elapsed();
@@ -137,4 +148,12 @@ pub fn run(args: &GraphArgs) -> Result<()> {
         tg.image_shape[2]
     );
     Ok(())
+}
+
+/// `--model`'s help, listing the ops from lt-graph's rule table.
+fn model_help() -> String {
+    format!(
+        "An ONNX image classifier to make trainable instead of --arch (its initializer names are kept; ops: {})",
+        lt_graph::train::supported_ops().join(", ")
+    )
 }

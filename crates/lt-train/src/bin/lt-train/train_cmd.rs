@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use lt_format::cli::vocab;
+use lt_format::config::HeadKind;
 use lt_train::config::{Ep, LossKind, TrainConfig, WeightsKind, WeightsNormalize};
 use lt_train::loader::Augment;
 use lt_train::schedule::Schedule;
@@ -24,9 +25,15 @@ pub struct TrainArgs {
     /// Dataset directory written by `lt-data build`.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Built-in network: densenet-tiny, densenet-bc-40-k12, densenet-bc-100-k12, densenet121, densenet161.
-    #[arg(long, value_name = "NAME", conflicts_with = "model")]
+    #[arg(long, value_name = "NAME", conflicts_with = "model", help = arch_help())]
     pub arch: Option<String>,
+    /// Classifier of --arch.
+    #[arg(long, value_parser = vocab::<HeadKind>())]
+    pub head: Option<HeadKind>,
+    /// Scale s of the cosine head (default: 1 with --loss ldam, whose --ldam-scale multiplies
+    /// cos − margin as LDAM-DRW does; else 30).
+    #[arg(long, allow_negative_numbers = true)]
+    pub cosine_scale: Option<f64>,
     /// Start from an ONNX image classifier instead (its initializer names are kept).
     #[arg(long, value_name = "FILE.onnx")]
     pub model: Option<PathBuf>,
@@ -161,7 +168,10 @@ impl TrainArgs {
         }
         set!(data, out, ep, device, epochs, batch_size, eval_batch_size, lr, momentum, weight_decay, schedule, warmup);
         set!(loss, focal_gamma, ldam_max_margin, ldam_scale, tau, label_smoothing, weights, beta, weights_normalize);
-        set!(augment, seed, val_fraction);
+        set!(augment, seed, val_fraction, head);
+        if self.cosine_scale.is_some() {
+            c.cosine_scale = self.cosine_scale;
+        }
         if self.arch.is_some() || self.model.is_some() {
             c.arch = self.arch.clone();
             c.model = self.model.clone();
@@ -301,4 +311,10 @@ impl Progress for BarProgress {
             s.images_per_second
         );
     }
+}
+
+/// `--arch`'s help: the presets of lt-graph's table.
+pub fn arch_help() -> String {
+    let names = lt_graph::models::preset_names().join(", ");
+    format!("Built-in network (weights drawn from --seed): {names}")
 }
