@@ -1,9 +1,11 @@
 //! lt-train integration tests: one binary, one module per area.
 
 mod bench_cli;
+mod eval_posthoc;
 mod dataset_splits;
 mod fixture;
 mod fuzz;
+mod golden_step;
 mod graph_grad;
 mod graph_import;
 mod graph_train;
