@@ -32,7 +32,7 @@ use crate::config::{ConfigError, TrainConfig};
 mod holdout;
 mod on_demand;
 
-pub use holdout::{TrainingSplit, ValidationSource};
+pub use holdout::{TrainingSplit, ValidationSource, carve_validation};
 
 /// The `format_version` of dataset directories this reader understands.
 pub const FORMAT_VERSION: u32 = 1;

@@ -13,12 +13,13 @@ use lt_graph::train::{Loss, Lowering, Sgd, TrainingGraphSpec};
 
 use crate::checkpoint::Checkpoint;
 use crate::config::{LossKind, TrainConfig, WeightsKind, WeightsNormalize};
+pub use crate::dataset::carve_validation;
 use crate::dataset::{Dataset, Split, TrainingSplit, ValidationSource};
 use crate::device::Device;
 pub use crate::device::resolve_device;
 use crate::engine::{CudaGraph, Engine};
 pub use crate::error::TrainError;
-use crate::loader::{BatchMaker, Normalization, NormalizationOf, Prefetcher, epoch_order, mix};
+use crate::loader::{BatchMaker, Normalization, NormalizationOf, Prefetcher, epoch_order};
 pub use crate::progress::{EpochSummary, Progress, Silent};
 use crate::record::{MetricsRow, Predictions, write_metrics, write_predictions};
 use crate::schedule::learning_rate;
@@ -67,6 +68,7 @@ pub fn loss_of(cfg: &TrainConfig) -> Loss {
         LossKind::Focal => Loss::Focal { gamma: cfg.focal_gamma as f32 },
         LossKind::Ldam => Loss::Ldam { max_margin: cfg.ldam_max_margin as f32, scale: cfg.ldam_scale as f32 },
         LossKind::BalancedSoftmax => Loss::BalancedSoftmax { tau: cfg.tau as f32 },
+        LossKind::Vs => Loss::Vs { gamma: cfg.vs_gamma as f32, tau: cfg.tau as f32 },
     }
 }
 
@@ -85,34 +87,6 @@ pub fn scheme_weights(cfg: &TrainConfig, counts: &[u64]) -> Result<Vec<f32>, Tra
     };
     let w = class_weights(counts, &scheme, normalize).map_err(|e| TrainError::Weights(e.to_string()))?;
     Ok(w.into_iter().map(|v| v as f32).collect())
-}
-
-/// Splits the subset into (train, val): per class, a seeded choice of round(n_c · fraction)
-/// images (at least one when the class has two or more) goes to validation.
-pub fn carve_validation(
-    subset: &[u32],
-    labels: &[u16],
-    num_classes: usize,
-    fraction: f64,
-    seed: u64,
-) -> (Vec<u32>, Vec<u32>) {
-    if fraction <= 0.0 {
-        return (subset.to_vec(), Vec::new());
-    }
-    let mut by_class = vec![Vec::new(); num_classes];
-    for &i in subset {
-        by_class[labels[i as usize] as usize].push(i);
-    }
-    let (mut train, mut val) = (Vec::new(), Vec::new());
-    for (c, members) in by_class.into_iter().enumerate() {
-        let order = epoch_order(&members, mix(seed, 0x56414c, c as u64, 0), 0, true);
-        let k = ((members.len() as f64 * fraction).round() as usize).max(usize::from(members.len() >= 2));
-        val.extend_from_slice(&order[..k.min(order.len())]);
-        train.extend_from_slice(&order[k.min(order.len())..]);
-    }
-    train.sort_unstable();
-    val.sort_unstable();
-    (train, val)
 }
 
 /// Runs training as configured, writing the run directory. Returns the run's record.

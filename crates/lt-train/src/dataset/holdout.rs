@@ -4,7 +4,7 @@
 //! one: a tail class then gives up some of its few training images), else none.
 
 use crate::config::TrainConfig;
-use crate::train::carve_validation;
+use crate::loader::{epoch_order, mix};
 
 use super::Dataset;
 
@@ -57,4 +57,32 @@ impl Dataset {
         };
         TrainingSplit { train, validation, source }
     }
+}
+
+/// Splits the subset into (train, val): per class, a seeded choice of round(n_c · fraction)
+/// images (at least one when the class has two or more) goes to validation.
+pub fn carve_validation(
+    subset: &[u32],
+    labels: &[u16],
+    num_classes: usize,
+    fraction: f64,
+    seed: u64,
+) -> (Vec<u32>, Vec<u32>) {
+    if fraction <= 0.0 {
+        return (subset.to_vec(), Vec::new());
+    }
+    let mut by_class = vec![Vec::new(); num_classes];
+    for &i in subset {
+        by_class[labels[i as usize] as usize].push(i);
+    }
+    let (mut train, mut val) = (Vec::new(), Vec::new());
+    for (c, members) in by_class.into_iter().enumerate() {
+        let order = epoch_order(&members, mix(seed, 0x56414c, c as u64, 0), 0, true);
+        let k = ((members.len() as f64 * fraction).round() as usize).max(usize::from(members.len() >= 2));
+        val.extend_from_slice(&order[..k.min(order.len())]);
+        train.extend_from_slice(&order[k.min(order.len())..]);
+    }
+    train.sort_unstable();
+    val.sort_unstable();
+    (train, val)
 }
