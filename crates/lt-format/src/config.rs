@@ -48,6 +48,8 @@ pub struct TrainConfig {
     pub ldam_max_margin: f64,
     pub ldam_scale: f64,
     pub tau: f64,
+    /// The VS loss's γ: class c's logit is multiplied by (n_c/n_max)^γ.
+    pub vs_gamma: f64,
     pub label_smoothing: f64,
     pub weights: WeightsKind,
     pub beta: f64,
@@ -95,6 +97,7 @@ impl Default for TrainConfig {
             ldam_max_margin: 0.5,
             ldam_scale: 30.0,
             tau: 1.0,
+            vs_gamma: 0.3,
             label_smoothing: 0.0,
             weights: WeightsKind::None,
             beta: 0.9999,
@@ -199,7 +202,8 @@ impl TrainConfig {
         for (field, value, what) in [
             ("focal_gamma", self.focal_gamma, "the focal loss γ"),
             ("ldam_max_margin", self.ldam_max_margin, "LDAM's largest margin"),
-            ("tau", self.tau, "the balanced-softmax τ"),
+            ("tau", self.tau, "the balanced-softmax and VS τ"),
+            ("vs_gamma", self.vs_gamma, "the VS loss γ"),
         ] {
             if !(value.is_finite() && value >= 0.0) {
                 return bad(field, value.to_string(), &format!("{what} must be a finite number >= 0"));

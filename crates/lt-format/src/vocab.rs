@@ -115,6 +115,8 @@ vocab! {
         Ldam = "ldam": "Label-distribution-aware margin loss (Cao et al. 2019); with --drw it is LDAM-DRW.",
         BalancedSoftmax = "balanced-softmax" | "logit-adjusted":
             "Balanced softmax (Ren et al. 2020) = the logit-adjusted loss (Menon et al. 2021): cross-entropy on logits + tau·log(prior).",
+        Vs = "vs":
+            "VS loss (Kini et al. 2021): cross-entropy on z_c·(n_c/n_max)^γ + tau·log(prior), γ = --vs-gamma; rarer classes' logits are shrunk in training.",
     }
 }
 

@@ -71,7 +71,8 @@ fn has_effect(key: &str, flat: &BTreeMap<String, String>) -> bool {
         },
         "focal_gamma" => when("loss", &["focal"]),
         "ldam_max_margin" | "ldam_scale" => when("loss", &["ldam"]),
-        "tau" => when("loss", &["balanced-softmax", "logit-adjusted"]),
+        "tau" => when("loss", &["balanced-softmax", "logit-adjusted", "vs"]),
+        "vs_gamma" => when("loss", &["vs"]),
         "label_smoothing" => when("loss", &["ce"]),
         // DRW switches the class weights on at that epoch; without weights there is nothing
         // to switch, and nothing to normalise.

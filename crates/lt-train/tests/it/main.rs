@@ -1,8 +1,8 @@
 //! lt-train integration tests: one binary, one module per area.
 
 mod bench_cli;
-mod eval_posthoc;
 mod dataset_splits;
+mod eval_posthoc;
 mod fixture;
 mod fuzz;
 mod golden_step;
@@ -12,6 +12,7 @@ mod graph_train;
 mod graph_util;
 mod inputs;
 mod learning;
+mod loss_cli;
 mod one_step;
 mod runtime;
 mod train;

@@ -41,9 +41,12 @@ pub struct GraphArgs {
     /// LDAM logit scale s.
     #[arg(long, default_value_t = 30.0)]
     pub ldam_scale: f32,
-    /// Balanced-softmax / logit-adjustment strength tau (logits + tau·log prior).
+    /// Balanced-softmax / logit-adjustment strength tau (logits + tau·log prior); VS's τ too.
     #[arg(long, default_value_t = 1.0)]
     pub tau: f32,
+    /// The VS loss's γ (logit c multiplied by (n_c/n_max)^γ).
+    #[arg(long, default_value_t = 0.3)]
+    pub vs_gamma: f32,
     /// Training examples per class, comma-separated (LDAM margins and the balanced-softmax
     /// prior); default: the same count for every class.
     #[arg(long, value_delimiter = ',')]
@@ -105,6 +108,7 @@ pub fn run(args: &GraphArgs) -> Result<()> {
         ldam_max_margin: args.ldam_max_margin.into(),
         ldam_scale: args.ldam_scale.into(),
         tau: args.tau.into(),
+        vs_gamma: args.vs_gamma.into(),
         ..TrainConfig::default()
     });
     let spec = TrainingGraphSpec {

@@ -97,9 +97,12 @@ pub struct TrainArgs {
     /// LDAM's logit scale s.
     #[arg(long, allow_negative_numbers = true)]
     pub ldam_scale: Option<f64>,
-    /// Balanced-softmax / logit-adjustment τ.
+    /// Balanced-softmax / logit-adjustment τ, and the VS loss's τ (its additive τ·log prior).
     #[arg(long, allow_negative_numbers = true)]
     pub tau: Option<f64>,
+    /// The VS loss's γ: class c's logit is multiplied by (n_c/n_max)^γ (Kini et al. 2021).
+    #[arg(long, allow_negative_numbers = true)]
+    pub vs_gamma: Option<f64>,
     #[arg(long, allow_negative_numbers = true)]
     pub label_smoothing: Option<f64>,
     /// Class weights in the loss.
@@ -167,7 +170,8 @@ impl TrainArgs {
             ($($field:ident),*) => { $( if let Some(v) = &self.$field { c.$field = v.clone(); } )* };
         }
         set!(data, out, ep, device, epochs, batch_size, eval_batch_size, lr, momentum, weight_decay, schedule, warmup);
-        set!(loss, focal_gamma, ldam_max_margin, ldam_scale, tau, label_smoothing, weights, beta, weights_normalize);
+        set!(loss, focal_gamma, ldam_max_margin, ldam_scale, tau, vs_gamma, label_smoothing);
+        set!(weights, beta, weights_normalize);
         set!(augment, seed, val_fraction, head);
         if self.cosine_scale.is_some() {
             c.cosine_scale = self.cosine_scale;
