@@ -1,5 +1,6 @@
 //! Resampling strategies: the order in which training visits the subset, per epoch (pure).
 
+use lt_format::vocab::{Resampler, Vocab};
 use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -28,44 +29,40 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    /// All strategy names, as accepted by [`Strategy::parse`].
-    pub const NAMES: [&'static str; 7] =
-        ["instance", "random-over", "random-under", "class-balanced", "sqrt", "progressive", "effective-number"];
+    /// The word this strategy is: lt-format's [`Resampler`] vocabulary.
+    pub fn kind(&self) -> Resampler {
+        match self {
+            Strategy::Instance => Resampler::Instance,
+            Strategy::RandomOver => Resampler::RandomOver,
+            Strategy::RandomUnder => Resampler::RandomUnder,
+            Strategy::ClassBalanced => Resampler::ClassBalanced,
+            Strategy::Sqrt => Resampler::Sqrt,
+            Strategy::Progressive => Resampler::Progressive,
+            Strategy::EffectiveNumber { .. } => Resampler::EffectiveNumber,
+        }
+    }
 
     /// The name used on the command line and in file names (`manifest-<name>.parquet`).
     pub fn name(&self) -> &'static str {
-        match self {
-            Strategy::Instance => "instance",
-            Strategy::RandomOver => "random-over",
-            Strategy::RandomUnder => "random-under",
-            Strategy::ClassBalanced => "class-balanced",
-            Strategy::Sqrt => "sqrt",
-            Strategy::Progressive => "progressive",
-            Strategy::EffectiveNumber { .. } => "effective-number",
-        }
+        self.kind().name()
     }
 
     /// Parse a name; `beta` is needed by `effective-number`.
     pub fn parse(name: &str, beta: Option<f64>) -> Result<Self, DataError> {
-        Ok(match name.trim() {
-            "instance" => Strategy::Instance,
-            "random-over" => Strategy::RandomOver,
-            "random-under" => Strategy::RandomUnder,
-            "class-balanced" => Strategy::ClassBalanced,
-            "sqrt" => Strategy::Sqrt,
-            "progressive" => Strategy::Progressive,
-            "effective-number" => {
+        let kind = Resampler::parse_name(name.trim()).map_err(|e| DataError::Invalid(e.to_string()))?;
+        Ok(match kind {
+            Resampler::Instance => Strategy::Instance,
+            Resampler::RandomOver => Strategy::RandomOver,
+            Resampler::RandomUnder => Strategy::RandomUnder,
+            Resampler::ClassBalanced => Strategy::ClassBalanced,
+            Resampler::Sqrt => Strategy::Sqrt,
+            Resampler::Progressive => Strategy::Progressive,
+            Resampler::EffectiveNumber => {
                 let beta = beta.ok_or_else(|| {
                     DataError::Invalid("resampler effective-number needs --beta B with B in [0, 1)".into())
                 })?;
                 crate::weights::check_beta(beta)?;
                 Strategy::EffectiveNumber { beta }
-            }
-            other => {
-                return Err(DataError::Invalid(format!(
-                    "unknown resampler `{other}`; use one of {}",
-                    Strategy::NAMES.join(", ")
-                )));
             }
         })
     }
@@ -75,7 +72,7 @@ impl Strategy {
     /// Parse a comma-separated list (`--resample a,b`). An empty list or an empty name is an
     /// error listing the valid names: it would otherwise write no manifest without a word.
     pub fn parse_list(list: &str, beta: Option<f64>) -> Result<Vec<Self>, DataError> {
-        let names = Strategy::NAMES.join(", ");
+        let names = Resampler::names().join(", ");
         if list.trim().is_empty() {
             return Err(DataError::Invalid(format!(
                 "--resample is empty; give one or more of {names}, separated by commas"

@@ -422,12 +422,12 @@ struct ManifestEntry {
 
 /// An unknown resampler name is a typo, not a missing manifest (and never a path).
 fn check_strategy_name(strategy: &str) -> Result<(), DatasetError> {
-    if lt_data::resample::Strategy::NAMES.contains(&strategy) {
+    if <lt_format::vocab::Resampler as lt_format::Vocab>::parse_name(strategy).is_ok() {
         Ok(())
     } else {
         Err(DatasetError::UnknownResampler {
             strategy: strategy.to_string(),
-            names: lt_data::resample::Strategy::NAMES.join(", "),
+            names: <lt_format::vocab::Resampler as lt_format::Vocab>::names().join(", "),
         })
     }
 }

@@ -143,7 +143,7 @@ fn progressive_moves_from_instance_to_class_balanced() {
 #[test]
 fn manifests_are_seeded() {
     let (idx, labels, _) = lt_subset();
-    for name in lt_data::Strategy::NAMES {
+    for name in <lt_format::vocab::Resampler as lt_format::Vocab>::names() {
         let s = Strategy::parse(name, Some(0.99)).unwrap();
         let a = manifest(&s, &idx, &labels, 10, 2, 42).unwrap();
         assert_eq!(a, manifest(&s, &idx, &labels, 10, 2, 42).unwrap(), "{name}");
@@ -167,7 +167,11 @@ fn bad_resampler_arguments() {
 fn empty_resampler_list_is_refused() {
     for empty in ["", " ", ","] {
         let e = Strategy::parse_list(empty, None).unwrap_err().to_string();
-        assert!(e.contains("empty") && lt_data::Strategy::NAMES.iter().all(|n| e.contains(n)), "{empty:?}: {e}");
+        assert!(
+            e.contains("empty")
+                && <lt_format::vocab::Resampler as lt_format::Vocab>::names().iter().all(|n| e.contains(n)),
+            "{empty:?}: {e}"
+        );
     }
     let e = Strategy::parse_list("instance,,sqrt", None).unwrap_err().to_string();
     assert!(e.contains("`instance,,sqrt`: name 2 is empty") && e.contains("class-balanced"), "{e}");
