@@ -106,3 +106,50 @@ fn the_sweep_refuses_to_choose_without_validation_rows() {
         assert!(!e.contains("panicked"), "{e}");
     }
 }
+
+#[test]
+fn the_sweep_chooses_on_the_datasets_validation_split_without_a_run() {
+    use lt_data::build::{BuildConfig, ProfileSpec, build};
+    use lt_data::{NoProgress, Profile, SourceOptions, SourceSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = BuildConfig {
+        source_text: "synthetic:40".into(),
+        source: SourceSpec::Synthetic(40),
+        source_options: SourceOptions { test_per_class: 3, ..SourceOptions::default() },
+        profile: ProfileSpec::Ready(Profile::Exp { imbalance: 5.0, n_max: None, shuffle_classes: false }),
+        seed: 5,
+        val_per_class: 4,
+        strategies: Vec::new(),
+        epochs: 1,
+        out: data.clone(),
+        force: false,
+    };
+    let meta = build(&cfg, &NoProgress).unwrap();
+    let classes = meta.class_names.len();
+    let run = dir.path().join("run");
+    let o = lt_train(&[
+        "--data",
+        p(&data),
+        "--arch",
+        "densenet-tiny",
+        "--batch-size",
+        "16",
+        "--epochs",
+        "1",
+        "--threads",
+        "2",
+        "--quiet",
+        "--out",
+        p(&run),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = dir.path().join("sweep.json");
+    let model = run.join("model.onnx");
+    let o =
+        lt_train(&["eval", "--model", p(&model), "--data", p(&data), "--logit-adjust-sweep", "0,1", "--out", p(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let la = read_json(&out)["logit_adjustment"].clone();
+    assert_eq!(la["validation_images"], 4 * classes as u64, "{la}");
+    assert!(la["chosen_on"].as_str().unwrap().contains("the dataset's validation split"), "{la}");
+}
