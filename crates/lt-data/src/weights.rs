@@ -1,5 +1,7 @@
 //! Class weights for the loss (pure; no polars). lt-train uses these functions.
 
+use lt_format::vocab::{Vocab, WeightsKind};
+
 use crate::error::DataError;
 
 /// How a class's weight follows from its number of training images `n_c`.
@@ -16,44 +18,46 @@ pub enum WeightScheme {
 }
 
 impl WeightScheme {
+    /// The word this scheme is: lt-format's [`WeightsKind`] vocabulary.
+    pub fn kind(&self) -> WeightsKind {
+        match self {
+            WeightScheme::None => WeightsKind::None,
+            WeightScheme::Inverse => WeightsKind::Inverse,
+            WeightScheme::InverseSqrt => WeightsKind::InverseSqrt,
+            WeightScheme::EffectiveNumber { .. } => WeightsKind::EffectiveNumber,
+        }
+    }
+
     /// The CLI name of the scheme.
     pub fn name(&self) -> &'static str {
-        match self {
-            WeightScheme::None => "none",
-            WeightScheme::Inverse => "inverse",
-            WeightScheme::InverseSqrt => "inverse-sqrt",
-            WeightScheme::EffectiveNumber { .. } => "effective-number",
+        self.kind().name()
+    }
+
+    /// The scheme of a name; `beta` is needed by `effective-number` (and refused by the others).
+    pub fn from_kind(kind: WeightsKind, beta: Option<f64>) -> Result<Self, DataError> {
+        match (kind, beta) {
+            (WeightsKind::EffectiveNumber, Some(beta)) => Ok(WeightScheme::EffectiveNumber { beta }),
+            (WeightsKind::EffectiveNumber, None) => {
+                Err(DataError::Invalid("scheme effective-number needs --beta B with B in [0, 1)".into()))
+            }
+            (_, Some(_)) => Err(DataError::Invalid("--beta applies to --scheme effective-number only".into())),
+            (WeightsKind::None, None) => Ok(WeightScheme::None),
+            (WeightsKind::Inverse, None) => Ok(WeightScheme::Inverse),
+            (WeightsKind::InverseSqrt, None) => Ok(WeightScheme::InverseSqrt),
         }
     }
 
     /// Parse a CLI name; `beta` is used by `effective-number` only.
     pub fn parse(name: &str, beta: Option<f64>) -> Result<Self, DataError> {
-        Ok(match name {
-            "none" => WeightScheme::None,
-            "inverse" => WeightScheme::Inverse,
-            "inverse-sqrt" => WeightScheme::InverseSqrt,
-            "effective-number" => WeightScheme::EffectiveNumber {
-                beta: beta.ok_or_else(|| {
-                    DataError::Invalid("scheme effective-number needs --beta B with B in [0, 1)".into())
-                })?,
-            },
-            other => {
-                return Err(DataError::Invalid(format!(
-                    "unknown weight scheme `{other}`; use none, inverse, inverse-sqrt or effective-number"
-                )));
-            }
-        })
+        let kind = WeightsKind::parse_name(name).map_err(|e| DataError::Invalid(e.to_string()))?;
+        let beta = if kind == WeightsKind::EffectiveNumber { beta } else { None };
+        Self::from_kind(kind, beta)
     }
 }
 
-/// Whether weights are rescaled after computing them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Normalize {
-    /// Rescale so the weights sum to the number of classes C (Cui et al.).
-    Classes,
-    /// Keep the raw values (what the seed project did).
-    None,
-}
+/// Whether weights are rescaled after computing them: lt-format's [`WeightsNormalize`]
+/// (`Classes`: sum to the number of classes C, Cui et al.; `None`: raw values).
+pub use lt_format::vocab::WeightsNormalize as Normalize;
 
 /// Check that `beta` is in [0, 1).
 pub fn check_beta(beta: f64) -> Result<(), DataError> {

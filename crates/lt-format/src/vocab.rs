@@ -130,7 +130,7 @@ vocab! {
 
 vocab! {
     /// Per-class weights in the loss.
-    pub enum WeightsKind ("class-weight scheme") {
+    pub enum WeightsKind ("weight scheme") {
         None = "none": "Every class weighs 1.",
         Inverse = "inverse": "1 / n_c.",
         InverseSqrt = "inverse-sqrt": "1 / sqrt(n_c).",

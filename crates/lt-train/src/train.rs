@@ -12,7 +12,7 @@ use lt_graph::onnx::proto::ModelProto;
 use lt_graph::train::{Loss, Lowering, Sgd, TrainingGraphSpec};
 
 use crate::checkpoint::Checkpoint;
-use crate::config::{LossKind, TrainConfig, WeightsKind, WeightsNormalize};
+use crate::config::{LossKind, TrainConfig, WeightsKind};
 pub use crate::dataset::carve_validation;
 use crate::dataset::{Dataset, Split, TrainingSplit, ValidationSource};
 use crate::device::Device;
@@ -74,17 +74,10 @@ pub fn loss_of(cfg: &TrainConfig) -> Loss {
 
 /// Per-class loss weights of the scheme, through lt-data's functions (the same as `lt-data weights`).
 pub fn scheme_weights(cfg: &TrainConfig, counts: &[u64]) -> Result<Vec<f32>, TrainError> {
-    use lt_data::weights::{Normalize, WeightScheme, class_weights};
-    let scheme = match cfg.weights {
-        WeightsKind::None => WeightScheme::None,
-        WeightsKind::Inverse => WeightScheme::Inverse,
-        WeightsKind::InverseSqrt => WeightScheme::InverseSqrt,
-        WeightsKind::EffectiveNumber => WeightScheme::EffectiveNumber { beta: cfg.beta },
-    };
-    let normalize = match cfg.weights_normalize {
-        WeightsNormalize::Classes => Normalize::Classes,
-        WeightsNormalize::None => Normalize::None,
-    };
+    use lt_data::weights::{WeightScheme, class_weights};
+    let beta = (cfg.weights == WeightsKind::EffectiveNumber).then_some(cfg.beta);
+    let scheme = WeightScheme::from_kind(cfg.weights, beta).map_err(|e| TrainError::Weights(e.to_string()))?;
+    let normalize = cfg.weights_normalize;
     let w = class_weights(counts, &scheme, normalize).map_err(|e| TrainError::Weights(e.to_string()))?;
     Ok(w.into_iter().map(|v| v as f32).collect())
 }

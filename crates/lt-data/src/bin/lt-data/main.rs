@@ -5,11 +5,13 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use lt_data::build::{BuildConfig, ProfileSpec, build};
 use lt_data::profile::SEED_COUNTS;
 use lt_data::{DatasetMeta, Normalize, Profile, Progress, SourceOptions, SourceSpec, Strategy, WeightScheme};
+use lt_format::cli::vocab;
+use lt_format::vocab::{Profile as ProfileKind, WeightsKind};
 
 #[derive(Parser)]
 #[command(
@@ -46,20 +48,6 @@ enum Cmd {
     Fetch(FetchArgs),
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum ProfileKind {
-    /// n_i = floor(n_max * (1/IF)^(i/(C-1))) (CIFAR-10-LT); needs --imbalance.
-    Exp,
-    /// First floor(C/2) classes n_max, the rest floor(n_max/IF); needs --imbalance.
-    Step,
-    /// Explicit per-class counts; needs --counts.
-    Counts,
-    /// Explicit train-split indices from a file; needs --indices.
-    Indices,
-    /// The whole source.
-    Balanced,
-}
-
 #[derive(Args)]
 struct BuildArgs {
     /// Source as KIND:ARG: cifar10:DIR, cifar100:DIR, cifar10-py:DIR, folder:DIR|LISTFILE,
@@ -67,7 +55,7 @@ struct BuildArgs {
     #[arg(long)]
     source: String,
     /// Long-tail profile of the training subset (the test split is never subsampled).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = vocab::<ProfileKind>())]
     profile: ProfileKind,
     /// Imbalance factor IF >= 1: largest / smallest class (exp, step).
     #[arg(long)]
@@ -139,39 +127,19 @@ struct BuildArgs {
     max_source_bytes: Option<String>,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum SchemeArg {
-    /// All weights 1.
-    None,
-    /// 1 / n_c.
-    Inverse,
-    /// 1 / sqrt(n_c).
-    InverseSqrt,
-    /// (1 - beta) / (1 - beta^n_c) (Cui et al. 2019); needs --beta.
-    EffectiveNumber,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum NormalizeArg {
-    /// Rescale to sum to the number of classes (Cui et al.).
-    Classes,
-    /// Keep the raw values (the course project).
-    None,
-}
-
 #[derive(Args)]
 struct WeightsArgs {
     /// The dataset directory (its dataset.json `subset_counts` are used).
     dir: PathBuf,
     /// Weighting scheme.
-    #[arg(long, value_enum)]
-    scheme: SchemeArg,
+    #[arg(long, value_parser = vocab::<WeightsKind>())]
+    scheme: WeightsKind,
     /// beta in [0, 1) for effective-number, e.g. 0.9999 (Cui et al.) or (N-1)/N.
     #[arg(long)]
     beta: Option<f64>,
     /// Normalisation of the weights.
-    #[arg(long, value_enum, default_value = "classes")]
-    normalize: NormalizeArg,
+    #[arg(long, value_parser = vocab::<Normalize>(), default_value = "classes")]
+    normalize: Normalize,
 }
 
 #[derive(Args)]
@@ -349,21 +317,8 @@ fn run_build(a: BuildArgs, progress: &Bars) -> Result<()> {
 
 fn run_weights(a: WeightsArgs) -> Result<()> {
     let meta = DatasetMeta::read(&a.dir)?;
-    let scheme = match a.scheme {
-        SchemeArg::None => WeightScheme::None,
-        SchemeArg::Inverse => WeightScheme::Inverse,
-        SchemeArg::InverseSqrt => WeightScheme::InverseSqrt,
-        SchemeArg::EffectiveNumber => WeightScheme::EffectiveNumber {
-            beta: a.beta.context("--scheme effective-number needs --beta B in [0, 1)")?,
-        },
-    };
-    if a.beta.is_some() && !matches!(scheme, WeightScheme::EffectiveNumber { .. }) {
-        bail!("--beta applies to --scheme effective-number only");
-    }
-    let normalize = match a.normalize {
-        NormalizeArg::Classes => Normalize::Classes,
-        NormalizeArg::None => Normalize::None,
-    };
+    let scheme = WeightScheme::from_kind(a.scheme, a.beta)?;
+    let normalize = a.normalize;
     let weights = lt_data::class_weights(&meta.subset_counts, &scheme, normalize)?;
     let beta = match scheme {
         WeightScheme::EffectiveNumber { beta } => Some(beta),
@@ -372,7 +327,7 @@ fn run_weights(a: WeightsArgs) -> Result<()> {
     let out = serde_json::json!({
         "scheme": scheme.name(),
         "beta": beta,
-        "normalize": match normalize { Normalize::Classes => "classes", Normalize::None => "none" },
+        "normalize": normalize,
         "counts": meta.subset_counts,
         "weights": weights,
     });
