@@ -123,24 +123,17 @@ pub struct SplitLogits {
 /// shifted logits (the shift of [`logit_adjustment`], or none).
 pub fn classify(logits: &SplitLogits, shift: Option<&[f32]>) -> (ClassificationReport, Predictions) {
     let c = logits.num_classes;
-    let mut pred =
-        Predictions { num_classes: c, index: logits.index.clone(), label: logits.label.clone(), ..Default::default() };
+    let mut pred = Predictions { num_classes: c, ..Default::default() };
     let mut row = vec![0f32; c];
-    for raw in logits.logits.chunks_exact(c) {
+    for ((raw, &index), &label) in logits.logits.chunks_exact(c).zip(&logits.index).zip(&logits.label) {
         row.copy_from_slice(raw);
         if let Some(s) = shift {
             row.iter_mut().zip(s).for_each(|(z, s)| *z += s);
         }
-        let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let e: Vec<f32> = row.iter().map(|z| (z - m).exp()).collect();
-        let s: f32 = e.iter().sum();
-        pred.scores.extend(e.iter().map(|v| v / s));
-        let best = row.iter().enumerate().fold(0, |b, (j, &v)| if v > row[b] { j } else { b });
-        pred.prediction.push(best as u16);
+        // Scores and argmax as the run computed its own predictions.
+        pred.push_logits(index, label, &row);
     }
-    let labels: Vec<usize> = pred.label.iter().map(|&l| l as usize).collect();
-    let preds: Vec<usize> = pred.prediction.iter().map(|&p| p as usize).collect();
-    (classification_report(&ConfusionMatrix::from_predictions(&labels, &preds, c)), pred)
+    (classification_report(&ConfusionMatrix::from_predictions(&pred.labels(), &pred.predictions(), c)), pred)
 }
 
 /// The post-hoc shift `−tau·log π_c`, π_c = n_c / Σ n from the training counts. A class
