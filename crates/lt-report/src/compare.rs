@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use lt_eval::{ShotGroups, ShotSplit};
 use serde::Serialize;
 
+use crate::experiments::{self, Experiment, varies_by_seed};
 use crate::input::{DatasetCounts, Run};
 use crate::{ReportError, ShotChoice};
 
@@ -81,44 +82,41 @@ fn has_effect(key: &str, flat: &BTreeMap<String, String>) -> bool {
     }
 }
 
-/// The config keys whose values differ between runs, leaving out where each run was written
-/// (keys named like an output path, or whose value is the run's own directory). Per run, a
-/// setting that has no effect there (β without effective-number weights or resampling) or is
-/// unset (null) counts as absent; a key is kept when these values differ.
-pub fn differing_settings(runs: &[Run]) -> Settings {
-    let flat: Vec<BTreeMap<String, String>> = runs
-        .iter()
-        .map(|r| {
-            let mut m = BTreeMap::new();
-            flatten("", &r.config, &mut m);
-            m
-        })
-        .collect();
-    // An unset option (null: no DRW epoch, no resampler) counts as absent.
-    let acting: Vec<BTreeMap<String, String>> = flat
-        .iter()
-        .map(|m| {
-            m.iter().filter(|(k, v)| *v != "null" && has_effect(k, m)).map(|(k, v)| (k.clone(), v.clone())).collect()
-        })
-        .collect();
-    let all_keys: BTreeSet<&String> = flat.iter().flat_map(|m| m.keys()).collect();
+/// A run's settings that act on training: `config` flattened to dotted keys, leaving out
+/// unset options (null) and settings with no effect there (β without effective-number
+/// weights or resampling).
+fn acting_settings(run: &Run) -> BTreeMap<String, String> {
+    let mut flat = BTreeMap::new();
+    flatten("", &run.config, &mut flat);
+    flat.iter().filter(|(k, v)| *v != "null" && has_effect(k, &flat)).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// Whether `key` names where a run was written rather than how it was trained.
+fn is_output_key(key: &str) -> bool {
+    OUTPUT_KEYS.contains(&key.rsplit('.').next().unwrap_or(key))
+}
+
+/// Whether `value` is the run directory `dir` (or names it).
+fn is_own_dir(value: &str, dir: &std::path::Path) -> bool {
+    let p = std::path::Path::new(value);
+    p == dir || p.file_name().is_some_and(|n| Some(n) == dir.file_name())
+}
+
+/// The keys of `acting` (one map per run or experiment, written into `dirs[i]`) whose values
+/// differ, leaving out output keys and keys whose value is everywhere the own directory.
+fn differing(acting: &[BTreeMap<String, String>], dirs: &[&std::path::Path]) -> Settings {
+    let all_keys: BTreeSet<&String> = acting.iter().flat_map(|m| m.keys()).collect();
     let mut keys = Vec::new();
     for key in all_keys {
-        let last = key.rsplit('.').next().unwrap_or(key);
-        if OUTPUT_KEYS.contains(&last) {
+        if is_output_key(key) {
             continue;
         }
         let values: Vec<Option<&String>> = acting.iter().map(|m| m.get(key)).collect();
         if values.iter().all(|v| *v == values[0]) {
             continue;
         }
-        let is_own_dir = runs.iter().zip(&values).all(|(r, v)| {
-            v.is_some_and(|v| {
-                let p = std::path::Path::new(v);
-                p == r.dir || p.file_name().is_some_and(|n| Some(n) == r.dir.file_name())
-            })
-        });
-        if !is_own_dir {
+        let own_dir = dirs.iter().zip(&values).all(|(d, v)| v.is_some_and(|v| is_own_dir(v, d)));
+        if !own_dir {
             keys.push(key.clone());
         }
     }
@@ -129,21 +127,33 @@ pub fn differing_settings(runs: &[Run]) -> Settings {
     Settings { keys, values }
 }
 
+/// The config keys whose values differ between runs, leaving out where each run was written
+/// (keys named like an output path, or whose value is the run's own directory). Per run, a
+/// setting that has no effect there (β without effective-number weights or resampling) or is
+/// unset (null) counts as absent; a key is kept when these values differ.
+pub fn differing_settings(runs: &[Run]) -> Settings {
+    let acting: Vec<BTreeMap<String, String>> = runs.iter().map(acting_settings).collect();
+    let dirs: Vec<&std::path::Path> = runs.iter().map(|r| r.dir.as_path()).collect();
+    differing(&acting, &dirs)
+}
+
 /// One label per run, unique: `overrides[i]` (`--label`) for run i, else the run's own
 /// `label` (run.json; `lt run` sets it to the experiment's name), else the directory name.
 /// Runs that would share a label get their directory name (or path) after it.
 pub fn run_labels(runs: &[Run], overrides: &[String]) -> Vec<String> {
+    unique_labels(&runs.iter().collect::<Vec<_>>(), overrides)
+}
+
+/// The name given to run i: `overrides[i]` (`--label`) when not blank, else run.json `label`.
+fn given_name<'a>(run: &'a Run, i: usize, overrides: &'a [String]) -> Option<&'a str> {
+    overrides.get(i).filter(|l| !l.trim().is_empty()).or(run.label.as_ref()).map(String::as_str)
+}
+
+fn unique_labels(runs: &[&Run], overrides: &[String]) -> Vec<String> {
     let given: Vec<String> = runs
         .iter()
         .enumerate()
-        .map(|(i, run)| {
-            overrides
-                .get(i)
-                .filter(|l| !l.trim().is_empty())
-                .or(run.label.as_ref())
-                .cloned()
-                .unwrap_or_else(|| run.dir_name())
-        })
+        .map(|(i, run)| given_name(run, i, overrides).map(str::to_string).unwrap_or_else(|| run.dir_name()))
         .collect();
     let count = |labels: &[String], l: &String| labels.iter().filter(|m| *m == l).count();
     let with_name: Vec<String> = given
@@ -161,11 +171,67 @@ pub fn run_labels(runs: &[Run], overrides: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The runs grouped into experiments (see [`crate::experiments`]), each with its label and
+/// its acting settings: what its runs share, and for a setting that varies by seed the
+/// values of its runs joined (`0, 1, 2`).
+fn experiments_of(runs: &[Run], overrides: &[String]) -> (Vec<Experiment>, Vec<BTreeMap<String, String>>) {
+    let acting: Vec<BTreeMap<String, String>> = runs.iter().map(acting_settings).collect();
+    // What must agree between seeds: everything but where a run was written and its seed.
+    let trained: Vec<BTreeMap<String, String>> = runs
+        .iter()
+        .zip(&acting)
+        .map(|(r, m)| {
+            m.iter()
+                .filter(|(k, v)| !is_output_key(k) && !is_own_dir(v, &r.dir) && !varies_by_seed(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .collect();
+    let names: Vec<Option<&str>> = runs.iter().enumerate().map(|(i, r)| given_name(r, i, overrides)).collect();
+    let groups = experiments::group(&names, &trained);
+    let firsts: Vec<&Run> = groups.iter().map(|g| &runs[g[0]]).collect();
+    let first_overrides: Vec<String> =
+        groups.iter().map(|g| overrides.get(g[0]).cloned().unwrap_or_default()).collect();
+    let labels = unique_labels(&firsts, &first_overrides);
+    let settings = groups
+        .iter()
+        .map(|g| {
+            let keys: BTreeSet<&String> = g.iter().flat_map(|&i| acting[i].keys()).collect();
+            keys.into_iter()
+                .filter_map(|k| {
+                    let values: Vec<Option<&String>> = g.iter().map(|&i| acting[i].get(k)).collect();
+                    let value = if values.iter().all(|v| *v == values[0]) || !varies_by_seed(k) {
+                        // Agrees, or is where each run was written: the first run's stands.
+                        values[0]?.clone()
+                    } else {
+                        let mut distinct: Vec<&str> = Vec::new();
+                        for v in &values {
+                            let v = v.map_or("–", String::as_str);
+                            if !distinct.contains(&v) {
+                                distinct.push(v);
+                            }
+                        }
+                        distinct.join(", ")
+                    };
+                    Some((k.clone(), value))
+                })
+                .collect()
+        })
+        .collect();
+    let experiments = groups.into_iter().zip(labels).map(|(g, label)| Experiment::new(label, g, runs)).collect();
+    (experiments, settings)
+}
+
 /// Everything the figures and tables are drawn from.
 #[derive(Debug, Clone)]
 pub struct ReportData {
     pub runs: Vec<Run>,
+    /// Per run, the label of its experiment.
     pub labels: Vec<String>,
+    /// The runs grouped into experiments (seeds of one experiment share a label); the figures
+    /// draw one series per experiment.
+    pub experiments: Vec<Experiment>,
+    /// Per experiment, the settings in which the experiments differ.
     pub settings: Settings,
     pub class_names: Vec<String>,
     /// Labels sorted head to tail: by training images, most first (ties: lower label first).
@@ -180,7 +246,8 @@ pub struct ReportData {
 
 impl ReportData {
     /// `labels[i]` (`--label`) names run i; runs past the end of `labels` are named by
-    /// [`run_labels`]' rules.
+    /// [`run_labels`]' rules. Runs that share a given name and their settings but for the
+    /// seed become one experiment.
     pub fn new(
         runs: Vec<Run>,
         dataset: Option<DatasetCounts>,
@@ -225,12 +292,20 @@ impl ReportData {
                 splits.iter().map(|&s| lt_eval::shot_groups(&r.train_counts, &r.report.per_class_accuracy, s)).collect()
             })
             .collect();
-        let settings = differing_settings(&runs);
-        let labels = run_labels(&runs, labels);
+        let (experiments, acting) = experiments_of(&runs, labels);
+        let dirs: Vec<&std::path::Path> = experiments.iter().map(|e| runs[e.runs[0]].dir.as_path()).collect();
+        let settings = differing(&acting, &dirs);
+        let mut labels = vec![String::new(); runs.len()];
+        for e in &experiments {
+            for &i in &e.runs {
+                labels[i] = e.label.clone();
+            }
+        }
         Ok(Self {
             class_names: first.class_names.clone(),
             runs,
             labels,
+            experiments,
             settings,
             order,
             splits,
@@ -243,6 +318,11 @@ impl ReportData {
     /// Every group name, split after split (`head`, `mid`, `tail`, `many`, `medium`, `few`).
     pub fn group_names(&self) -> Vec<&'static str> {
         self.splits.iter().flat_map(|s| s.names()).collect()
+    }
+
+    /// Whether some experiment has more than one run (the report then shows spreads).
+    pub fn has_seeds(&self) -> bool {
+        self.experiments.iter().any(|e| e.runs.len() > 1)
     }
 }
 

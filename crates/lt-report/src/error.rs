@@ -34,6 +34,8 @@ pub enum ReportError {
     NoRuns,
     #[error("{labels} labels for {runs} runs: give at most one --label per run, in the order of the runs")]
     TooManyLabels { labels: usize, runs: usize },
+    #[error(transparent)]
+    Literature(#[from] crate::literature::LiteratureError),
     #[error("drawing {figure}: {message}")]
     Plot { figure: &'static str, message: String },
 }

@@ -22,6 +22,9 @@ pub struct Run {
     pub label: Option<String>,
     /// The rule that chose the epoch of the run's predictions (never the test split).
     pub selection: SelectionRule,
+    /// The validation split the rule read: `dataset` (the dataset's own) or `carved`
+    /// (`--val-fraction`); `None` for the last epoch or where run.json does not say.
+    pub validation: Option<String>,
     /// run.json `config` (the fully resolved options).
     pub config: serde_json::Value,
     pub class_names: Vec<String>,
@@ -38,6 +41,16 @@ impl Run {
     /// The directory's last path component, for labels.
     pub fn dir_name(&self) -> String {
         self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| self.dir.display().to_string())
+    }
+
+    /// How the reported epoch was chosen, in words for the report's protocol note.
+    pub fn protocol(&self) -> String {
+        let on = match self.validation.as_deref() {
+            Some("dataset") => " on the dataset's validation split",
+            Some("carved") => " on validation images carved from the training subset (--val-fraction)",
+            _ => "",
+        };
+        format!("{}{on}", self.selection.describe())
     }
 
     /// The highest epoch in metrics.parquet (0 without rows).
@@ -67,6 +80,7 @@ pub fn read_run(dir: &Path) -> Result<Run, ReportError> {
     Ok(Run {
         dir: dir.to_path_buf(),
         selection: header.selection_rule(),
+        validation: header.selection.as_ref().and_then(|s| s.validation.clone()),
         label: header.label.filter(|l| !l.trim().is_empty()),
         config: header.config,
         class_names: header.class_names,

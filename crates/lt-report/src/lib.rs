@@ -12,9 +12,11 @@
 
 mod compare;
 mod error;
+pub mod experiments;
 pub mod figures;
 mod html;
 pub mod input;
+pub mod literature;
 mod style;
 pub mod synthetic;
 
@@ -22,7 +24,9 @@ use std::path::{Path, PathBuf};
 
 pub use compare::{ReportData, Settings, differing_settings, run_labels};
 pub use error::ReportError;
-pub use html::{RunSummary, Summary};
+pub use experiments::{Experiment, Spread};
+pub use html::{ExperimentSummary, RunSummary, Summary};
+pub use literature::{Literature, LiteratureError, LiteratureRow};
 pub use style::{ClassAxisLabels, class_axis_labels, truncate};
 
 /// How classes are grouped into shot groups (three per split).
@@ -60,6 +64,8 @@ pub struct Options {
     /// `labels[i]` names `runs[i]` (`--label`); a run without one is named by its run.json
     /// `label`, else its directory's name.
     pub labels: Vec<String>,
+    /// A literature file (`--literature`): published numbers printed beside lt's.
+    pub literature: Option<PathBuf>,
 }
 
 impl Options {
@@ -72,6 +78,7 @@ impl Options {
             log_counts: true,
             title: "lt report".to_string(),
             labels: Vec::new(),
+            literature: None,
         }
     }
 }
@@ -101,11 +108,12 @@ pub fn generate(options: &Options) -> Result<Summary, ReportError> {
         let handles: Vec<_> = options.runs.iter().map(|dir| s.spawn(move || input::read_run(dir))).collect();
         handles.into_iter().map(|h| h.join().expect("reading a run panicked")).collect::<Result<_, _>>()
     })?;
+    let literature = options.literature.as_deref().map(Literature::read).transpose()?.unwrap_or_default();
     let data_dir = options.data.clone().or_else(|| recorded_dataset(&options.runs[0]));
     let dataset = data_dir.as_deref().map(input::read_dataset).transpose()?;
     let data = ReportData::new(runs, dataset, options.shots, options.log_counts, &options.labels)?;
     let figures = figures::all_figures(&data)?;
-    let summary = html::summary(&data, &options.title, &figures);
+    let summary = html::summary(&data, &options.title, &figures, literature);
 
     std::fs::create_dir_all(&options.out).map_err(|e| ReportError::io(&options.out, e))?;
     for f in &figures {

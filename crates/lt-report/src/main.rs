@@ -19,7 +19,8 @@ enum Shots {
     Thirds,
 }
 
-/// Compare lt runs: six SVG figures, REPORT/index.html with a summary table, summary.md and
+/// Compare lt runs (runs that share a name and differ only in the seed are one experiment,
+/// shown as mean ± std): seven SVG figures, REPORT/index.html with a summary table, summary.md and
 /// summary.json.
 #[derive(Debug, Parser)]
 #[command(name = "lt-report", version, about, long_about = None)]
@@ -57,6 +58,11 @@ struct Cli {
     /// Draw class counts on a linear axis instead of the default log axis.
     #[arg(long)]
     linear_counts: bool,
+    /// Published results to print beside lt's table, from the papers and not re-run: a TOML
+    /// file of `[[row]]` tables with method, dataset, imbalance (the imbalance factor),
+    /// accuracy (top-1, percent) and source (the citation).
+    #[arg(long, value_name = "FILE.toml")]
+    literature: Option<PathBuf>,
     /// Title of index.html and summary.md.
     #[arg(long, default_value = "lt report")]
     title: String,
@@ -97,13 +103,15 @@ fn run() -> anyhow::Result<()> {
         log_counts: !cli.linear_counts,
         title: cli.title,
         labels: cli.labels,
+        literature: cli.literature,
     };
     let started = std::time::Instant::now();
     let summary =
         lt_report::generate(&options).with_context(|| format!("writing the report to {}", cli.out.display()))?;
     eprintln!(
-        "lt-report: {} runs, {} classes -> {} ({} figures) in {:.2} s",
+        "lt-report: {} runs ({} experiments), {} classes -> {} ({} figures) in {:.2} s",
         summary.runs.len(),
+        summary.experiments.len(),
         summary.class_names.len(),
         cli.out.join("index.html").display(),
         summary.figures.len(),

@@ -102,9 +102,25 @@ pub(super) fn header<'a>(
     Ok(rest)
 }
 
-/// One legend entry per run, in the run's colour.
+/// One legend entry per experiment (a run, or the seeds of one), in its colour.
 pub(super) fn run_legend(data: &ReportData) -> Vec<LegendEntry> {
-    data.labels.iter().enumerate().map(|(i, l)| LegendEntry { label: l.clone(), color: color(i) }).collect()
+    data.experiments.iter().enumerate().map(|(i, e)| LegendEntry { label: e.label.clone(), color: color(i) }).collect()
+}
+
+/// Draws a whisker from `lo` to `hi` at `x` with caps `cap` wide (x units), in `color`.
+pub(super) fn whisker<Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<SVGBackend, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    x: f64,
+    (lo, hi): (f64, f64),
+    cap: f64,
+    color: RGBColor,
+) -> DrawResult {
+    let style = color.stroke_width(1);
+    chart.draw_series(std::iter::once(PathElement::new([(x, lo), (x, hi)], style)))?;
+    for y in [lo, hi] {
+        chart.draw_series(std::iter::once(PathElement::new([(x - cap / 2.0, y), (x + cap / 2.0, y)], style)))?;
+    }
+    Ok(())
 }
 
 /// A step of 1, 2 or 5 times a power of ten that cuts `range` into about `target_ticks`.

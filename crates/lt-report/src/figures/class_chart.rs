@@ -6,7 +6,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
 use super::chart::{
-    Ticked, XAxis, class_name, draw_mesh, header, header_height, nice_step, render, share_label, share_ticks,
+    Ticked, XAxis, class_name, draw_mesh, header, header_height, nice_step, render, share_label, share_ticks, whisker,
 };
 use crate::ReportError;
 use crate::style::{LegendEntry, class_axis_labels, text_at};
@@ -16,6 +16,9 @@ pub(super) struct ClassSeries {
     pub label: String,
     pub color: RGBColor,
     pub values: Vec<f64>,
+    /// Per class, the (low, high) whisker around the value (the spread over seeds); `None`
+    /// draws none.
+    pub spread: Option<Vec<(f64, f64)>>,
 }
 
 /// What the y axis shows.
@@ -100,6 +103,11 @@ pub(super) fn class_chart(
                     let x0 = ci as f64 - group_w / 2.0 + si as f64 * bar_w;
                     Some(Rectangle::new([(x0, base), (x0 + bar_w * 0.92, v)], s.color.filled()))
                 }))?;
+                for (ci, &(lo, hi)) in s.spread.iter().flatten().enumerate() {
+                    let (Some(lo), Some(hi)) = (transform(lo), transform(hi)) else { continue };
+                    let x = ci as f64 - group_w / 2.0 + (si as f64 + 0.46) * bar_w;
+                    whisker(&mut chart, x, (lo, hi), bar_w * 0.5, RGBColor(40, 40, 40))?;
+                }
             }
         } else {
             for s in series {
@@ -118,6 +126,10 @@ pub(super) fn class_chart(
                     if r <= 4 {
                         chart.draw_series(seg.iter().map(|&p| Circle::new(p, 2, s.color.filled())))?;
                     }
+                }
+                for (ci, &(lo, hi)) in s.spread.iter().flatten().enumerate() {
+                    let (Some(lo), Some(hi)) = (transform(lo), transform(hi)) else { continue };
+                    whisker(&mut chart, ci as f64, (lo, hi), 0.4, s.color)?;
                 }
             }
         }

@@ -26,7 +26,13 @@ pub fn class_distribution(data: &ReportData) -> Result<Figure, ReportError> {
         let counts = as_f64(&run.train_counts);
         let same = |s: &[f64]| s.len() == counts.len() && s.iter().zip(&counts).all(|(a, b)| (a - b).abs() <= 0.5);
         match series.iter().skip(usize::from(data.dataset.is_some())).position(|(_, s)| same(s)) {
-            Some(i) => users[i + usize::from(data.dataset.is_some())].push(label),
+            // Seeds of one experiment share a label: it is named once.
+            Some(i) => {
+                let u = &mut users[i + usize::from(data.dataset.is_some())];
+                if !u.contains(&label.as_str()) {
+                    u.push(label);
+                }
+            }
             None => {
                 series.push(("training counts".to_string(), counts));
                 users.push(vec![label]);
@@ -45,18 +51,20 @@ pub fn class_distribution(data: &ReportData) -> Result<Figure, ReportError> {
             None => merged.push((name, values, users)),
         }
     }
-    let all_runs = data.runs.len();
+    let all_runs = data.experiments.len();
+    let runs_word = if data.has_seeds() { "experiments" } else { "runs" };
     let series: Vec<ClassSeries> = merged
         .into_iter()
         .enumerate()
         .map(|(i, (name, values, users))| ClassSeries {
             label: match users.len() {
                 0 => name,
-                n if n == all_runs && n > 2 => format!("{name} — all {n} runs"),
+                n if n == all_runs && n > 2 => format!("{name} — all {n} {runs_word}"),
                 _ => format!("{name} — runs: {}", users.join("; ")),
             },
             color: color(i),
             values: in_order(data, &values),
+            spread: None,
         })
         .collect();
     let max = series.iter().flat_map(|s| s.values.iter().copied()).filter(|v| v.is_finite()).fold(1.0, f64::max);

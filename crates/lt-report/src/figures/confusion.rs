@@ -9,7 +9,7 @@ use crate::ReportError;
 use crate::compare::ReportData;
 use crate::style::{class_axis_labels, heat, text_at, text_width, truncate};
 
-/// Figure 3: row-normalised confusion matrices, one panel per run, annotated when cells are
+/// Figure 3: row-normalised confusion matrices, one panel per experiment (seeds pooled), annotated when cells are
 /// large enough to hold a number.
 pub fn confusion_matrices(data: &ReportData) -> Result<Figure, ReportError> {
     let c = data.class_names.len();
@@ -24,7 +24,7 @@ pub fn confusion_matrices(data: &ReportData) -> Result<Figure, ReportError> {
     let colorbar = 56u32;
     let panel_w = pad_left + side + colorbar + 16;
     let panel_h = pad_top + side + pad_bottom;
-    let runs = data.runs.len();
+    let runs = data.experiments.len();
     let max_width = 1600u32;
     let cols = ((max_width / panel_w).max(1) as usize).min(runs.max(1));
     let rows = runs.div_ceil(cols);
@@ -35,8 +35,9 @@ pub fn confusion_matrices(data: &ReportData) -> Result<Figure, ReportError> {
     let svg = render("confusion matrices", (width, height), |root| {
         let area = header(root, "Confusion matrices (row-normalised)", Some(subtitle), &[])?;
         let panels = area.split_evenly((rows, cols));
-        for ((run, label), panel) in data.runs.iter().zip(&data.labels).zip(&panels) {
-            let norm = run.confusion.row_normalized();
+        for (experiment, panel) in data.experiments.iter().zip(&panels) {
+            let label = &experiment.label;
+            let norm = experiment.confusion.row_normalized();
             let x0 = pad_left as i32;
             let y0 = pad_top as i32;
             let px = |k: usize| (k as f64 * cell).round() as i32;
@@ -109,8 +110,14 @@ pub fn confusion_matrices(data: &ReportData) -> Result<Figure, ReportError> {
     Ok(Figure {
         file: "confusion.svg",
         title: "Confusion matrices (row-normalised)".to_string(),
-        caption: "Row t shows where the test images of class t went; the diagonal is the per-class accuracy. Grey rows: no test images."
-            .to_string(),
+        caption: if data.has_seeds() {
+            "One panel per experiment, its seeds' predictions pooled. Row t shows where the test images of class t went; \
+             the diagonal is the per-class accuracy. Grey rows: no test images."
+                .to_string()
+        } else {
+            "Row t shows where the test images of class t went; the diagonal is the per-class accuracy. Grey rows: no test images."
+                .to_string()
+        },
         svg,
     })
 }

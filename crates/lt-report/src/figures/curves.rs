@@ -8,8 +8,10 @@ use super::chart::{
 };
 use crate::ReportError;
 use crate::compare::ReportData;
-use crate::input::MetricsRow;
+use crate::experiments::Spread;
+use crate::input::{MetricsRow, Run};
 use crate::style::{color, text};
+use std::collections::BTreeMap;
 
 /// Which value of metrics.parquet a curve figure shows.
 #[derive(Clone, Copy, PartialEq)]
@@ -18,7 +20,8 @@ pub(super) enum Curve {
     Loss,
 }
 
-/// Figure 2: accuracy or loss per epoch: one panel per split (train, val, test), all runs overlaid.
+/// Figure 2: accuracy or loss per epoch: one panel per split (train, val, test), one line per experiment (the mean of its seeds, over
+/// their min–max band).
 pub(super) fn curves(data: &ReportData, curve: Curve) -> Result<Figure, ReportError> {
     let mut splits: Vec<&str> = Vec::new();
     for want in ["train", "val", "test"] {
@@ -82,15 +85,19 @@ pub(super) fn curves(data: &ReportData, curve: Curve) -> Result<Figure, ReportEr
                 };
                 let xfmt = |v: &f64| format!("{v:.0}");
                 draw_mesh(&mut chart, XAxis::Values { desc: "epoch", format: &xfmt }, y_desc, &fmt)?;
-                for (i, run) in data.runs.iter().enumerate() {
-                    let mut points: Vec<(f64, f64)> = run
-                        .metrics
-                        .iter()
-                        .filter(|m| m.split == *split && value(m).is_finite())
-                        .map(|m| (f64::from(m.epoch), value(m)))
-                        .collect();
-                    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                for (i, e) in data.experiments.iter().enumerate() {
                     let c = color(i);
+                    let band = per_epoch(e.runs.iter().map(|&r| &data.runs[r]), split, &value);
+                    if e.runs.len() > 1 {
+                        // The min–max band of the seeds, under the mean line.
+                        let outline: Vec<(f64, f64)> = band
+                            .iter()
+                            .map(|&(x, _, _, hi)| (x, hi))
+                            .chain(band.iter().rev().map(|&(x, _, lo, _)| (x, lo)))
+                            .collect();
+                        chart.draw_series(std::iter::once(Polygon::new(outline, c.mix(0.2).filled())))?;
+                    }
+                    let points: Vec<(f64, f64)> = band.iter().map(|&(x, mean, _, _)| (x, mean)).collect();
                     chart.draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))?;
                     if max_epoch <= 40 {
                         chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
@@ -103,7 +110,36 @@ pub(super) fn curves(data: &ReportData, curve: Curve) -> Result<Figure, ReportEr
     Ok(Figure {
         file,
         title: title.to_string(),
-        caption: format!("{what} per epoch for each split in metrics.parquet; one colour per run."),
+        caption: if data.has_seeds() {
+            format!(
+                "{what} per epoch for each split in metrics.parquet; one colour per experiment: the line is the mean \
+                 over its seeds, the shaded band their min–max."
+            )
+        } else {
+            format!("{what} per epoch for each split in metrics.parquet; one colour per run.")
+        },
         svg,
     })
+}
+
+/// Per epoch of `split` (sorted), the (epoch, mean, min, max) of `value` over `runs` (each
+/// epoch over the runs that have a finite value for it).
+fn per_epoch<'a>(
+    runs: impl Iterator<Item = &'a Run>,
+    split: &str,
+    value: &dyn Fn(&MetricsRow) -> f64,
+) -> Vec<(f64, f64, f64, f64)> {
+    let mut by_epoch: BTreeMap<u32, Vec<f64>> = BTreeMap::new();
+    for run in runs {
+        for m in run.metrics.iter().filter(|m| m.split == split && value(m).is_finite()) {
+            by_epoch.entry(m.epoch).or_default().push(value(m));
+        }
+    }
+    by_epoch
+        .into_iter()
+        .map(|(epoch, v)| {
+            let s = Spread::of(&v);
+            (f64::from(epoch), s.mean, s.min, s.max)
+        })
+        .collect()
 }

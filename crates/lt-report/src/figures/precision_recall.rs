@@ -8,7 +8,7 @@ use super::chart::{Ticked, XAxis, draw_mesh, header, header_height, render, run_
 use super::label_layout::{LabelBox, place_label};
 use crate::ReportError;
 use crate::compare::ReportData;
-use crate::input::Run;
+use crate::experiments::Experiment;
 use crate::style::{color, text_at, truncate};
 
 /// Figure 6: per-class precision against recall, one colour per run; with few classes each
@@ -18,10 +18,13 @@ pub fn precision_recall(data: &ReportData) -> Result<Figure, ReportError> {
     let legend = run_legend(data);
     let width = 760u32;
     let name_points = c <= 20;
-    let subtitle = if name_points {
-        "one point per class and run; grey lines join a class across runs"
-    } else {
-        "one point per class and run"
+    let subtitle = match (name_points, data.has_seeds()) {
+        (true, false) => "one point per class and run; grey lines join a class across runs",
+        (false, false) => "one point per class and run",
+        (true, true) => {
+            "one point per class and experiment (its seeds' predictions pooled); grey lines join a class across experiments"
+        }
+        (false, true) => "one point per class and experiment (its seeds' predictions pooled)",
     };
     let height = header_height(Some(subtitle), &legend, width) + 680;
     let title = "Per-class precision vs recall";
@@ -34,26 +37,26 @@ pub fn precision_recall(data: &ReportData) -> Result<Figure, ReportError> {
             )?;
         let x = XAxis::Values { desc: "recall (per-class accuracy)", format: &share_label };
         draw_mesh(&mut chart, x, "precision", &share_label)?;
-        let point = |r: &Run, k: usize| {
+        let point = |r: &Experiment, k: usize| {
             let (rec, prec) = (r.report.per_class_accuracy[k], r.report.precision[k]);
             (!rec.is_nan()).then_some((rec, prec))
         };
-        if name_points && data.runs.len() > 1 {
+        if name_points && data.experiments.len() > 1 {
             for k in 0..c {
-                let pts: Vec<(f64, f64)> = data.runs.iter().filter_map(|r| point(r, k)).collect();
+                let pts: Vec<(f64, f64)> = data.experiments.iter().filter_map(|r| point(r, k)).collect();
                 chart.draw_series(LineSeries::new(pts, RGBColor(190, 190, 190).stroke_width(1)))?;
             }
         }
         let radius = if c <= 20 { 5 } else { 3 };
-        for (i, run) in data.runs.iter().enumerate() {
+        for (i, run) in data.experiments.iter().enumerate() {
             chart
                 .draw_series((0..c).filter_map(|k| point(run, k)).map(|p| Circle::new(p, radius, color(i).filled())))?;
         }
-        if name_points && let Some(first) = data.runs.first() {
+        if name_points && let Some(first) = data.experiments.first() {
             // Greedy placement: the first candidate position whose box hits no other label and
             // no point; a name with no free position is left out rather than overlapped.
             let points: Vec<(i32, i32)> = data
-                .runs
+                .experiments
                 .iter()
                 .flat_map(|r| (0..c).filter_map(move |k| point(r, k)))
                 .map(|p| chart.backend_coord(&p))

@@ -4,9 +4,12 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
 use super::Figure;
-use super::chart::{Ticked, XAxis, draw_mesh, header, header_height, render, run_legend, share_label, share_ticks};
+use super::chart::{
+    Ticked, XAxis, draw_mesh, header, header_height, render, run_legend, share_label, share_ticks, whisker,
+};
 use crate::ReportError;
 use crate::compare::ReportData;
+use crate::experiments::Spread;
 use crate::style::{color, percent, text_at, text_width};
 
 /// Figure 5: accuracy of the head/mid/tail and the many/medium/few groups (each split the
@@ -19,16 +22,24 @@ pub fn shot_groups(data: &ReportData) -> Result<Figure, ReportError> {
     let mut categories: Vec<(String, String)> =
         names.iter().zip(&group_classes).map(|(n, &k)| (n.to_string(), classes_text(k))).collect();
     categories.push(("balanced".to_string(), "all classes".to_string()));
-    let values: Vec<Vec<f64>> = data
-        .runs
+    // Per experiment and category: the spread over its seeds.
+    let values: Vec<Vec<Spread>> = data
+        .experiments
         .iter()
-        .zip(&data.shots)
-        .map(|(r, splits)| {
-            let mut v: Vec<f64> = splits.iter().flat_map(|s| s.accuracies()).collect();
-            v.push(r.report.balanced_accuracy);
-            v
+        .map(|e| {
+            let per_run: Vec<Vec<f64>> = e
+                .runs
+                .iter()
+                .map(|&i| {
+                    let mut v: Vec<f64> = data.shots[i].iter().flat_map(|s| s.accuracies()).collect();
+                    v.push(data.runs[i].report.balanced_accuracy);
+                    v
+                })
+                .collect();
+            (0..categories.len()).map(|k| Spread::of(&per_run.iter().map(|v| v[k]).collect::<Vec<_>>())).collect()
         })
         .collect();
+    let seeds = data.has_seeds();
     let title = format!(
         "Accuracy by shot group ({})",
         data.splits.iter().map(|s| s.names().join("/")).collect::<Vec<_>>().join(", ")
@@ -48,7 +59,7 @@ pub fn shot_groups(data: &ReportData) -> Result<Figure, ReportError> {
     parts.push("mean per-class accuracy".to_string());
     let subtitle = parts.join("; ");
     let legend = run_legend(data);
-    let r = data.runs.len().max(1);
+    let r = data.experiments.len().max(1);
     let width = (categories.len() as u32 * (r as u32 * 26 + 40)).max(760).max(text_width(&subtitle, 12.0) as u32) + 90;
     let height = header_height(Some(&subtitle), &legend, width) + 420;
     let annotate = r <= 6;
@@ -70,7 +81,8 @@ pub fn shot_groups(data: &ReportData) -> Result<Figure, ReportError> {
         let group_w = 0.8;
         let bar_w = group_w / r as f64;
         for (ri, v) in values.iter().enumerate() {
-            for (k, &acc) in v.iter().enumerate() {
+            for (k, spread) in v.iter().enumerate() {
+                let acc = spread.mean;
                 if acc.is_nan() {
                     continue;
                 }
@@ -79,8 +91,14 @@ pub fn shot_groups(data: &ReportData) -> Result<Figure, ReportError> {
                     [(x0, 0.0), (x0 + bar_w * 0.9, acc)],
                     color(ri).filled(),
                 )))?;
+                let mut top = acc;
+                if spread.std.is_some() {
+                    let (lo, hi) = spread.std_range();
+                    top = hi.min(1.0);
+                    whisker(&mut chart, x0 + bar_w * 0.45, (lo.max(0.0), top), bar_w * 0.4, RGBColor(40, 40, 40))?;
+                }
                 if annotate {
-                    let (x, y) = chart.backend_coord(&(x0 + bar_w * 0.45, acc));
+                    let (x, y) = chart.backend_coord(&(x0 + bar_w * 0.45, top));
                     root.draw(&Text::new(percent(acc), (x, y - 3), text_at(10.0, HPos::Center, VPos::Bottom)))?;
                 }
             }
@@ -96,7 +114,14 @@ pub fn shot_groups(data: &ReportData) -> Result<Figure, ReportError> {
     Ok(Figure {
         file: "shot-groups.svg",
         title: title.clone(),
-        caption: format!("{subtitle}. Empty groups have no bar."),
+        caption: if seeds {
+            format!(
+                "{subtitle}. Bars: the mean over each experiment's seeds, whiskers ± one sample standard deviation \
+                 (clipped to 0–100%); the number is the mean. Empty groups have no bar."
+            )
+        } else {
+            format!("{subtitle}. Empty groups have no bar.")
+        },
         svg,
     })
 }
