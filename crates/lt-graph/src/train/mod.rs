@@ -21,6 +21,7 @@ use crate::onnx::Tensor;
 use crate::onnx::proto::{DataType, ModelProto, TensorProto};
 
 mod emit;
+mod head;
 mod infer;
 mod loss;
 mod model;
@@ -35,6 +36,7 @@ use loss::emit_loss;
 use model::Source;
 use sgd::{Param, emit_sgd};
 use tape::{Ctx, Forward};
+pub use head::{HeadInfo, StepOptions, Trainable, head_of};
 pub use weights::{tensor_f32, tensor_i64, with_weights};
 
 /// The loss minimised by the training step. Every loss takes the per-class `class_weights`
@@ -135,6 +137,16 @@ pub fn supported_ops() -> Vec<&'static str> {
 
 /// Builds the training step of `inference` (see the module docs for its inputs and outputs).
 pub fn training_graph(inference: &ModelProto, spec: &TrainingGraphSpec) -> Result<TrainingGraph, GraphError> {
+    training_graph_with(inference, spec, &StepOptions::default())
+}
+
+/// [`training_graph`] with [`StepOptions`]: only the head trained (a frozen backbone in eval
+/// mode), MaxNorm on the head's class vectors.
+pub fn training_graph_with(
+    inference: &ModelProto,
+    spec: &TrainingGraphSpec,
+    opts: &StepOptions,
+) -> Result<TrainingGraph, GraphError> {
     model::graph_of(inference)?;
     let bsz = spec.batch_size as i64;
     if bsz < 2 {
@@ -143,7 +155,8 @@ pub fn training_graph(inference: &ModelProto, spec: &TrainingGraphSpec) -> Resul
             spec.batch_size
         )));
     }
-    let src = Source::read(inference)?;
+    let mut src = Source::read(inference)?;
+    let max_norm = head::apply(&mut src, opts)?;
     if spec.class_counts.is_empty() {
         return Err(GraphError::Config("class_counts is empty: pass the training examples per class".into()));
     }
@@ -156,11 +169,16 @@ pub fn training_graph(inference: &ModelProto, spec: &TrainingGraphSpec) -> Resul
     let labels = cx.input("labels", DataType::Int64, &[bsz])?;
     let cw = cx.input("class_weights", DataType::Float, &[c])?;
     let lr = cx.input("lr", DataType::Float, &[])?;
-    let (state, params, inputs) = declare_state(&mut cx, &src)?;
+    let (state, mut params, inputs) = declare_state(&mut cx, &src)?;
+    if let Some((name, axis, r)) = &max_norm {
+        params.iter_mut().filter(|p| &p.name == name).for_each(|p| p.max_norm = Some((*axis, *r)));
+    }
     let mut values = inputs.clone();
     values.insert(src.image_input.clone(), images);
 
-    let swept = Forward::new(cx, &src, values).sweep(&src.graph.node)?;
+    let mut forward = Forward::new(cx, &src, values);
+    forward.eval_mode = opts.trainable == Trainable::Head;
+    let swept = forward.sweep(&src.graph.node)?;
     let mut cx = swept.cx;
     let logits = swept.values.get(&src.logits).copied().ok_or_else(|| GraphError::UnknownValue {
         name: src.logits.clone(),
@@ -234,7 +252,7 @@ fn declare_state(
         let name = format!("{}.momentum", s.name);
         let momentum = cx.input(&name, DataType::Float, &s.dims)?;
         let decay = !src.no_decay.contains(&s.name);
-        params.push(Param { name: s.name.clone(), value: inputs[&s.name], momentum, decay });
+        params.push(Param { name: s.name.clone(), value: inputs[&s.name], momentum, decay, max_norm: None });
         let n = s.dims.iter().product::<i64>() as usize;
         momenta.push(StateTensor {
             output: format!("{name}.new"),

@@ -13,6 +13,9 @@ pub(super) struct Param {
     pub momentum: Value,
     /// False for BatchNorm weights/biases and 1-D biases (`Sgd::decay_bn_and_bias`).
     pub decay: bool,
+    /// MaxNorm after the update: (class axis, radius R), each class vector scaled by
+    /// min(1, R/‖w_c‖) (`StepOptions::max_norm`, the head weight only).
+    pub max_norm: Option<(usize, f32)>,
 }
 
 /// torch.optim.SGD over ALL parameters at once: gradients, parameters and momenta are
@@ -89,8 +92,22 @@ pub(super) fn emit_sgd(cx: &mut Ctx, params: &[Param], spec: &TrainingGraphSpec,
         for (p, piece) in params.iter().zip(pieces) {
             let dims = cx.shape(p.value);
             let shape = cx.ints(&dims);
-            let out = cx.wire_named("Reshape", &[piece, shape], &format!("{}.{suffix}", p.name))?;
-            cx.output(out, &format!("{}.{suffix}", p.name))?;
+            let name = format!("{}.{suffix}", p.name);
+            let out = match p.max_norm {
+                Some((axis, r)) if suffix == "new" => {
+                    // R / max(‖w_c‖, R) = min(1, R/‖w_c‖), with no division by zero.
+                    let w = cx.wire("Reshape", &[piece, shape], &[])?;
+                    let along = 1 - axis as i64;
+                    let norms =
+                        cx.wire("ReduceL2", &[w], &[("axes", Attr::Ints(vec![along])), ("keepdims", Attr::Int(1))])?;
+                    let rv = cx.scalar(r);
+                    let m = cx.bin("Max", norms, rv)?;
+                    let scale = cx.bin("Div", rv, m)?;
+                    cx.wire_named("Mul", &[w, scale], &name)?
+                }
+                _ => cx.wire_named("Reshape", &[piece, shape], &name)?,
+            };
+            cx.output(out, &name)?;
         }
     }
     Ok(())

@@ -87,6 +87,9 @@ pub(crate) struct Forward<'s> {
     values: HashMap<String, Value>,
     tape: Vec<Box<dyn Backward>>,
     running_updates: Vec<(String, Value)>,
+    /// Eval mode (a frozen backbone): BatchNorm normalises by its running statistics and
+    /// Dropout is the identity.
+    pub eval_mode: bool,
 }
 
 /// What the forward sweep leaves for the loss, the backward sweep and the outputs.
@@ -101,7 +104,7 @@ pub(crate) struct Swept {
 impl<'s> Forward<'s> {
     /// `values` maps the source's image input and state initializers to their inputs.
     pub fn new(cx: Ctx, src: &'s Source<'s>, values: HashMap<String, Value>) -> Self {
-        Forward { cx, stats: StatsCache::default(), src, values, tape: Vec::new(), running_updates: Vec::new() }
+        Forward { cx, stats: StatsCache::default(), src, values, tape: Vec::new(), running_updates: Vec::new(), eval_mode: false }
     }
 
     /// Input `i` of `node`: a value computed so far, a state input, or a constant of the

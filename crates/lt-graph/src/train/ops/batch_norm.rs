@@ -37,6 +37,15 @@ impl OpRule for BatchNormalization {
         let rv = f.input(node, 4)?;
         let eps = attr_f(node, "epsilon", 1e-5);
         let mom = attr_f(node, "momentum", 0.9);
+        if f.eval_mode {
+            // A frozen backbone (`Trainable::Head`): normalised by the running statistics,
+            // which stay as they are; nothing upstream needs a gradient.
+            if [x, gamma, beta].iter().any(|&v| f.cx.needs_grad(v)) {
+                return Err(super::unsupported(node, "a BatchNorm after the classifier head cannot run in eval mode"));
+            }
+            let y = f.cx.wire("BatchNormalization", &[x, gamma, beta, rm, rv], &[("epsilon", Attr::Float(eps))])?;
+            return Ok(Some(y));
+        }
         let xs = f.cx.shape(x);
         let ch = xs[1];
         let axes: Vec<i64> = (0..xs.len() as i64).filter(|&a| a != 1).collect();

@@ -23,7 +23,8 @@ impl OpRule for Dropout {
         } else {
             attr_f(node, "ratio", 0.5)
         };
-        if ratio <= 0.0 {
+        // Eval mode (a frozen backbone): the identity.
+        if ratio <= 0.0 || f.eval_mode {
             return Ok(Some(x));
         }
         let r = f.cx.scalar(ratio);
