@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Args;
 use lt_eval::ClassificationReport;
+use lt_format::RunRecord;
 use lt_format::cli::vocab;
 use lt_train::config::{Ep, TrainConfig};
 use lt_train::dataset::{Dataset, ValidationSource};
@@ -43,35 +44,9 @@ pub struct EvalArgs {
     logit_adjust_sweep: Option<Vec<f64>>,
 }
 
-/// What run.json says about the data a run trained on.
-struct RunRecord {
-    normalization: Normalization,
-    train_counts: Vec<u64>,
-    val_fraction: f64,
-    seed: u64,
-    content_hash: Option<String>,
-}
-
+/// The run's record (run.json), read through lt-format.
 fn read_run(run: &Path) -> Result<RunRecord> {
-    let path = run.join("run.json");
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
-            .with_context(|| format!("{}: not JSON", path.display()))?;
-    let field = |name: &str| -> Result<serde_json::Value> {
-        match &json[name] {
-            serde_json::Value::Null => anyhow::bail!("{}: no field `{name}`", path.display()),
-            v => Ok(v.clone()),
-        }
-    };
-    Ok(RunRecord {
-        normalization: serde_json::from_value(field("normalization")?)
-            .with_context(|| format!("{}: field `normalization`", path.display()))?,
-        train_counts: serde_json::from_value(field("train_counts")?)
-            .with_context(|| format!("{}: field `train_counts`", path.display()))?,
-        val_fraction: json["config"]["val_fraction"].as_f64().unwrap_or(0.0),
-        seed: json["config"]["seed"].as_u64().unwrap_or(0),
-        content_hash: json["dataset"]["content_hash"].as_str().map(str::to_string),
-    })
+    Ok(RunRecord::read(run)?)
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
@@ -158,13 +133,13 @@ fn validation_rows(args: &EvalArgs, data: &Dataset, record: Option<&RunRecord>) 
         )
     };
     let cfg = TrainConfig {
-        val_fraction: record.map_or(0.0, |r| r.val_fraction),
-        seed: record.map_or(0, |r| r.seed),
+        val_fraction: record.map_or(0.0, |r| r.config.val_fraction),
+        seed: record.map_or(0, |r| r.config.seed),
         ..TrainConfig::default()
     };
     let split = data.training_split(&cfg);
     if let (Some(run), Some(r)) = (&args.run, record) {
-        if r.content_hash.as_deref().is_some_and(|h| h != data.content_hash) {
+        if r.dataset.content_hash != data.content_hash {
             return Err(refuse(&format!("{} trained on another dataset (content hash differs)", run.display())));
         }
         let mut train_counts = vec![0u64; data.num_classes()];
