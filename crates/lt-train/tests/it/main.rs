@@ -15,4 +15,5 @@ mod learning;
 mod loss_cli;
 mod one_step;
 mod runtime;
+mod stage2;
 mod train;
