@@ -57,6 +57,17 @@ pub struct TrainConfig {
     pub drw: Option<usize>,
     pub resample: Option<String>,
     pub augment: Augment,
+    /// Mixup's α (Zhang et al. 2018): a mixed batch is λ·x + (1−λ)·x[perm], λ ~ Beta(α, α),
+    /// trained on λ·L(y) + (1−λ)·L(y[perm]). Absent (and not written) when off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mixup: Option<f64>,
+    /// CutMix's α (Yun et al. 2019): a box of area ≈ 1−λ pasted from x[perm], λ ~ Beta(α, α)
+    /// then set to the box's real area. With `mixup` too, each mixed batch picks one of the two.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cutmix: Option<f64>,
+    /// Probability that a batch is mixed (with `mixup` or `cutmix`); written only when not 1.
+    #[serde(skip_serializing_if = "is_one")]
+    pub mix_prob: f64,
     pub shuffle: bool,
     pub seed: u64,
     pub val_fraction: f64,
@@ -105,6 +116,9 @@ impl Default for TrainConfig {
             drw: None,
             resample: None,
             augment: Augment::CropFlip,
+            mixup: None,
+            cutmix: None,
+            mix_prob: 1.0,
             shuffle: true,
             seed: 0,
             val_fraction: 0.0,
@@ -112,6 +126,10 @@ impl Default for TrainConfig {
             no_verify: false,
         }
     }
+}
+
+fn is_one(v: &f64) -> bool {
+    *v == 1.0
 }
 
 /// Most epochs of a run.
@@ -228,6 +246,16 @@ impl TrainConfig {
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return bad("label_smoothing", self.label_smoothing.to_string(), "label smoothing must be in [0, 1)");
+        }
+        for (field, alpha) in [("mixup", self.mixup), ("cutmix", self.cutmix)] {
+            if let Some(a) = alpha
+                && !(a.is_finite() && a > 0.0)
+            {
+                return bad(field, a.to_string(), "the Beta(α, α) parameter must be a finite number > 0");
+            }
+        }
+        if !(0.0..=1.0).contains(&self.mix_prob) {
+            return bad("mix_prob", self.mix_prob.to_string(), "a probability in [0, 1]");
         }
         if let Some(r) = &self.resample
             && let Err(e) = Resampler::parse_name(r)

@@ -127,6 +127,7 @@ pub fn output_classes(model: &ModelProto) -> Result<usize, GraphError> {
     let out = model
         .graph
         .as_ref()
+        mixed_labels: false,
         .and_then(|g| g.output.first())
         .ok_or_else(|| GraphError::Model("the model has no output".into()))?;
     match out.r#type.as_ref().and_then(|t| t.value.as_ref()) {

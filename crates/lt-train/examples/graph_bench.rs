@@ -27,6 +27,7 @@ fn main() -> anyhow::Result<()> {
         sgd: Sgd { momentum: 0.9, nesterov: false, weight_decay: 5e-4, decay_bn_and_bias: true },
         class_counts: vec![100; classes],
         lowering,
+        mixed_labels: false,
     };
     let tg = training_graph(&inference, &spec)?;
     let bytes = lt_graph::onnx::encode(&tg.model);

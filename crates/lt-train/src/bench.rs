@@ -116,6 +116,7 @@ fn bench_spec(batch: usize, classes: usize, form: Lowering) -> TrainingGraphSpec
         sgd: Sgd { momentum: 0.9, nesterov: false, weight_decay: 5e-4, decay_bn_and_bias: true },
         class_counts: vec![100; classes],
         lowering: form,
+        mixed_labels: false,
     }
 }
 

@@ -69,6 +69,8 @@ struct StepIo {
     labels: DynTensor,
     class_weights: DynTensor,
     lr: DynTensor,
+    /// `labels_mix` [B] and `mix_lambda` [] of a graph built with `mixed_labels`.
+    mix: Option<(DynTensor, DynTensor)>,
     loss: DynTensor,
     logits: DynTensor,
     /// On CUDA: pinned host twins of the six tensors above, the batch is written into and the
@@ -77,8 +79,22 @@ struct StepIo {
 }
 
 impl StepIo {
-    fn new(alloc: &Allocator, batch: usize, [c, h, w]: [usize; 3], classes: usize) -> Result<Self, RuntimeError> {
+    fn new(
+        alloc: &Allocator,
+        batch: usize,
+        [c, h, w]: [usize; 3],
+        classes: usize,
+        mixed: bool,
+    ) -> Result<Self, RuntimeError> {
+        let mix = match mixed {
+            true => Some((
+                Tensor::<i64>::new(alloc, [batch])?.upcast(),
+                Tensor::<f32>::new(alloc, Vec::<usize>::new())?.upcast(),
+            )),
+            false => None,
+        };
         Ok(StepIo {
+            mix,
             images: Tensor::<f32>::new(alloc, [batch, c, h, w])?.upcast(),
             labels: Tensor::<i64>::new(alloc, [batch])?.upcast(),
             class_weights: Tensor::<f32>::new(alloc, [classes])?.upcast(),
@@ -102,10 +118,17 @@ impl StepIo {
         &mut self,
         images: &[f32],
         labels: &[i64],
+        mix: Option<(&[i64], f32)>,
         class_weights: &[f32],
         lr: f32,
     ) -> Result<(), RuntimeError> {
         let host = self.host_side();
+        if let Some((labels_mix, lambda)) = &mut host.mix {
+            // A plain batch in a mixing run: its own labels with λ = 1, exactly the plain loss.
+            let (other, l) = mix.unwrap_or((labels, 1.0));
+            labels_mix.try_extract_tensor_mut::<i64>()?.1.copy_from_slice(other);
+            lambda.try_extract_tensor_mut::<f32>()?.1[0] = l;
+        }
         host.images.try_extract_tensor_mut::<f32>()?.1.copy_from_slice(images);
         host.labels.try_extract_tensor_mut::<i64>()?.1.copy_from_slice(labels);
         host.class_weights.try_extract_tensor_mut::<f32>()?.1.copy_from_slice(class_weights);
@@ -115,6 +138,10 @@ impl StepIo {
             s.labels.copy_into(&mut self.labels)?;
             s.class_weights.copy_into(&mut self.class_weights)?;
             s.lr.copy_into(&mut self.lr)?;
+            if let (Some((sl, sm)), Some((dl, dm))) = (&s.mix, &mut self.mix) {
+                sl.copy_into(dl)?;
+                sm.copy_into(dm)?;
+            }
         }
         Ok(())
     }
@@ -224,13 +251,14 @@ impl Engine {
             }
         }
         let batch_size = images_batch_size(&graph.model)?;
-        let mut io = StepIo::new(&state_alloc, batch_size, graph.image_shape, graph.num_classes)?;
+        let mixed = graph.model.graph.as_ref().is_some_and(|g| g.input.iter().any(|i| i.name == "labels_mix"));
+        let mut io = StepIo::new(&state_alloc, batch_size, graph.image_shape, graph.num_classes, mixed)?;
         if !device.is_cpu() {
             // Page-locked staging makes the copies DMA transfers; where the provider offers no
             // pinned allocator, pageable host memory still works (slower copies).
             let staging = match Allocator::new(&train, pinned_memory(device)?) {
-                Ok(pinned) => StepIo::new(&pinned, batch_size, graph.image_shape, graph.num_classes)?,
-                Err(_) => StepIo::new(&Allocator::default(), batch_size, graph.image_shape, graph.num_classes)?,
+                Ok(pinned) => StepIo::new(&pinned, batch_size, graph.image_shape, graph.num_classes, mixed)?,
+                Err(_) => StepIo::new(&Allocator::default(), batch_size, graph.image_shape, graph.num_classes, mixed)?,
             };
             io.staging = Some(Box::new(staging));
         }
@@ -294,7 +322,7 @@ impl Engine {
         let images = vec![0f32; self.batch_size * c * h * w];
         let labels = vec![0i64; self.batch_size];
         let weights = vec![1f32; self.num_classes];
-        self.io.write_inputs(&images, &labels, &weights, 0.0)?;
+        self.io.write_inputs(&images, &labels, None, &weights, 0.0)?;
         for (k, o) in options.iter().enumerate() {
             for _ in 0..2 {
                 let _ = self.train.run_binding_with_options(&self.bindings[k], o)?;
@@ -328,6 +356,10 @@ impl Engine {
             binding.bind_input("labels", &self.io.labels)?;
             binding.bind_input("class_weights", &self.io.class_weights)?;
             binding.bind_input("lr", &self.io.lr)?;
+            if let Some((labels_mix, lambda)) = &self.io.mix {
+                binding.bind_input("labels_mix", labels_mix)?;
+                binding.bind_input("mix_lambda", lambda)?;
+            }
             binding.bind_output("loss", &mut self.io.loss)?;
             binding.bind_output("logits", &mut self.io.logits)?;
         }
@@ -342,6 +374,31 @@ impl Engine {
         class_weights: &[f32],
         lr: f32,
     ) -> Result<StepOutput, RuntimeError> {
+        self.step_mixed(images, labels, None, class_weights, lr)
+    }
+
+    /// One SGD step on a full batch, mixed (`Some((partner labels, λ))`, for a graph built
+    /// with `mixed_labels`) or plain.
+    pub fn step_mixed(
+        &mut self,
+        images: &[f32],
+        labels: &[i64],
+        mix: Option<(&[i64], f32)>,
+        class_weights: &[f32],
+        lr: f32,
+    ) -> Result<StepOutput, RuntimeError> {
+        if let Some((other, _)) = mix {
+            if self.io.mix.is_none() {
+                return Err(RuntimeError::State {
+                    message: "a mixed batch needs a training graph built with mixed_labels".into(),
+                });
+            }
+            if other.len() != labels.len() {
+                return Err(RuntimeError::State {
+                    message: format!("{} partner labels for {} labels", other.len(), labels.len()),
+                });
+            }
+        }
         let [c, h, w] = self.image_shape;
         if images.len() != self.batch_size * c * h * w || labels.len() != self.batch_size {
             return Err(RuntimeError::State {
@@ -363,7 +420,7 @@ impl Engine {
                 ),
             });
         }
-        self.io.write_inputs(images, labels, class_weights, lr)?;
+        self.io.write_inputs(images, labels, mix, class_weights, lr)?;
         {
             let binding = &self.bindings[self.current];
             let _outputs = match &self.run_options {
@@ -520,6 +577,7 @@ mod tests {
             sgd: Sgd { momentum: 0.9, nesterov: false, weight_decay: 5e-4, decay_bn_and_bias: true },
             class_counts: vec![5, 3, 1],
             lowering: Lowering::Cpu,
+            mixed_labels: false,
         };
         let graph = lt_graph::train::training_graph(&inference, &spec).unwrap();
         let initial: HashMap<String, Vec<f32>> = graph.state.iter().map(|s| (s.name.clone(), s.init.clone())).collect();

@@ -13,6 +13,7 @@ pub mod error;
 pub mod evaluate;
 pub mod loader;
 pub mod progress;
+pub mod mix;
 pub mod record;
 pub mod runtime;
 pub mod schedule;

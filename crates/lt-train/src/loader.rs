@@ -66,6 +66,8 @@ pub struct Batch {
     pub labels: Vec<i64>,
     /// `labels.len() · C·H·W` normalised f32 values, NCHW.
     pub images: Vec<f32>,
+    /// Mixup / CutMix partner labels and λ (`crate::mix`); None for a plain batch.
+    pub mix: Option<crate::mix::Mix>,
 }
 
 /// The order in which an epoch visits training images.
@@ -120,7 +122,7 @@ impl BatchMaker {
             write_image(out, src, [c, h, w], dy, dx, flip, &luts);
         });
         let labels = indices.iter().map(|&i| self.split.labels[i as usize] as i64).collect();
-        Batch { labels, images }
+        Batch { labels, images, mix: None }
     }
 }
 
@@ -183,10 +185,25 @@ pub struct Prefetcher {
 
 impl Prefetcher {
     pub fn start(maker: BatchMaker, epoch: usize, order: Vec<u32>, batch_size: usize) -> Self {
+        Self::start_mixed(maker, None, epoch, order, batch_size)
+    }
+
+    /// As [`Prefetcher::start`], each batch then mixed by `mixer` (mixup / CutMix).
+    pub fn start_mixed(
+        maker: BatchMaker,
+        mixer: Option<crate::mix::Mixer>,
+        epoch: usize,
+        order: Vec<u32>,
+        batch_size: usize,
+    ) -> Self {
         let (tx, rx): (SyncSender<Batch>, Receiver<Batch>) = sync_channel(2);
         let handle = std::thread::spawn(move || {
             for (b, chunk) in order.chunks_exact(batch_size).enumerate() {
-                if tx.send(maker.make(epoch, b * batch_size, chunk)).is_err() {
+                let mut batch = maker.make(epoch, b * batch_size, chunk);
+                if let Some(m) = &mixer {
+                    batch.mix = m.apply(epoch, b * batch_size, maker.shape, &mut batch.images, &batch.labels);
+                }
+                if tx.send(batch).is_err() {
                     return;
                 }
             }

@@ -166,6 +166,7 @@ impl<'a> Run<'a> {
             },
             class_counts: train_counts.clone(),
             lowering: if device.is_cpu() { Lowering::Cpu } else { Lowering::Cuda },
+            mixed_labels: crate::mix::Mixer::of(cfg).is_some(),
         };
         let graph = lt_graph::train::training_graph(&inference, &spec)?;
         let threads = cfg.threads.unwrap_or_else(crate::device::default_threads);
@@ -268,9 +269,13 @@ impl<'a> Run<'a> {
         let weights = if cfg.drw.is_some_and(|d| epoch < d) { &self.weights_off } else { &self.weights_on };
         let mut loss_sum = 0f64;
         let (mut seen_labels, mut seen_preds) = (Vec::new(), Vec::new());
-        for (step, batch) in Prefetcher::start(self.maker.clone(), epoch, order, cfg.batch_size).enumerate() {
+        let mixer = crate::mix::Mixer::of(cfg);
+        for (step, batch) in
+            Prefetcher::start_mixed(self.maker.clone(), mixer, epoch, order, cfg.batch_size).enumerate()
+        {
             let lr = learning_rate(cfg.lr as f32, &cfg.schedule, cfg.warmup, epoch, step, steps.max(1), cfg.epochs);
-            let out_step = self.engine.step(&batch.images, &batch.labels, weights, lr)?;
+            let mix = batch.mix.as_ref().map(|m| (m.labels.as_slice(), m.lambda));
+            let out_step = self.engine.step_mixed(&batch.images, &batch.labels, mix, weights, lr)?;
             if !out_step.loss.is_finite() {
                 return Err(TrainError::NonFinite {
                     value: out_step.loss,

@@ -6,7 +6,38 @@ use crate::GraphError;
 use crate::onnx::{Attr, Tensor};
 
 /// Emits the loss (a scalar) and dL/dlogits for logits `z` [B, C].
+///
+/// With `mix = Some((labels_mix, lambda))` (mixup / cutmix, `lambda` a scalar), the loss is
+/// `λ·L(z, labels) + (1−λ)·L(z, labels_mix)` and its gradient the same mixture: the reference
+/// code's `mixup_criterion` (facebookresearch/mixup-cifar10 `train.py`, reused by MiSLAS
+/// `train_stage1.py`): `lam * criterion(pred, y_a) + (1 - lam) * criterion(pred, y_b)`. With
+/// class weights, `criterion` is PyTorch's weighted mean, so each term is normalised by its
+/// own `Σ_n w[y_n]`: `λ·Σ w[a_n]·l(z_n, a_n) / Σ w[a_n] + (1−λ)·Σ w[b_n]·l(z_n, b_n) / Σ w[b_n]`
+/// (not one joint normaliser). A pair of labels and λ rather than a [B, C] soft target,
+/// because every loss lt has stays defined: LDAM's margin and focal's (1−p_y)^γ need a true
+/// class, which a soft target does not name.
 pub(super) fn emit_loss(
+    cx: &mut Emitter,
+    z: Value,
+    labels: Value,
+    mix: Option<(Value, Value)>,
+    cw: Value,
+    spec: &TrainingGraphSpec,
+) -> Result<(Value, Value), GraphError> {
+    let (la, da) = emit_loss_for(cx, z, labels, cw, spec)?;
+    let Some((labels_mix, lambda)) = mix else {
+        return Ok((la, da));
+    };
+    let (lb, db) = emit_loss_for(cx, z, labels_mix, cw, spec)?;
+    let one = cx.scalar(1.0);
+    let mu = cx.bin("Sub", one, lambda)?;
+    let (la, lb) = (cx.bin("Mul", la, lambda)?, cx.bin("Mul", lb, mu)?);
+    let (da, db) = (cx.bin("Mul", da, lambda)?, cx.bin("Mul", db, mu)?);
+    Ok((cx.bin("Add", la, lb)?, cx.bin("Add", da, db)?))
+}
+
+/// The loss and dL/dlogits of one set of labels.
+fn emit_loss_for(
     cx: &mut Emitter,
     z: Value,
     labels: Value,

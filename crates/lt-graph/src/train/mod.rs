@@ -94,6 +94,11 @@ pub struct TrainingGraphSpec {
     /// the number of classes.
     pub class_counts: Vec<u64>,
     pub lowering: Lowering,
+    /// Mixed batches (mixup, cutmix): the step takes two more inputs, `labels_mix` [B] (int64,
+    /// the partner of each image) and `mix_lambda` (a scalar, the weight of `labels`), and
+    /// minimises `λ·L(labels) + (1−λ)·L(labels_mix)` (see `loss.rs`). When false the graph is
+    /// exactly the unmixed one.
+    pub mixed_labels: bool,
 }
 
 /// Role of a state tensor.
@@ -169,6 +174,12 @@ pub fn training_graph_with(
     let labels = cx.input("labels", DataType::Int64, &[bsz])?;
     let cw = cx.input("class_weights", DataType::Float, &[c])?;
     let lr = cx.input("lr", DataType::Float, &[])?;
+    let mix = if spec.mixed_labels {
+        let labels_mix = cx.input("labels_mix", DataType::Int64, &[bsz])?;
+        Some((labels_mix, cx.input("mix_lambda", DataType::Float, &[])?))
+    } else {
+        None
+    };
     let (state, mut params, inputs) = declare_state(&mut cx, &src)?;
     if let Some((name, axis, r)) = &max_norm {
         params.iter_mut().filter(|p| &p.name == name).for_each(|p| p.max_norm = Some((*axis, *r)));
@@ -192,7 +203,7 @@ pub fn training_graph_with(
         )));
     }
 
-    let (loss, dlogits) = emit_loss(&mut cx, logits, labels, cw, spec)?;
+    let (loss, dlogits) = emit_loss(&mut cx, logits, labels, mix, cw, spec)?;
     cx.seed_grad(logits, dlogits);
     tape::backward(&mut cx, &swept.tape)?;
 

@@ -109,6 +109,7 @@ fn prepare(case: &Case, lowering: Lowering) -> (Trainer, Value, lt_graph::onnx::
         sgd: SGD,
         class_counts: counts.clone(),
         lowering,
+        mixed_labels: false,
     };
     let mut t = Trainer::new(&inference, &spec, 0);
     let [c, h, w] = t.tg.image_shape;

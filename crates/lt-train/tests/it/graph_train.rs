@@ -358,6 +358,7 @@ fn tiny_spec(batch: usize, lowering: Lowering) -> TrainingGraphSpec {
         sgd: Sgd { momentum: 0.9, nesterov: false, weight_decay: 5e-4, decay_bn_and_bias: true },
         class_counts: vec![50, 20, 10, 5],
         lowering,
+        mixed_labels: false,
     }
 }
 

@@ -45,6 +45,7 @@ pub fn spec(batch: usize, classes: usize, loss: Loss, sgd: Sgd, lowering: Loweri
         sgd,
         class_counts: (0..classes as u64).map(|c| 100 / (c + 1) + 1).collect(),
         lowering,
+        mixed_labels: false,
     }
 }
 

@@ -88,6 +88,7 @@ fn one_epoch_of_the_whole_subset_is_one_sgd_step_in_index_order() {
         sgd: Sgd { momentum: 0.9, nesterov: false, weight_decay: 5e-4, decay_bn_and_bias: true },
         class_counts: counts.iter().map(|&c| c as u64).collect(),
         lowering: Lowering::Cpu,
+        mixed_labels: false,
     };
     let mut t = Trainer::new(&inference, &spec, 0);
     (t.images, t.labels, t.class_weights) = (images, labels, class_weights);

@@ -47,6 +47,10 @@ pub struct GraphArgs {
     /// The VS loss's γ (logit c multiplied by (n_c/n_max)^γ).
     #[arg(long, default_value_t = 0.3)]
     pub vs_gamma: f32,
+    /// The step for mixed batches (--mixup/--cutmix): two more inputs, `labels_mix` and
+    /// `mix_lambda`, and the loss λ·L(labels) + (1−λ)·L(labels_mix).
+    #[arg(long)]
+    pub mixed_labels: bool,
     /// Training examples per class, comma-separated (LDAM margins and the balanced-softmax
     /// prior); default: the same count for every class.
     #[arg(long, value_delimiter = ',')]
@@ -125,6 +129,7 @@ pub fn run(args: &GraphArgs) -> Result<()> {
             LoweringName::Cpu => Lowering::Cpu,
             LoweringName::Cuda => Lowering::Cuda,
         },
+        mixed_labels: args.mixed_labels,
     };
     let tg = training_graph(&inference, &spec)?;
     let built = started.elapsed();

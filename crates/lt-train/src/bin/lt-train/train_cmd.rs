@@ -126,6 +126,17 @@ pub struct TrainArgs {
     /// Same as --augment none.
     #[arg(long, conflicts_with = "augment")]
     pub no_augment: bool,
+    /// Mixup (Zhang et al. 2018): images λ·x_i + (1−λ)·x_j (j a permutation of the batch),
+    /// λ ~ Beta(A, A), loss λ·L(y_i) + (1−λ)·L(y_j). Typical A: 0.2 to 1.
+    #[arg(long, value_name = "A", allow_negative_numbers = true)]
+    pub mixup: Option<f64>,
+    /// CutMix (Yun et al. 2019): a box of x_j pasted into x_i, λ ~ Beta(A, A) sets its area
+    /// 1−λ, λ then corrected to the pasted area. With --mixup too, each batch picks one (as timm).
+    #[arg(long, value_name = "A", allow_negative_numbers = true)]
+    pub cutmix: Option<f64>,
+    /// Probability that a batch is mixed by --mixup/--cutmix (default 1).
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
+    pub mix_prob: Option<f64>,
     /// Visit each epoch's images in index order (no shuffling; manifests are sorted too).
     #[arg(long)]
     pub no_shuffle: bool,
@@ -172,7 +183,13 @@ impl TrainArgs {
         set!(data, out, ep, device, epochs, batch_size, eval_batch_size, lr, momentum, weight_decay, schedule, warmup);
         set!(loss, focal_gamma, ldam_max_margin, ldam_scale, tau, vs_gamma, label_smoothing);
         set!(weights, beta, weights_normalize);
-        set!(augment, seed, val_fraction, head);
+        set!(augment, seed, val_fraction, head, mix_prob);
+        if self.mixup.is_some() {
+            c.mixup = self.mixup;
+        }
+        if self.cutmix.is_some() {
+            c.cutmix = self.cutmix;
+        }
         if self.cosine_scale.is_some() {
             c.cosine_scale = self.cosine_scale;
         }
