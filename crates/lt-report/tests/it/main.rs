@@ -8,4 +8,6 @@ mod fixtures;
 mod fuzz;
 mod input;
 mod labels;
+mod literature;
+mod seeds;
 mod svg;
