@@ -91,6 +91,43 @@ fn every_loss_gradient_matches_finite_differences() {
 }
 
 #[test]
+/// Mixed batches (mixup / CutMix): every loss with a second label set and λ = 0.3 against
+/// finite differences, and the loss equal to λ·L(labels) + (1−λ)·L(labels_mix), each term a
+/// weighted mean with its own normaliser (the reference code's `mixup_criterion` over a
+/// weighted `CrossEntropyLoss`).
+#[test]
+fn every_mixed_loss_gradient_matches_finite_differences_and_mixes_the_two_losses() {
+    let losses = [
+        Loss::CrossEntropy { label_smoothing: 0.0 },
+        Loss::CrossEntropy { label_smoothing: 0.1 },
+        Loss::Focal { gamma: 2.0 },
+        Loss::Ldam { max_margin: 0.5, scale: 30.0 },
+        Loss::BalancedSoftmax { tau: 1.0 },
+        Loss::Vs { gamma: 0.3, tau: 1.0 },
+    ];
+    for (i, loss) in losses.into_iter().enumerate() {
+        let m = linear_net(6, 2, 3, 130 + i as u64);
+        let mut mixed_spec = spec(8, 6, loss.clone(), grad_sgd(), Lowering::Cpu);
+        mixed_spec.mixed_labels = true;
+        let mut t = Trainer::new(&m, &mixed_spec, 140 + i as u64);
+        let (labels_mix, lambda) = t.mix.clone().unwrap();
+        assert_ne!(labels_mix, t.labels, "the partner labels must differ from the labels");
+        let mut plain = Trainer::new(&m, &spec(8, 6, loss.clone(), grad_sgd(), Lowering::Cpu), 140 + i as u64);
+        let st = t.state.clone();
+        let mixed_loss = t.run_with(&st, 0.0)["loss"][0] as f64;
+        let own = plain.run_with(&st, 0.0)["loss"][0] as f64;
+        plain.labels = labels_mix;
+        let other = plain.run_with(&st, 0.0)["loss"][0] as f64;
+        let want = lambda as f64 * own + (1.0 - lambda as f64) * other;
+        assert!(
+            (mixed_loss - want).abs() <= 1e-5 * want.abs().max(1.0),
+            "{loss:?}: mixed loss {mixed_loss}, λ·L_a + (1−λ)·L_b = {want}"
+        );
+        t.h_scale = if matches!(loss, Loss::Ldam { .. }) { 3e-4 } else { 3e-3 };
+        t.check_gradients(&format!("mixed {loss:?}"), 150 + i as u64, 3e-3);
+    }
+}
+
 fn shape_ops_and_dropout_gradients() {
     // Identity, Constant, Reshape, MatMul, Add, Dropout (its masks fixed by a seed and a
     // fresh session per run), ReduceMean, Squeeze, Gemm with alpha/beta/transA.

@@ -66,6 +66,8 @@ pub struct Trainer {
     pub images: Vec<f32>,
     pub labels: Vec<i64>,
     pub class_weights: Vec<f32>,
+    /// `labels_mix` and `mix_lambda` of a graph built with `mixed_labels`.
+    pub mix: Option<(Vec<i64>, f32)>,
     pub state: HashMap<String, Vec<f32>>,
     /// Finite-difference step per unit of the random direction.
     pub h_scale: f64,
@@ -85,10 +87,22 @@ impl Trainer {
         let [c, h, w] = tg.image_shape;
         let b = spec.batch_size;
         let images = rng.normals(b * c * h * w);
-        let labels = (0..b).map(|_| rng.below(tg.num_classes as u64) as i64).collect();
+        let labels: Vec<i64> = (0..b).map(|_| rng.below(tg.num_classes as u64) as i64).collect();
         let class_weights = (0..tg.num_classes).map(|_| 0.25 + 1.5 * rng.uniform() as f32).collect();
         let state = tg.state.iter().map(|s| (s.name.clone(), s.init.clone())).collect();
-        Trainer { tg, session, batch: b, images, labels, class_weights, state, h_scale: 1e-2, fresh_sessions: None }
+        let mix = spec.mixed_labels.then(|| (labels.iter().rev().copied().collect(), 0.3));
+        Trainer {
+            tg,
+            session,
+            batch: b,
+            images,
+            labels,
+            class_weights,
+            mix,
+            state,
+            h_scale: 1e-2,
+            fresh_sessions: None,
+        }
     }
 
     /// Gives every Dropout node a fixed seed and runs each step in a fresh session, so every
@@ -118,6 +132,11 @@ impl Trainer {
             ),
             ("lr".into(), ort::value::Tensor::from_array(((), vec![lr])).unwrap().into()),
         ];
+        if let Some((labels_mix, lambda)) = &self.mix {
+            inputs
+                .push(("labels_mix".into(), ort::value::Tensor::from_array(([b], labels_mix.clone())).unwrap().into()));
+            inputs.push(("mix_lambda".into(), ort::value::Tensor::from_array(((), vec![*lambda])).unwrap().into()));
+        }
         for s in &self.tg.state {
             let v = state[&s.name].clone();
             inputs.push((s.name.clone(), ort::value::Tensor::from_array((s.dims.clone(), v)).unwrap().into()));
