@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::schedule::Schedule;
 use crate::vocab::Vocab;
-pub use crate::vocab::{Augment, Ep, HeadKind, LossKind, Resampler, WeightsKind, WeightsNormalize};
+pub use crate::vocab::{Augment, Ep, HeadKind, LossKind, Resampler, Stage2, WeightsKind, WeightsNormalize};
 
 /// Every setting of a training run. Field names are the TOML keys and, with `-` for `_`,
 /// the command-line flags.
@@ -80,6 +80,27 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
+    /// Two-stage training (Kang et al. 2020): what runs after `epochs`; absent (and not
+    /// written, like the other stage-2 settings) when off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage2: Option<Stage2>,
+    /// Epochs of stage 2 (cRT); default 10. Its metrics rows continue the epoch count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage2_epochs: Option<usize>,
+    /// Peak learning rate of stage 2 (the same `schedule` over the stage-2 epochs, no warmup);
+    /// default `lr`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage2_lr: Option<f64>,
+    /// The resampler of stage 2; default `class-balanced`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage2_resample: Option<String>,
+    /// τ of `stage2 = "tau-norm"`: w_c / ‖w_c‖^τ; default 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tau_norm: Option<f64>,
+    /// MaxNorm (weight balancing, Alshammari et al. 2022): after every SGD step each class's
+    /// head weight vector is projected onto the ball of this radius.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_norm: Option<f64>,
         TrainConfig {
             label: None,
             data: PathBuf::new(),
@@ -134,6 +155,12 @@ fn is_one(v: &f64) -> bool {
 
 /// Most epochs of a run.
 pub const MAX_EPOCHS: usize = 100_000;
+            stage2: None,
+            stage2_epochs: None,
+            stage2_lr: None,
+            stage2_resample: None,
+            tau_norm: None,
+            max_norm: None,
 /// Largest training or evaluation batch, in images.
 pub const MAX_BATCH_SIZE: usize = 65_536;
 /// Most onnxruntime intra-op threads.
@@ -265,3 +292,49 @@ impl TrainConfig {
         Ok(())
     }
 }
+        self.validate_stage2()
+    }
+
+    /// The stage-2 settings and MaxNorm.
+    fn validate_stage2(&self) -> Result<(), ConfigError> {
+        let bad = |field: &'static str, value: String, hint: &str| Err(ConfigError { field, value, hint: hint.into() });
+        if self.stage2 == Some(Stage2::Lws) {
+            return bad("stage2", "`lws`".into(), "learnable weight scaling is not implemented yet; use crt or tau-norm");
+        }
+        let crt = self.stage2 == Some(Stage2::Crt);
+        let tau = self.stage2 == Some(Stage2::TauNorm);
+        for (field, set, ok) in [
+            ("stage2_epochs", self.stage2_epochs.is_some(), crt),
+            ("stage2_lr", self.stage2_lr.is_some(), crt),
+            ("stage2_resample", self.stage2_resample.is_some(), crt),
+            ("tau_norm", self.tau_norm.is_some(), tau),
+        ] {
+            if set && !ok {
+                return bad(field, "set".into(), "acts only with its stage 2 method (crt: epochs, lr, resample; tau-norm: τ)");
+            }
+        }
+        if let Some(e) = self.stage2_epochs
+            && !(1..=MAX_EPOCHS).contains(&e)
+        {
+            return bad("stage2_epochs", e.to_string(), "must be 1 or more");
+        }
+        if let Some(lr) = self.stage2_lr
+            && !(lr.is_finite() && lr > 0.0)
+        {
+            return bad("stage2_lr", lr.to_string(), "must be a positive number");
+        }
+        if let Some(r) = &self.stage2_resample
+            && let Err(e) = Resampler::parse_name(r)
+        {
+            return bad("stage2_resample", format!("`{r}`"), &format!("unknown resampler; use one of {}", e.valid));
+        }
+        if let Some(t) = self.tau_norm
+            && !(t.is_finite() && (0.0..=4.0).contains(&t))
+        {
+            return bad("tau_norm", t.to_string(), "τ must be between 0 and 4 (1 divides each class vector by its norm)");
+        }
+        if let Some(r) = self.max_norm
+            && !(r.is_finite() && r > 0.0)
+        {
+            return bad("max_norm", r.to_string(), "the MaxNorm radius must be a positive number");
+        }

@@ -151,6 +151,8 @@ vocab! {
     pub enum Augment ("augmentation") {
         CropFlip = "crop-flip": "Random crop with 4-pixel zero padding, then a horizontal flip with probability 1/2.",
         None = "none": "Images as they are.",
+        AutoAugment = "autoaugment": "Crop+flip, then AutoAugment's CIFAR-10 policy (Cubuk et al. 2019; torchvision's ops).",
+        RandAugment = "randaugment": "Crop+flip, then RandAugment: N random ops at magnitude M of 30 (Cubuk et al. 2020).",
     }
 }
 
@@ -193,5 +195,14 @@ vocab! {
         Sqrt = "sqrt": "Class probability proportional to sqrt(n_c).",
         Progressive = "progressive": "Epoch t of E: (t/E) class-balanced + (1 - t/E) instance-balanced (Kang et al. 2020).",
         EffectiveNumber = "effective-number": "Per-image weight (1 - β) / (1 - β^n_c) (Cui et al. 2019).",
+    }
+}
+
+vocab! {
+    /// The second stage of two-stage training (Kang et al. 2020), after the run's epochs.
+    pub enum Stage2 ("stage-2 method") {
+        Crt = "crt": "Classifier re-training: the head re-initialised and retrained on the frozen backbone (eval mode) with --stage2-resample.",
+        TauNorm = "tau-norm": "Post hoc, no training: each class's head weight w_c divided by ‖w_c‖^τ (τ = --tau-norm), the bias dropped.",
+        Lws = "lws": "Learnable weight scaling (a per-class logit scale on the frozen model); not implemented yet.",
     }
 }

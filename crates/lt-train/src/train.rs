@@ -24,6 +24,9 @@ pub use crate::progress::{EpochSummary, Progress, Silent};
 use crate::record::{MetricsRow, Predictions, write_metrics, write_predictions};
 use crate::schedule::learning_rate;
 
+#[path = "stage2.rs"]
+pub mod stage2;
+
 /// Metadata stored in checkpoints.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CheckpointMeta {
@@ -99,6 +102,7 @@ pub fn run(cfg: &TrainConfig, resume: bool, force: bool, progress: &dyn Progress
     for epoch in run.start_epoch..=cfg.epochs {
         run.train_epoch(epoch, progress)?;
     }
+    run.stage2(progress)?;
     let record = run.finish(started)?;
     staging.commit()?;
     Ok(record)
@@ -126,6 +130,8 @@ struct Run<'a> {
     test_idx: Vec<u32>,
     meta: CheckpointMeta,
     start_epoch: usize,
+    /// Set while `--stage2` runs (stage2.rs).
+    stage2: Option<stage2::Stage2Run>,
 }
 
 impl<'a> Run<'a> {
@@ -155,20 +161,8 @@ impl<'a> Run<'a> {
         };
 
         let inference = initial_model(cfg, num_classes, shape[1])?;
-        let spec = TrainingGraphSpec {
-            batch_size: cfg.batch_size,
-            loss: loss_of(cfg),
-            sgd: Sgd {
-                momentum: cfg.momentum as f32,
-                nesterov: cfg.nesterov,
-                weight_decay: cfg.weight_decay as f32,
-                decay_bn_and_bias: !cfg.no_decay_bn_bias,
-            },
-            class_counts: train_counts.clone(),
-            lowering: if device.is_cpu() { Lowering::Cpu } else { Lowering::Cuda },
-            mixed_labels: crate::mix::Mixer::of(cfg).is_some(),
-        };
-        let graph = lt_graph::train::training_graph(&inference, &spec)?;
+        let spec = graph_spec(cfg, &train_counts, &device);
+        let graph = lt_graph::train::training_graph_with(&inference, &spec, &stage2::stage1_options(cfg))?;
         let threads = cfg.threads.unwrap_or_else(crate::device::default_threads);
         let engine = Engine::new(&graph, &inference, &device, threads)?;
         progress.message(&format!(
@@ -213,6 +207,7 @@ impl<'a> Run<'a> {
         })
     }
 
+            stage2: None,
     fn ckpt_dir(&self) -> PathBuf {
         self.out.join("checkpoints")
     }
@@ -266,14 +261,18 @@ impl<'a> Run<'a> {
         // The schedule counts steps of a subset-sized epoch, whatever a manifest's length.
         let steps = self.split.train.len() / cfg.batch_size;
         progress.epoch_start(epoch, cfg.epochs, steps_now);
-        let weights = if cfg.drw.is_some_and(|d| epoch < d) { &self.weights_off } else { &self.weights_on };
+        let off = self.stage2.is_some() || cfg.drw.is_some_and(|d| epoch < d);
+        let weights = if off { &self.weights_off } else { &self.weights_on };
         let mut loss_sum = 0f64;
         let (mut seen_labels, mut seen_preds) = (Vec::new(), Vec::new());
         let mixer = crate::mix::Mixer::of(cfg);
         for (step, batch) in
             Prefetcher::start_mixed(self.maker.clone(), mixer, epoch, order, cfg.batch_size).enumerate()
         {
-            let lr = learning_rate(cfg.lr as f32, &cfg.schedule, cfg.warmup, epoch, step, steps.max(1), cfg.epochs);
+            let lr = match self.stage2 {
+                Some(s) => learning_rate(s.lr, &cfg.schedule, 0, epoch - cfg.epochs, step, steps.max(1), s.epochs),
+                None => learning_rate(cfg.lr as f32, &cfg.schedule, cfg.warmup, epoch, step, steps.max(1), cfg.epochs),
+            };
             let mix = batch.mix.as_ref().map(|m| (m.labels.as_slice(), m.lambda));
             let out_step = self.engine.step_mixed(&batch.images, &batch.labels, mix, weights, lr)?;
             if !out_step.loss.is_finite() {
@@ -321,7 +320,9 @@ impl<'a> Run<'a> {
             self.meta.metrics.push(val_row);
         }
         self.meta.epoch_seconds.push(t0.elapsed().as_secs_f64());
-        self.save_checkpoints(epoch, val_bal)?;
+        if self.stage2.is_none() {
+            self.save_checkpoints(epoch, val_bal)?;
+        }
         progress.epoch_end(&EpochSummary {
             epoch,
             train_loss,
@@ -386,7 +387,7 @@ impl<'a> Run<'a> {
                     (selection, Some(last))
                 }
             }
-            None => (Selection { rule: SelectionRule::LastEpoch, epoch: cfg.epochs, validation: None }, None),
+            None => (Selection { rule: SelectionRule::LastEpoch, epoch: self.final_epoch(), validation: None }, None),
         };
         let (final_row, predictions) = self.evaluate_test(selection.epoch)?;
         let final_metrics = test_metrics(&final_row, &predictions, &self.train_counts);
@@ -435,6 +436,23 @@ impl<'a> Run<'a> {
 /// The test metrics of one evaluation: the numbers run.json reports for an epoch.
 fn test_metrics(row: &MetricsRow, predictions: &Predictions, train_counts: &[u64]) -> TestMetrics {
     let (labels, preds) = (predictions.labels(), predictions.predictions());
+/// The training-step spec of `cfg` (loss, SGD, mixing, lowering for `device`).
+fn graph_spec(cfg: &TrainConfig, train_counts: &[u64], device: &Device) -> TrainingGraphSpec {
+    TrainingGraphSpec {
+        batch_size: cfg.batch_size,
+        loss: loss_of(cfg),
+        sgd: Sgd {
+            momentum: cfg.momentum as f32,
+            nesterov: cfg.nesterov,
+            weight_decay: cfg.weight_decay as f32,
+            decay_bn_and_bias: !cfg.no_decay_bn_bias,
+        },
+        class_counts: train_counts.to_vec(),
+        lowering: if device.is_cpu() { Lowering::Cpu } else { Lowering::Cuda },
+        mixed_labels: crate::mix::Mixer::of(cfg).is_some(),
+    }
+}
+
     let c = predictions.num_classes;
     let cm = ConfusionMatrix::from_predictions(&labels, &preds, c);
     let report = classification_report(&cm);

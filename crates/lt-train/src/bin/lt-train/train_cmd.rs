@@ -161,6 +161,27 @@ pub struct TrainArgs {
     /// Overwrite a non-empty run directory.
     #[arg(long)]
     pub force: bool,
+    /// Two-stage training (Kang et al. 2020), after --epochs: crt retrains a re-initialised
+    /// head on the frozen backbone; tau-norm rescales the head's class vectors post hoc.
+    #[arg(long, value_parser = vocab::<lt_format::config::Stage2>())]
+    pub stage2: Option<lt_format::config::Stage2>,
+    /// Epochs of --stage2 crt (default 10); its metrics rows are numbered after --epochs.
+    #[arg(long, value_name = "E2")]
+    pub stage2_epochs: Option<usize>,
+    /// Peak learning rate of --stage2 crt (the same --schedule over its epochs, no warmup;
+    /// default --lr).
+    #[arg(long, value_name = "LR2")]
+    pub stage2_lr: Option<f64>,
+    /// Resampler of --stage2 crt (default class-balanced; computed if the dataset lacks it).
+    #[arg(long, value_name = "STRATEGY")]
+    pub stage2_resample: Option<String>,
+    /// τ of --stage2 tau-norm: each class vector w_c becomes w_c / ‖w_c‖^τ (default 1).
+    #[arg(long, value_name = "T")]
+    pub tau_norm: Option<f64>,
+    /// MaxNorm (weight balancing, Alshammari et al. 2022): after every SGD step, each class's
+    /// head weight vector is projected onto the ball of radius R (in both stages).
+    #[arg(long, value_name = "R")]
+    pub max_norm: Option<f64>,
     /// No progress bars; one log line per epoch.
     #[arg(long)]
     pub quiet: bool,
@@ -225,6 +246,10 @@ impl TrainArgs {
         Ok(c)
     }
 }
+        macro_rules! set_some {
+            ($($field:ident),*) => { $( if self.$field.is_some() { c.$field = self.$field.clone(); } )* };
+        }
+        set_some!(stage2, stage2_epochs, stage2_lr, stage2_resample, tau_norm, max_norm);
 
 /// Largest `--config` file read: a training config is a few hundred bytes of TOML.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
