@@ -8,6 +8,11 @@
 //!   `per-class-accuracy.svg`, `shot-groups.svg`, `precision-recall.svg`;
 //! - `index.html` (the summary table and every figure inlined), `summary.md`, `summary.json`.
 //!
+//! Runs that share a given name and their settings but the seed are one experiment
+//! ([`experiments`]): the table shows mean ± sample std over its seeds and the figures one
+//! series per experiment. A literature file ([`literature`]) adds published numbers beside
+//! the table.
+//!
 //! Every file is written to a temporary name and renamed when complete.
 
 mod compare;
