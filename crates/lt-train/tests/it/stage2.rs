@@ -181,3 +181,68 @@ fn max_norm_projects_each_class_vector_onto_the_ball() {
     let bad = StepOptions { trainable: Trainable::All, max_norm: Some(0.0) };
     assert!(training_graph_with(&model, &sp, &bad).is_err());
 }
+
+fn initializers(path: &std::path::Path) -> HashMap<String, Vec<f32>> {
+    let m = lt_graph::onnx::load(path).unwrap();
+    m.graph.unwrap().initializer.iter().map(|t| (t.name.clone(), lt_graph::train::tensor_f32(t).unwrap())).collect()
+}
+
+/// `--stage2 crt` after one epoch: the backbone (BatchNorm running statistics included) is the
+/// stage-1 run's, the head changed; the result is stage 2's last epoch. `tau-norm`: unit-norm
+/// class rows (τ = 1), no bias. `lws` is refused before any work.
+#[test]
+fn stage2_crt_retrains_only_the_head_and_tau_norm_rescales_it() {
+    use crate::fixture::{lt_train, p, stderr, write_dataset};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write_dataset(&data, &[48, 32, 16, 8], 10, 7);
+    let base = ["--data", p(&data), "--arch", "densenet-tiny", "--batch-size", "16", "--threads", "2", "--quiet"];
+    let train = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend(["--epochs", "1", "--out", p(&out)]);
+        args.extend(extra);
+        let o = lt_train(&args);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+        (initializers(&out.join("model.onnx")), run)
+    };
+    let (stage1, _) = train("stage1", &[]);
+    let (crt, run) = train("crt", &["--stage2", "crt", "--stage2-epochs", "2", "--stage2-lr", "0.05"]);
+    assert_eq!(run["config"]["stage2"], "crt");
+    assert_eq!(run["config"]["stage2_epochs"], 2);
+    assert_eq!(run["final"]["epoch"], 3, "the result is stage 2's last epoch");
+    let head = ["classifier.weight", "classifier.bias"];
+    let head: Vec<&str> =
+        head.into_iter().filter(|h| stage1.contains_key(*h)).chain(["fc.weight", "fc.bias"]).collect();
+    let mut frozen = 0;
+    for (name, v) in &stage1 {
+        if head.contains(&name.as_str()) {
+            assert_ne!(&crt[name], v, "{name}: the head was retrained");
+        } else {
+            assert_eq!(&crt[name], v, "{name}: the backbone stayed frozen");
+            frozen += 1;
+        }
+    }
+    assert!(frozen > 10, "backbone initializers compared: {frozen}");
+
+    let (tau, run) = train("tau", &["--stage2", "tau-norm"]);
+    assert_eq!(run["final"]["epoch"], 2);
+    let hw = lt_graph::train::head_of(&lt_graph::onnx::load(&dir.path().join("tau/model.onnx")).unwrap()).unwrap();
+    let w = &tau[&hw.weight];
+    let rows = 4;
+    for r in w.chunks(w.len() / rows) {
+        let n = r.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((n - 1.0).abs() < 1e-4, "a tau-normalised class vector has norm {n}");
+    }
+    for b in hw.params.iter().filter(|p| **p != hw.weight) {
+        assert!(tau[b].iter().all(|&v| v == 0.0), "{b}: the bias is dropped");
+    }
+
+    let out = dir.path().join("lws");
+    let mut args: Vec<&str> = base.to_vec();
+    args.extend(["--epochs", "1", "--out", p(&out), "--stage2", "lws"]);
+    let o = lt_train(&args);
+    assert!(!o.status.success() && stderr(&o).contains("not implemented yet"), "{}", stderr(&o));
+    assert!(!out.exists(), "refused at validation, before any output");
+}
