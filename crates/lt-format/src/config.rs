@@ -57,6 +57,14 @@ pub struct TrainConfig {
     pub drw: Option<usize>,
     pub resample: Option<String>,
     pub augment: Augment,
+    /// RandAugment's N, operations per image (with `augment = "randaugment"`).
+    pub randaugment_n: usize,
+    /// RandAugment's M, the magnitude bin of 0..=30 (with `augment = "randaugment"`).
+    pub randaugment_m: usize,
+    /// Cutout's square side in pixels (DeVries & Taylor 2017), after any augmentation; absent
+    /// (and not written) when off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cutout: Option<usize>,
     /// Mixup's α (Zhang et al. 2018): a mixed batch is λ·x + (1−λ)·x[perm], λ ~ Beta(α, α),
     /// trained on λ·L(y) + (1−λ)·L(y[perm]). Absent (and not written) when off.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -137,6 +145,9 @@ impl Default for TrainConfig {
             drw: None,
             resample: None,
             augment: Augment::CropFlip,
+            randaugment_n: 2,
+            randaugment_m: 9,
+            cutout: None,
             mixup: None,
             cutmix: None,
             mix_prob: 1.0,
@@ -283,6 +294,17 @@ impl TrainConfig {
         }
         if !(0.0..=1.0).contains(&self.mix_prob) {
             return bad("mix_prob", self.mix_prob.to_string(), "a probability in [0, 1]");
+        }
+        if !(1..=16).contains(&self.randaugment_n) {
+            return bad("randaugment_n", self.randaugment_n.to_string(), "RandAugment's N must be 1 to 16 operations");
+        }
+        if self.randaugment_m > 30 {
+            return bad("randaugment_m", self.randaugment_m.to_string(), "RandAugment's M is a magnitude bin, 0 to 30");
+        }
+        if let Some(s) = self.cutout
+            && !(1..=4096).contains(&s)
+        {
+            return bad("cutout", s.to_string(), "Cutout's side must be 1 to 4096 pixels (omit it for none)");
         }
         if let Some(r) = &self.resample
             && let Err(e) = Resampler::parse_name(r)

@@ -74,6 +74,7 @@ fn has_effect(key: &str, flat: &BTreeMap<String, String>) -> bool {
         "ldam_max_margin" | "ldam_scale" => when("loss", &["ldam"]),
         "tau" => when("loss", &["balanced-softmax", "logit-adjusted", "vs"]),
         "vs_gamma" => when("loss", &["vs"]),
+        "randaugment_n" | "randaugment_m" => when("augment", &["randaugment"]),
         "label_smoothing" => when("loss", &["ce"]),
         // DRW switches the class weights on at that epoch; without weights there is nothing
         // to switch, and nothing to normalise.

@@ -247,7 +247,7 @@ pub fn loader(
     let shape = dataset.info.image_shape;
     let norm = Normalization::of(&dataset.train, &dataset.subset, shape);
     let open_seconds = t0.elapsed().as_secs_f64();
-    let maker = BatchMaker { split: Arc::new(dataset.train), shape, norm, augment, seed };
+    let maker = BatchMaker { split: Arc::new(dataset.train), shape, norm, augment, params: Default::default(), seed };
     let t1 = Instant::now();
     let (mut images, mut checksum) = (0usize, 0f64);
     for epoch in 0..epochs {

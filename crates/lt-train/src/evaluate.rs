@@ -81,7 +81,14 @@ impl Classifier {
     /// The logits of the images `idx` of `split`, normalised by `norm`.
     pub fn logits(&mut self, split: &Split, idx: &[u32], norm: Normalization) -> Result<SplitLogits, TrainError> {
         let (shape, c) = (self.shape, self.num_classes);
-        let maker = BatchMaker { split: Arc::new(split.clone()), shape, norm, augment: Augment::None, seed: 0 };
+        let maker = BatchMaker {
+            split: Arc::new(split.clone()),
+            shape,
+            norm,
+            augment: Augment::None,
+            params: Default::default(),
+            seed: 0,
+        };
         let image_len: usize = shape.iter().product();
         let mut out = SplitLogits { num_classes: c, ..Default::default() };
         for part in idx.chunks(self.chunk) {

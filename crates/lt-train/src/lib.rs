@@ -2,6 +2,7 @@
 //!
 //! Invariant: no polars here, so the binary that travels to a GPU machine stays small.
 
+pub mod augment;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;

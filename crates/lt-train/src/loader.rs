@@ -99,6 +99,8 @@ pub struct BatchMaker {
     pub shape: [usize; 3],
     pub norm: Normalization,
     pub augment: Augment,
+    /// RandAugment's N and M, Cutout's size.
+    pub params: crate::augment::Params,
     pub seed: u64,
 }
 
@@ -111,15 +113,31 @@ impl BatchMaker {
         let mut images = vec![0f32; indices.len() * image_len];
         images.par_chunks_mut(image_len).zip(indices.par_iter()).enumerate().for_each(|(k, (out, &idx))| {
             let src = &self.split.images[idx as usize * image_len..(idx as usize + 1) * image_len];
+            // One RNG per image: crop+flip's draws first (the same for every policy), then
+            // the policy's, then Cutout's.
+            let mut rng = ChaCha8Rng::seed_from_u64(mix(self.seed, epoch as u64, (start + k) as u64, 0x4155_4720));
             let (dy, dx, flip) = match self.augment {
                 Augment::None => (0i64, 0i64, false),
-                Augment::CropFlip => {
-                    let mut rng =
-                        ChaCha8Rng::seed_from_u64(mix(self.seed, epoch as u64, (start + k) as u64, 0x4155_4720));
-                    (rng.random_range(-4..=4), rng.random_range(-4..=4), rng.random_bool(0.5))
-                }
+                _ => (rng.random_range(-4..=4), rng.random_range(-4..=4), rng.random_bool(0.5)),
             };
-            write_image(out, src, [c, h, w], dy, dx, flip, &luts);
+            if matches!(self.augment, Augment::None | Augment::CropFlip) {
+                write_image(out, src, [c, h, w], dy, dx, flip, &luts);
+            } else {
+                // The policies act on the cropped, flipped u8 image, as torchvision's
+                // RandomCrop, RandomHorizontalFlip, AutoAugment/RandAugment order.
+                let mut img = vec![0u8; image_len];
+                crate::augment::crop_flip(&mut img, src, [c, h, w], dy, dx, flip);
+                if self.augment == Augment::AutoAugment {
+                    crate::augment::autoaugment_cifar10(&mut img, [c, h, w], &mut rng);
+                } else {
+                    let p = &self.params;
+                    crate::augment::randaugment(&mut img, [c, h, w], p.randaugment_n, p.randaugment_m, &mut rng);
+                }
+                write_image(out, &img, [c, h, w], 0, 0, false, &luts);
+            }
+            if let Some(size) = self.params.cutout {
+                crate::augment::cutout(out, [c, h, w], size, &mut rng);
+            }
         });
         let labels = indices.iter().map(|&i| self.split.labels[i as usize] as i64).collect();
         Batch { labels, images, mix: None }

@@ -179,8 +179,11 @@ impl<'a> Run<'a> {
         let norm = Normalization::of(&data.train, &split.train, shape);
         let weights_on = scheme_weights(cfg, &train_counts)?;
         let train_split = Arc::new(data.train.clone());
-        let maker = BatchMaker { split: train_split, shape, norm: norm.clone(), augment: cfg.augment, seed: cfg.seed };
-        let eval_maker = BatchMaker { augment: crate::loader::Augment::None, ..maker.clone() };
+        let params = crate::augment::Params::of(cfg);
+        let maker =
+            BatchMaker { split: train_split, shape, norm: norm.clone(), augment: cfg.augment, params, seed: cfg.seed };
+        let eval_maker =
+            BatchMaker { augment: crate::loader::Augment::None, params: Default::default(), ..maker.clone() };
         let test_maker = BatchMaker { split: Arc::new(data.test.clone()), ..eval_maker.clone() };
         let test_idx: Vec<u32> = (0..data.test.len() as u32).collect();
         let meta =

@@ -1,5 +1,6 @@
 //! lt-train integration tests: one binary, one module per area.
 
+mod augment;
 mod bench_cli;
 mod dataset_splits;
 mod eval_posthoc;

@@ -126,6 +126,18 @@ pub struct TrainArgs {
     /// Same as --augment none.
     #[arg(long, conflicts_with = "augment")]
     pub no_augment: bool,
+    /// RandAugment's N (Cubuk et al. 2020): operations per image, each drawn uniformly from 14
+    /// (default 2, torchvision's). Acts with --augment randaugment.
+    #[arg(long, value_name = "N")]
+    pub randaugment_n: Option<usize>,
+    /// RandAugment's M: the magnitude bin, 0 to 30 (default 9, torchvision's; 30 = AutoAugment's
+    /// largest). Acts with --augment randaugment.
+    #[arg(long, value_name = "M")]
+    pub randaugment_m: Option<usize>,
+    /// Cutout (DeVries & Taylor 2017): zero a SIZE×SIZE square at a random centre (clipped at
+    /// the edges) of the normalised image, i.e. the channel mean; after any augmentation.
+    #[arg(long, value_name = "SIZE")]
+    pub cutout: Option<usize>,
     /// Mixup (Zhang et al. 2018): images λ·x_i + (1−λ)·x_j (j a permutation of the batch),
     /// λ ~ Beta(A, A), loss λ·L(y_i) + (1−λ)·L(y_j). Typical A: 0.2 to 1.
     #[arg(long, value_name = "A", allow_negative_numbers = true)]
@@ -204,6 +216,10 @@ impl TrainArgs {
         set!(data, out, ep, device, epochs, batch_size, eval_batch_size, lr, momentum, weight_decay, schedule, warmup);
         set!(loss, focal_gamma, ldam_max_margin, ldam_scale, tau, vs_gamma, label_smoothing);
         set!(weights, beta, weights_normalize);
+        set!(randaugment_n, randaugment_m);
+        if self.cutout.is_some() {
+            c.cutout = self.cutout;
+        }
         set!(augment, seed, val_fraction, head, mix_prob);
         if self.mixup.is_some() {
             c.mixup = self.mixup;
