@@ -201,7 +201,12 @@ pub fn infer(
             one(out, x0.dtype)
         }
         "ReduceMean" | "ReduceL2" => {
-            let axes = attr_ints(attrs, "axes").unwrap_or_else(|| (0..rank as i64).collect());
+            // Axes: an attribute up to opset 17, a constant input from opset 18 (imports).
+            let axes = match (attr_ints(attrs, "axes"), inputs.get(1).copied().flatten()) {
+                (Some(a), _) => a,
+                (None, Some(_)) => const_i64(inputs, 1, "axes")?,
+                (None, None) => (0..rank as i64).collect(),
+            };
             one(reduced(x0.shape, &axes, attr_int(attrs, "keepdims", 1) != 0), x0.dtype)
         }
         "ReduceSum" => {

@@ -22,7 +22,7 @@ use crate::onnx::proto::{DataType, ModelProto, TensorProto};
 
 mod emit;
 mod head;
-mod infer;
+pub(crate) mod infer;
 mod loss;
 mod model;
 mod ops;

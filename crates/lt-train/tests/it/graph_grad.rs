@@ -12,8 +12,8 @@ use lt_graph::train::{Loss, Lowering, supported_ops};
 use lt_graph::models::{Head, Shortcut};
 
 use crate::graph_util::{
-    Trainer, ce, dense_block_net, grad_sgd, linear_net, residual_ops_net, shape_ops_net, spec, stem_net,
-    tiny_cifar_resnet,
+    Trainer, ce, clip_expand_net, dense_block_net, grad_sgd, linear_net, residual_ops_net, shape_ops_net, spec,
+    stem_net, tiny_cifar_resnet,
 };
 
 /// Every op of lt-graph's rule table appears in a model the tests below check against finite
@@ -26,6 +26,7 @@ fn every_rule_of_the_table_has_a_finite_difference_check() {
         linear_net(6, 2, 3, 0),
         shape_ops_net(4, 0),
         residual_ops_net(3, 0),
+        clip_expand_net(3, 0),
     ];
     let covered: BTreeSet<&str> =
         checked.iter().flat_map(|m| m.graph.as_ref().unwrap().node.iter()).map(|n| n.op_type.as_str()).collect();
@@ -90,7 +91,6 @@ fn every_loss_gradient_matches_finite_differences() {
     }
 }
 
-#[test]
 /// Mixed batches (mixup / CutMix): every loss with a second label set and λ = 0.3 against
 /// finite differences, and the loss equal to λ·L(labels) + (1−λ)·L(labels_mix), each term a
 /// weighted mean with its own normaliser (the reference code's `mixup_criterion` over a
@@ -128,6 +128,7 @@ fn every_mixed_loss_gradient_matches_finite_differences_and_mixes_the_two_losses
     }
 }
 
+#[test]
 fn shape_ops_and_dropout_gradients() {
     // Identity, Constant, Reshape, MatMul, Add, Dropout (its masks fixed by a seed and a
     // fresh session per run), ReduceMean, Squeeze, Gemm with alpha/beta/transA.
@@ -154,6 +155,19 @@ fn residual_grouped_conv_slice_pad_and_cosine_head_gradients() {
         let mut t = Trainer::new(&m, &spec(3, 3, ce(), grad_sgd(), mode), seed + 10);
         t.h_scale = 1e-3;
         t.check_gradients(&format!("residual ops, {mode:?}"), seed + 20, 1e-2);
+    }
+}
+
+#[test]
+fn clip_and_expand_gradients_in_an_exported_normed_linear() {
+    // Clip with both bounds (its mask: some features are clipped) and with a min only, Expand
+    // of a norm to its operand's shape (dY summed back), as the TorchScript exporter writes
+    // F.normalize.
+    for (mode, seed) in [(Lowering::Cpu, 31), (Lowering::Cuda, 32)] {
+        let m = clip_expand_net(3, seed);
+        let mut t = Trainer::new(&m, &spec(4, 3, ce(), grad_sgd(), mode), seed + 10);
+        t.h_scale = 1e-3;
+        t.check_gradients(&format!("clip and expand, {mode:?}"), seed + 20, 1e-2);
     }
 }
 

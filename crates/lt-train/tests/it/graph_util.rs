@@ -484,3 +484,35 @@ pub fn tiny_cifar_resnet(
     }
     m
 }
+
+/// LDAM's NormedLinear as the TorchScript exporter writes it: features clamped by a Clip
+/// with both bounds (some entries clipped, so the mask is exercised), then each side
+/// normalised as ReduceL2 → Clip(min = eps only) → Expand (batch-free target, as the
+/// importer leaves it) → Div, and a MatMul.
+pub fn clip_expand_net(classes: i64, seed: u64) -> ModelProto {
+    let mut rng = Rng::new(seed);
+    let mut g = GraphBuilder::new("clip-expand");
+    let n = Dim::Param("N".into());
+    let x = g.input_dims("images", DataType::Float, &[n, Dim::Fixed(3), Dim::Fixed(4), Dim::Fixed(4)]).unwrap();
+    let h = conv(&mut g, &mut rng, &x, "c0", 3, 6, 3, 1, 1, true);
+    let gp = g.op("GlobalAveragePool", &[&h], &[]).unwrap();
+    let f = g.op("Flatten", &[&gp], &[("axis", Attr::Int(1))]).unwrap(); // [N, 6]
+    let lo = g.initializer("clip_lo", &Tensor::F32 { dims: vec![], data: vec![-0.4] }).unwrap();
+    let hi = g.initializer("clip_hi", &Tensor::F32 { dims: vec![], data: vec![0.4] }).unwrap();
+    let f = g.op("Clip", &[&f, &lo, &hi], &[]).unwrap();
+    let eps = g.initializer("eps", &Tensor::F32 { dims: vec![], data: vec![1e-12] }).unwrap();
+    let normalize = |g: &mut GraphBuilder, v: &str, axis: i64, target: Vec<i64>, name: &str| {
+        let l2 = g.op("ReduceL2", &[v], &[("axes", Attr::Ints(vec![axis])), ("keepdims", Attr::Int(1))]).unwrap();
+        let c = g.op("Clip", &[&l2, &eps], &[]).unwrap();
+        let t = g.initializer(name, &Tensor::i64(&[2], target)).unwrap();
+        let e = g.op("Expand", &[&c, &t], &[]).unwrap();
+        g.op("Div", &[v, &e], &[]).unwrap()
+    };
+    let fnorm = normalize(&mut g, &f, 1, vec![1, 6], "expand_f");
+    let w = g.initializer("linear.weight", &Tensor::f32(&[6, classes], rng.normals((6 * classes) as usize))).unwrap();
+    let wnorm = normalize(&mut g, &w, 0, vec![6, classes], "expand_w");
+    let cos = g.op("MatMul", &[&fnorm, &wnorm], &[]).unwrap();
+    let scale = g.initializer("scale", &Tensor::F32 { dims: vec![], data: vec![4.0] }).unwrap();
+    let logits = g.op("Mul", &[&cos, &scale], &[]).unwrap();
+    finish(g, &logits, classes)
+}

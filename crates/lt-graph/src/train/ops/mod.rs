@@ -48,6 +48,8 @@ rules![
     div::Div,
     max::Max,
     reduce_l2::ReduceL2,
+    clip::Clip,
+    expand::Expand,
 ];
 
 pub(crate) use constant::constant_value;
