@@ -32,7 +32,7 @@
 
 mod calibration;
 mod confusion;
-mod nan_null;
+pub mod nan_null;
 mod report;
 mod shots;
 

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use lt_eval::ShotGroups;
+use lt_eval::{ShotGroups, nan_null};
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
@@ -198,14 +198,23 @@ impl SelectionRule {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TestMetrics {
     pub epoch: usize,
+    #[serde(deserialize_with = "nan_null::f64")]
     pub loss: f64,
+    #[serde(deserialize_with = "nan_null::f64")]
     pub overall: f64,
+    #[serde(deserialize_with = "nan_null::f64")]
     pub balanced: f64,
+    #[serde(deserialize_with = "nan_null::vec")]
     pub per_class: Vec<f64>,
+    #[serde(deserialize_with = "nan_null::vec")]
     pub precision: Vec<f64>,
+    #[serde(deserialize_with = "nan_null::vec")]
     pub f1: Vec<f64>,
+    #[serde(deserialize_with = "nan_null::f64")]
     pub macro_f1: f64,
+    #[serde(deserialize_with = "nan_null::f64")]
     pub gmean: f64,
+    #[serde(deserialize_with = "nan_null::f64")]
     pub ece: f64,
     /// many/medium/few by the standard thresholds (100/20 training images).
     pub shots: ShotGroups,

@@ -14,6 +14,7 @@ use arrow::array::{
 };
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Schema, UInt16Type, UInt32Type};
+use lt_eval::nan_null;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::properties::WriterProperties;
@@ -53,10 +54,16 @@ pub struct MetricsRow {
     pub epoch: u32,
     /// `train`, `test` or `val`.
     pub split: String,
+    // NaN (a class without images in the split, a batch without a class) is written to JSON
+    // (checkpoints) as null and must read back.
+    #[serde(deserialize_with = "nan_null::f64")]
     pub loss: f64,
+    #[serde(deserialize_with = "nan_null::f64")]
     pub accuracy: f64,
+    #[serde(deserialize_with = "nan_null::f64")]
     pub balanced_accuracy: f64,
     /// NaN for a class without images in the split.
+    #[serde(deserialize_with = "nan_null::vec")]
     pub per_class_accuracy: Vec<f64>,
 }
 

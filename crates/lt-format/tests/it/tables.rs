@@ -61,3 +61,22 @@ fn a_row_with_the_wrong_class_count_is_refused_naming_the_file() {
     let text = err.to_string();
     assert!(text.contains("metrics.parquet") && text.contains("epoch 3, val") && text.contains("4 values"), "{text}");
 }
+
+#[test]
+fn a_metrics_row_with_nan_reads_back_from_json() {
+    // Checkpoints keep their metric rows as JSON, where NaN (a class absent from a split) is
+    // null: a resumed or validation-chosen run reads them back.
+    let row = MetricsRow {
+        epoch: 2,
+        split: "train".into(),
+        loss: f64::NAN,
+        accuracy: 0.5,
+        balanced_accuracy: f64::NAN,
+        per_class_accuracy: vec![0.5, f64::NAN],
+    };
+    let json = serde_json::to_string(&row).unwrap();
+    assert!(json.contains("null"), "{json}");
+    let back: MetricsRow = serde_json::from_str(&json).unwrap();
+    assert!(back.loss.is_nan() && back.balanced_accuracy.is_nan() && back.per_class_accuracy[1].is_nan());
+    assert_eq!((back.epoch, back.accuracy, back.per_class_accuracy[0]), (2, 0.5, 0.5));
+}
