@@ -416,7 +416,12 @@ fn report_step(cx: &mut Ctx, runs: &[(String, String)], data_hash: &str) -> Resu
     let dir = p.report_dir();
     let index = dir.join("index.html");
     let settings = serde_json::to_value(&p.report).unwrap_or_default();
-    let inputs = json!({ "report": settings, "runs": runs, "dataset_files": data_hash });
+    // An edited literature file makes a new report.
+    let literature = match &p.report.literature {
+        Some(f) => Some(stamp::hash_file(f)?),
+        None => None,
+    };
+    let inputs = json!({ "report": settings, "runs": runs, "dataset_files": data_hash, "literature": literature });
     let key = stamp::hash_json(&inputs);
     let stamp_path = p.stamps_dir().join("report.json");
     let old = stamp::read(&stamp_path);
@@ -440,6 +445,9 @@ fn report_step(cx: &mut Ctx, runs: &[(String, String)], data_hash: &str) -> Resu
     }
     if r.linear_counts {
         args.push("--linear-counts".into());
+    }
+    if let Some(f) = &r.literature {
+        args.extend(["--literature".into(), f.display().to_string()]);
     }
     spawn("report", &cx.tools.lt_report, &args)?;
     staging.commit()?;

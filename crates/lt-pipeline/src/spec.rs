@@ -92,11 +92,21 @@ pub struct ReportSettings {
     pub many_above: u64,
     pub few_below: u64,
     pub linear_counts: bool,
+    /// A literature file (lt-report's `--literature`: `[[row]]` method, dataset, imbalance,
+    /// accuracy, source) printed beside lt's numbers as published results, not re-run.
+    pub literature: Option<PathBuf>,
 }
 
 impl Default for ReportSettings {
     fn default() -> Self {
-        ReportSettings { title: None, shots: ShotMode::Auto, many_above: 100, few_below: 20, linear_counts: false }
+        ReportSettings {
+            title: None,
+            shots: ShotMode::Auto,
+            many_above: 100,
+            few_below: 20,
+            linear_counts: false,
+            literature: None,
+        }
     }
 }
 
@@ -520,6 +530,9 @@ fn resolve(file: &Path, doc: Table, cwd: &Path) -> Result<Pipeline, PipelineErro
     let mut report: ReportSettings = Value::Table(report_table)
         .try_into()
         .map_err(|e: toml::de::Error| invalid("report", e.message().to_string()))?;
+    if let Some(l) = &report.literature {
+        report.literature = Some(absolute(cwd, l));
+    }
     if report.title.is_none() {
         report.title = Some(description.clone().unwrap_or_else(|| format!("lt pipeline {name}")));
     }

@@ -6,3 +6,4 @@ mod fixture;
 mod fuzz;
 mod notebook;
 mod run;
+mod seeds;
