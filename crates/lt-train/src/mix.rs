@@ -70,7 +70,7 @@ impl Mixer {
     /// for images of `height` × `width`.
     pub fn draw(&self, epoch: usize, start: usize, batch: usize, height: usize, width: usize) -> Draw {
         let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(self.seed, epoch as u64, start as u64, 0x4d49_5855));
-        if !(rng.random::<f64>() < self.prob) {
+        if rng.random::<f64>() >= self.prob {
             return Draw::Plain;
         }
         let use_cutmix = match (self.mixup, self.cutmix) {

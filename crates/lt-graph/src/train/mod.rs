@@ -32,11 +32,11 @@ mod tape;
 mod weights;
 
 use emit::{Emitter, Value};
+pub use head::{HeadInfo, StepOptions, Trainable, head_of};
 use loss::emit_loss;
 use model::Source;
 use sgd::{Param, emit_sgd};
 use tape::{Ctx, Forward};
-pub use head::{HeadInfo, StepOptions, Trainable, head_of};
 pub use weights::{tensor_f32, tensor_i64, with_weights};
 
 /// The loss minimised by the training step. Every loss takes the per-class `class_weights`

@@ -104,7 +104,15 @@ pub(crate) struct Swept {
 impl<'s> Forward<'s> {
     /// `values` maps the source's image input and state initializers to their inputs.
     pub fn new(cx: Ctx, src: &'s Source<'s>, values: HashMap<String, Value>) -> Self {
-        Forward { cx, stats: StatsCache::default(), src, values, tape: Vec::new(), running_updates: Vec::new(), eval_mode: false }
+        Forward {
+            cx,
+            stats: StatsCache::default(),
+            src,
+            values,
+            tape: Vec::new(),
+            running_updates: Vec::new(),
+            eval_mode: false,
+        }
     }
 
     /// Input `i` of `node`: a value computed so far, a state input, or a constant of the

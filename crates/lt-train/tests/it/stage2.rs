@@ -75,7 +75,7 @@ fn the_head_of_a_model_is_its_last_gemm_with_its_bias() {
         .unwrap();
     let head = head_of(&cosine).unwrap();
     assert_eq!(head.class_axis, 1);
-    assert_eq!(head.params, [head.weight.clone()]);
+    assert_eq!(head.params, std::slice::from_ref(&head.weight));
 }
 
 /// With BatchNorm and ReLU in the backbone: the head-only step has only the head as state,
