@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""PyTorch CPU training-step throughput for DenseNet-BC on CIFAR-sized input.
+"""PyTorch CPU training-step throughput for DenseNet-BC or a CIFAR ResNet on CIFAR-sized input.
 
 The counterpart of `lt-train bench`: same network shape as lt's presets
 (densenet-bc-40-k12 / densenet-bc-100-k12: CIFAR stem, bias-free convs, bottleneck
-4k, compression 0.5), a fixed seeded random batch, and per step: forward in train
+4k, compression 0.5; resnet20/32/44/56/110: LDAM-DRW's resnet_cifar.py, option-A
+shortcuts), a fixed seeded random batch, and per step: forward in train
 mode, class-weighted cross-entropy, backward, SGD(lr 0.1, momentum 0.9, wd 5e-4).
 
     python pytorch_step.py --depth 40 --batch-size 64 --steps 10 --warmup 2 --threads 2 --json
+    python pytorch_step.py --arch resnet32 --batch-size 64 --steps 10 --warmup 2 --threads 2 --json
 """
 import argparse
 import json
@@ -76,8 +78,50 @@ class DenseNetBC(nn.Module):
         return self.classifier(h)
 
 
+class BasicBlock(nn.Module):
+    """LDAM-DRW's CIFAR block; option A shortcut: every second pixel, channels zero-padded."""
+
+    def __init__(self, cin, planes, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.pad = planes // 4 if stride != 1 or cin != planes else None
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        short = x if self.pad is None else F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
+        return F.relu(out + short)
+
+
+class CifarResNet(nn.Module):
+    """resnet{6n+2}: 3x3 stem 3->16, three stages of n blocks (16/32/64), GAP, linear."""
+
+    def __init__(self, depth=32, num_classes=10):
+        super().__init__()
+        n = (depth - 2) // 6
+        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        blocks, cin = [], 16
+        for planes, stride in [(16, 1), (32, 2), (64, 2)]:
+            for s in [stride] + [1] * (n - 1):
+                blocks.append(BasicBlock(cin, planes, s))
+                cin = planes
+        self.blocks = nn.Sequential(*blocks)
+        self.linear = nn.Linear(64, num_classes)
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight)
+
+    def forward(self, x):
+        out = self.blocks(F.relu(self.bn1(self.conv1(x))))
+        return self.linear(F.adaptive_avg_pool2d(out, 1).flatten(1))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arch", default=None, help="resnet20/32/44/56/110 (default: DenseNet-BC by --depth)")
     ap.add_argument("--depth", type=int, default=40, choices=[40, 100])
     ap.add_argument("--growth", type=int, default=12)
     ap.add_argument("--classes", type=int, default=10)
@@ -91,7 +135,12 @@ def main(argv=None):
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    model = DenseNetBC(args.depth, args.growth, 0.5, args.classes)
+    if args.arch:
+        if not (args.arch.startswith("resnet") and args.arch[6:] in ("20", "32", "44", "56", "110")):
+            ap.error(f"--arch must be resnet20/32/44/56/110 (got {args.arch})")
+        model = CifarResNet(int(args.arch[6:]), args.classes)
+    else:
+        model = DenseNetBC(args.depth, args.growth, 0.5, args.classes)
     model.train()
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
@@ -117,7 +166,7 @@ def main(argv=None):
 
     ms = dt * 1000.0 / max(args.steps, 1)
     ips = args.batch_size * args.steps / dt if dt > 0 else float("nan")
-    arch = f"densenet-bc-{args.depth}-k{args.growth}"
+    arch = args.arch or f"densenet-bc-{args.depth}-k{args.growth}"
     if args.json:
         print(json.dumps({
             "framework": "pytorch",

@@ -3,6 +3,9 @@
 #
 #   benches/train/run.sh [ROUNDS] [ARCH]        (defaults: 5 densenet-bc-40-k12)
 #
+# ARCH: densenet-bc-<depth>-k<growth> (40 or 100) or a CIFAR ResNet resnet20/32/44/56/110
+# (option A, as LDAM-DRW).
+#
 # Each round runs both benches once (the order alternates between rounds, so
 # neither side always goes first), with the same batch size, step counts and
 # thread count. The machine is shared and neighbour load varies, so look at the
@@ -27,10 +30,11 @@ THREADS="${THREADS:-2}"
 
 case "$ROUNDS" in ''|*[!0-9]*|0) echo "ROUNDS must be a positive integer (got '$ROUNDS')" >&2; exit 2;; esac
 if [[ "$ARCH" =~ ^densenet-bc-([0-9]+)-k([0-9]+)$ ]]; then
-    DEPTH="${BASH_REMATCH[1]}"
-    GROWTH="${BASH_REMATCH[2]}"
+    PT_ARCH=(--depth "${BASH_REMATCH[1]}" --growth "${BASH_REMATCH[2]}")
+elif [[ "$ARCH" =~ ^resnet(20|32|44|56|110)$ ]]; then
+    PT_ARCH=(--arch "$ARCH")
 else
-    echo "ARCH must look like densenet-bc-<depth>-k<growth> (got '$ARCH')" >&2
+    echo "ARCH must look like densenet-bc-<depth>-k<growth> or resnet20/32/44/56/110 (got '$ARCH')" >&2
     exit 2
 fi
 [ -x "$LT_TRAIN" ] || { echo "no lt-train binary at $LT_TRAIN (set LT_TRAIN)" >&2; exit 2; }
@@ -42,7 +46,7 @@ mkdir -p "$OUT_DIR"
 
 LT_CMD=("$LT_TRAIN" bench --arch "$ARCH" --batch-size "$BATCH" --steps "$STEPS" --warmup "$WARMUP"
         --threads "$THREADS" --json)
-PT_CMD=("$TORCH_PYTHON" benches/train/pytorch_step.py --depth "$DEPTH" --growth "$GROWTH"
+PT_CMD=("$TORCH_PYTHON" benches/train/pytorch_step.py "${PT_ARCH[@]}"
         --batch-size "$BATCH" --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS" --json)
 
 LOAD_BEFORE="$(uptime)"
