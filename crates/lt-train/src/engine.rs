@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 
 use lt_graph::onnx::proto::{ModelProto, ValueInfoProto};
-use lt_graph::train::{StateKind, TrainingGraph};
+use lt_graph::train::{StateKind, TrainingGraph, step_io};
 use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::{IoBinding, RunOptions, Session};
 use ort::value::{DynTensor, Tensor};
@@ -251,7 +251,7 @@ impl Engine {
             }
         }
         let batch_size = images_batch_size(&graph.model)?;
-        let mixed = graph.model.graph.as_ref().is_some_and(|g| g.input.iter().any(|i| i.name == "labels_mix"));
+        let mixed = graph.model.graph.as_ref().is_some_and(|g| g.input.iter().any(|i| i.name == step_io::LABELS_MIX));
         let mut io = StepIo::new(&state_alloc, batch_size, graph.image_shape, graph.num_classes, mixed)?;
         if !device.is_cpu() {
             // Page-locked staging makes the copies DMA transfers; where the provider offers no
@@ -352,16 +352,16 @@ impl Engine {
                 binding.bind_input(slot.name.as_str(), &src[i])?;
                 binding.bind_output(slot.output.as_str(), &mut dst[i])?;
             }
-            binding.bind_input("images", &self.io.images)?;
-            binding.bind_input("labels", &self.io.labels)?;
-            binding.bind_input("class_weights", &self.io.class_weights)?;
-            binding.bind_input("lr", &self.io.lr)?;
+            binding.bind_input(step_io::IMAGES, &self.io.images)?;
+            binding.bind_input(step_io::LABELS, &self.io.labels)?;
+            binding.bind_input(step_io::CLASS_WEIGHTS, &self.io.class_weights)?;
+            binding.bind_input(step_io::LR, &self.io.lr)?;
             if let Some((labels_mix, lambda)) = &self.io.mix {
-                binding.bind_input("labels_mix", labels_mix)?;
-                binding.bind_input("mix_lambda", lambda)?;
+                binding.bind_input(step_io::LABELS_MIX, labels_mix)?;
+                binding.bind_input(step_io::MIX_LAMBDA, lambda)?;
             }
-            binding.bind_output("loss", &mut self.io.loss)?;
-            binding.bind_output("logits", &mut self.io.logits)?;
+            binding.bind_output(step_io::LOSS, &mut self.io.loss)?;
+            binding.bind_output(step_io::LOGITS, &mut self.io.logits)?;
         }
         Ok(())
     }
@@ -537,7 +537,7 @@ fn tensor_input(name: &str, dims: &[i64]) -> ValueInfoProto {
 /// The static batch size of the training graph's `images` input.
 fn images_batch_size(model: &ModelProto) -> Result<usize, RuntimeError> {
     use lt_graph::onnx::proto::{tensor_shape_proto::dimension::Value, type_proto};
-    let input = model.graph.as_ref().and_then(|g| g.input.iter().find(|i| i.name == "images"));
+    let input = model.graph.as_ref().and_then(|g| g.input.iter().find(|i| i.name == step_io::IMAGES));
     let dim0 = input.and_then(|i| match i.r#type.as_ref()?.value.as_ref()? {
         type_proto::Value::TensorType(t) => t.shape.as_ref()?.dim.first()?.value.clone(),
     });

@@ -39,6 +39,27 @@ use sgd::{Param, emit_sgd};
 use tape::{Ctx, Forward};
 pub use weights::{tensor_f32, tensor_i64, with_weights};
 
+/// The names of the training step's inputs and outputs: the contract between the graph
+/// lt-graph writes and the engine lt-train binds (and `lt-train graph`'s users read).
+pub mod step_io {
+    /// `[B, C, H, W]` float: the normalised batch.
+    pub const IMAGES: &str = "images";
+    /// `[B]` int64: the true classes.
+    pub const LABELS: &str = "labels";
+    /// `[C]` float: the loss's per-class weights.
+    pub const CLASS_WEIGHTS: &str = "class_weights";
+    /// Scalar float: this step's learning rate.
+    pub const LR: &str = "lr";
+    /// `[B]` int64: the partner classes of a mixed batch (mixup/cutmix graphs only).
+    pub const LABELS_MIX: &str = "labels_mix";
+    /// Scalar float: the mixing weight λ of `labels` (mixup/cutmix graphs only).
+    pub const MIX_LAMBDA: &str = "mix_lambda";
+    /// Scalar float output: the batch's loss.
+    pub const LOSS: &str = "loss";
+    /// `[B, C]` float output: the batch's logits (before the update).
+    pub const LOGITS: &str = "logits";
+}
+
 /// The loss minimised by the training step. Every loss takes the per-class `class_weights`
 /// input with PyTorch's weighted-mean semantics: `Σ_n w[y_n]·l_n / Σ_n w[y_n]`.
 #[derive(Clone, Debug, PartialEq)]
@@ -170,13 +191,13 @@ pub fn training_graph_with(
 
     let mut cx = Ctx::new(Emitter::new("lt_train_step"), spec.lowering);
     let [ic, ih, iw] = src.image_shape.map(|d| d as i64);
-    let images = cx.input("images", DataType::Float, &[bsz, ic, ih, iw])?;
-    let labels = cx.input("labels", DataType::Int64, &[bsz])?;
-    let cw = cx.input("class_weights", DataType::Float, &[c])?;
-    let lr = cx.input("lr", DataType::Float, &[])?;
+    let images = cx.input(step_io::IMAGES, DataType::Float, &[bsz, ic, ih, iw])?;
+    let labels = cx.input(step_io::LABELS, DataType::Int64, &[bsz])?;
+    let cw = cx.input(step_io::CLASS_WEIGHTS, DataType::Float, &[c])?;
+    let lr = cx.input(step_io::LR, DataType::Float, &[])?;
     let mix = if spec.mixed_labels {
-        let labels_mix = cx.input("labels_mix", DataType::Int64, &[bsz])?;
-        Some((labels_mix, cx.input("mix_lambda", DataType::Float, &[])?))
+        let labels_mix = cx.input(step_io::LABELS_MIX, DataType::Int64, &[bsz])?;
+        Some((labels_mix, cx.input(step_io::MIX_LAMBDA, DataType::Float, &[])?))
     } else {
         None
     };
@@ -207,8 +228,8 @@ pub fn training_graph_with(
     cx.seed_grad(logits, dlogits);
     tape::backward(&mut cx, &swept.tape)?;
 
-    cx.output(loss, "loss")?;
-    cx.output(logits, "logits")?;
+    cx.output(loss, step_io::LOSS)?;
+    cx.output(logits, step_io::LOGITS)?;
     emit_sgd(&mut cx, &params, spec, lr)?;
     for (name, upd) in &swept.running_updates {
         cx.output(*upd, &format!("{name}.new"))?;
