@@ -8,8 +8,13 @@ use std::str::FromStr;
 #[serde(try_from = "String", into = "String")]
 pub enum Schedule {
     Constant,
-    /// Multiply by 0.1 at the start of each listed epoch (1-based, like `--drw`).
-    Step(Vec<usize>),
+    /// Multiply by `factor` at the start of each listed epoch (1-based, like `--drw`):
+    /// `step:160,180` (×0.1, torchvision's MultiStepLR default) or `step:160,180*0.01`
+    /// (LDAM-DRW's CIFAR schedule: 0.1 → 0.001 → 0.00001).
+    Step {
+        at: Vec<usize>,
+        factor: f64,
+    },
     /// Cosine from the base rate to 0 over the run.
     Cosine,
 }
@@ -22,8 +27,21 @@ impl FromStr for Schedule {
             "constant" => Ok(Schedule::Constant),
             "cosine" => Ok(Schedule::Cosine),
             _ => {
-                let Some(list) = s.strip_prefix("step:") else {
-                    return Err(format!("unknown schedule `{s}`: use constant, cosine or step:E1,E2,..."));
+                let Some(spec) = s.strip_prefix("step:") else {
+                    return Err(format!(
+                        "unknown schedule `{s}`: use constant, cosine, step:E1,E2,... (x0.1) or step:E1,E2,...*F"
+                    ));
+                };
+                let (list, factor) = match spec.split_once('*') {
+                    Some((list, f)) => {
+                        let factor =
+                            f.trim().parse::<f64>().map_err(|_| format!("schedule `{s}`: `{f}` is not a factor"))?;
+                        if !(factor > 0.0 && factor.is_finite()) {
+                            return Err(format!("schedule `{s}`: the factor must be a positive number"));
+                        }
+                        (list, factor)
+                    }
+                    None => (spec, 0.1),
                 };
                 let epochs = list
                     .split(',')
@@ -34,7 +52,7 @@ impl FromStr for Schedule {
                 if epochs.windows(2).any(|w| w[0] >= w[1]) || epochs.contains(&0) {
                     return Err(format!("schedule `{s}`: epochs must be increasing and >= 1"));
                 }
-                Ok(Schedule::Step(epochs))
+                Ok(Schedule::Step { at: epochs, factor })
             }
         }
     }
@@ -45,8 +63,10 @@ impl fmt::Display for Schedule {
         match self {
             Schedule::Constant => f.write_str("constant"),
             Schedule::Cosine => f.write_str("cosine"),
-            Schedule::Step(e) => {
-                write!(f, "step:{}", e.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","))
+            Schedule::Step { at, factor } => {
+                write!(f, "step:{}", at.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","))?;
+                // The default factor is left out, so `step:E1,E2` reads and writes as before.
+                if *factor != 0.1 { write!(f, "*{factor}") } else { Ok(()) }
             }
         }
     }

@@ -93,8 +93,9 @@ fn shipped_pipelines_say_what_the_issue_asks() {
         assert!(p.data.source.starts_with(kind) && p.data.fetch, "{file}");
         assert_eq!(p.data.imbalance, Some(100.0));
         let e = p.experiment.iter().find(|e| e.name == "ldam-drw").unwrap();
-        assert_eq!((e.config.drw, e.config.epochs, e.config.warmup), (Some(160), 200, 5));
-        assert_eq!(e.config.schedule.to_string(), "step:160,180");
+        // LDAM-DRW's cifar_train.py: DRW and x0.01 steps after 0-based epochs 160 and 180.
+        assert_eq!((e.config.drw, e.config.epochs, e.config.warmup), (Some(161), 200, 5));
+        assert_eq!(e.config.schedule.to_string(), "step:162,182*0.01");
         assert!(p.experiment.iter().any(|e| e.config.loss == LossKind::BalancedSoftmax));
         assert!(p.experiment.iter().any(|e| e.config.loss == LossKind::Focal));
     }
