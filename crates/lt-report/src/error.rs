@@ -16,14 +16,10 @@ pub enum ReportError {
         #[source]
         source: serde_json::Error,
     },
-    #[error(
-        "{path}: cannot read Parquet ({message}); the file must be written completely (rerun lt-train or lt-data build)"
-    )]
-    Parquet { path: PathBuf, message: String },
-    #[error("{path}: column `{column}` is missing; docs/FORMATS.md lists it as {expected}")]
-    MissingColumn { path: PathBuf, column: &'static str, expected: &'static str },
-    #[error("{path}: column `{column}` has type {found}, expected {expected} (docs/FORMATS.md)")]
-    ColumnType { path: PathBuf, column: &'static str, found: String, expected: &'static str },
+    /// A run's or dataset's table (metrics, predictions, subset, manifest) could not be read;
+    /// the message names the file and the column.
+    #[error("{0}; the file must be written completely and follow docs/FORMATS.md (rerun lt-train or lt-data build)")]
+    Table(lt_format::tables::TableError),
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error(
@@ -50,19 +46,6 @@ impl ReportError {
     }
 }
 
-impl From<lt_format::tables::TableError> for ReportError {
-    fn from(e: lt_format::tables::TableError) -> Self {
-        use lt_format::tables::TableError as T;
-        match e {
-            T::Io { path, source } => Self::Io { path, source },
-            T::Parquet { path, message } => Self::Parquet { path, message },
-            T::MissingColumn { path, column, expected } => Self::MissingColumn { path, column, expected },
-            T::ColumnType { path, column, found, expected } => Self::ColumnType { path, column, found, expected },
-            T::Invalid { path, message } => Self::Invalid { path, message },
-        }
-    }
-}
-
 impl From<lt_format::run::RunRecordError> for ReportError {
     fn from(e: lt_format::run::RunRecordError) -> Self {
         use lt_format::run::RunRecordError as R;
@@ -80,6 +63,16 @@ impl From<lt_format::dataset::DatasetMetaError> for ReportError {
         match e {
             D::Io { path, source } => Self::Io { path, source },
             D::Invalid { path, message } => Self::Invalid { path, message },
+        }
+    }
+}
+
+impl From<lt_format::tables::TableError> for ReportError {
+    /// A missing or unreadable file is an I/O error that names the path; the rest are table errors.
+    fn from(e: lt_format::tables::TableError) -> Self {
+        match e {
+            lt_format::tables::TableError::Io { path, source } => Self::Io { path, source },
+            other => Self::Table(other),
         }
     }
 }

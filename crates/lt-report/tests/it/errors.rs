@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use arrow::array::{RecordBatch, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema};
+use lt_format::tables::TableError;
 use lt_report::synthetic::{SyntheticRun, class_names, write_run};
 use lt_report::{Options, ReportError, generate};
 
@@ -37,14 +38,14 @@ fn wrong_or_missing_columns_name_file_and_column() {
     .unwrap();
     write_table(&metrics, batch);
     let err = generate(&Options::new(f.runs.clone(), f.root.join("out"))).unwrap_err();
-    assert!(matches!(err, ReportError::ColumnType { column: "split", .. }), "{err}");
+    assert!(matches!(err, ReportError::Table(TableError::ColumnType { column: "split", .. })), "{err}");
     assert!(err.to_string().contains("metrics.parquet") && err.to_string().contains("utf8"), "{err}");
 
     let schema = Schema::new(vec![Field::new("epoch", DataType::UInt32, false)]);
     let batch = RecordBatch::try_new(Arc::new(schema), vec![Arc::new(UInt32Array::from(vec![1]))]).unwrap();
     write_table(&metrics, batch);
     let err = generate(&Options::new(f.runs.clone(), f.root.join("out"))).unwrap_err();
-    assert!(matches!(err, ReportError::MissingColumn { column: "split", .. }), "{err}");
+    assert!(matches!(err, ReportError::Table(TableError::MissingColumn { column: "split", .. })), "{err}");
 }
 
 #[test]
