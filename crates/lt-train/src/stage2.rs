@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use lt_format::config::Stage2;
 use lt_graph::train::{StepOptions, Trainable, head_of, tensor_f32, training_graph_with, with_weights};
 
-use super::{Progress, Run, TrainError, evaluate_split, graph_spec, initial_model};
+use super::{Progress, Run, TrainError, graph_spec, initial_model};
 use crate::config::LossKind;
 use crate::engine::Engine;
 
@@ -120,18 +120,7 @@ impl Run<'_> {
         self.stage2 = Some(Stage2Run { lr: 0.0, epochs: 1 });
         let (test_row, _) = self.evaluate_test(epoch)?;
         self.meta.metrics.push(test_row);
-        if !self.split.validation.is_empty() {
-            let (val_row, _) = evaluate_split(
-                &mut self.engine,
-                &self.eval_maker,
-                &self.data.train,
-                &self.split.validation,
-                cfg.eval_batch_size,
-                epoch,
-                "val",
-            )?;
-            self.meta.metrics.push(val_row);
-        }
+        self.evaluate_validation(epoch)?;
         Ok(())
     }
 

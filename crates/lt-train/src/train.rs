@@ -207,10 +207,10 @@ impl<'a> Run<'a> {
             test_idx,
             meta,
             start_epoch: 1,
+            stage2: None,
         })
     }
 
-            stage2: None,
     fn ckpt_dir(&self) -> PathBuf {
         self.out.join("checkpoints")
     }
@@ -308,20 +308,7 @@ impl<'a> Run<'a> {
         let (test_row, _) = self.evaluate_test(epoch)?;
         let test_acc = (test_row.accuracy, test_row.balanced_accuracy);
         self.meta.metrics.push(test_row);
-        let mut val_bal = None;
-        if !self.split.validation.is_empty() {
-            let (val_row, _) = evaluate_split(
-                &mut self.engine,
-                &self.eval_maker,
-                &self.data.train,
-                &self.split.validation,
-                cfg.eval_batch_size,
-                epoch,
-                "val",
-            )?;
-            val_bal = Some(val_row.balanced_accuracy);
-            self.meta.metrics.push(val_row);
-        }
+        let val_bal = self.evaluate_validation(epoch)?;
         self.meta.epoch_seconds.push(t0.elapsed().as_secs_f64());
         if self.stage2.is_none() {
             self.save_checkpoints(epoch, val_bal)?;
@@ -352,6 +339,26 @@ impl<'a> Run<'a> {
             Checkpoint { meta: self.meta.clone(), ..ck.clone() }.save(&ckpt_dir.join(BEST_CHECKPOINT))?;
         }
         Checkpoint { meta: self.meta.clone(), ..ck }.save(&ckpt_dir.join(LAST_CHECKPOINT)).map_err(TrainError::from)
+    }
+
+    /// The validation images through the current weights, recorded in the metrics as epoch
+    /// `epoch`; their balanced accuracy, or `None` without validation images.
+    pub(crate) fn evaluate_validation(&mut self, epoch: usize) -> Result<Option<f64>, TrainError> {
+        if self.split.validation.is_empty() {
+            return Ok(None);
+        }
+        let (row, _) = evaluate_split(
+            &mut self.engine,
+            &self.eval_maker,
+            &self.data.train,
+            &self.split.validation,
+            self.cfg.eval_batch_size,
+            epoch,
+            "val",
+        )?;
+        let balanced = row.balanced_accuracy;
+        self.meta.metrics.push(row);
+        Ok(Some(balanced))
     }
 
     /// The test split through the current weights, recorded as epoch `epoch`.
@@ -436,9 +443,6 @@ impl<'a> Run<'a> {
     }
 }
 
-/// The test metrics of one evaluation: the numbers run.json reports for an epoch.
-fn test_metrics(row: &MetricsRow, predictions: &Predictions, train_counts: &[u64]) -> TestMetrics {
-    let (labels, preds) = (predictions.labels(), predictions.predictions());
 /// The training-step spec of `cfg` (loss, SGD, mixing, lowering for `device`).
 fn graph_spec(cfg: &TrainConfig, train_counts: &[u64], device: &Device) -> TrainingGraphSpec {
     TrainingGraphSpec {
@@ -456,6 +460,9 @@ fn graph_spec(cfg: &TrainConfig, train_counts: &[u64], device: &Device) -> Train
     }
 }
 
+/// The test metrics of one evaluation: the numbers run.json reports for an epoch.
+fn test_metrics(row: &MetricsRow, predictions: &Predictions, train_counts: &[u64]) -> TestMetrics {
+    let (labels, preds) = (predictions.labels(), predictions.predictions());
     let c = predictions.num_classes;
     let cm = ConfusionMatrix::from_predictions(&labels, &preds, c);
     let report = classification_report(&cm);
