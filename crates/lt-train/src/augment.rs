@@ -288,8 +288,8 @@ fn equalize_plane(plane: &mut [u8]) {
     }
     let mut lut = [0u8; 256];
     let mut cum = 0u64;
-    for v in 0..255 {
-        cum += hist[v];
+    for (v, &count) in hist.iter().enumerate().take(255) {
+        cum += count;
         lut[v + 1] = ((cum + step / 2) / step).min(255) as u8;
     }
     plane.iter_mut().for_each(|v| *v = lut[*v as usize]);
