@@ -80,14 +80,6 @@ pub struct TrainConfig {
     pub seed: u64,
     pub val_fraction: f64,
     pub threads: Option<usize>,
-    /// Skip checking the dataset's files against the sha256 hashes in its dataset.json
-    /// (`--no-verify`). Absent from configs written before it existed, hence its default.
-    #[serde(default)]
-    pub no_verify: bool,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
     /// Two-stage training (Kang et al. 2020): what runs after `epochs`; absent (and not
     /// written, like the other stage-2 settings) when off.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -109,6 +101,14 @@ impl Default for TrainConfig {
     /// head weight vector is projected onto the ball of this radius.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_norm: Option<f64>,
+    /// Skip checking the dataset's files against the sha256 hashes in its dataset.json
+    /// (`--no-verify`). Absent from configs written before it existed, hence its default.
+    #[serde(default)]
+    pub no_verify: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
         TrainConfig {
             label: None,
             data: PathBuf::new(),
@@ -155,6 +155,12 @@ impl Default for TrainConfig {
             seed: 0,
             val_fraction: 0.0,
             threads: None,
+            stage2: None,
+            stage2_epochs: None,
+            stage2_lr: None,
+            stage2_resample: None,
+            tau_norm: None,
+            max_norm: None,
             no_verify: false,
         }
     }
@@ -166,12 +172,6 @@ fn is_one(v: &f64) -> bool {
 
 /// Most epochs of a run.
 pub const MAX_EPOCHS: usize = 100_000;
-            stage2: None,
-            stage2_epochs: None,
-            stage2_lr: None,
-            stage2_resample: None,
-            tau_norm: None,
-            max_norm: None,
 /// Largest training or evaluation batch, in images.
 pub const MAX_BATCH_SIZE: usize = 65_536;
 /// Most onnxruntime intra-op threads.
@@ -311,9 +311,6 @@ impl TrainConfig {
         {
             return bad("resample", format!("`{r}`"), &format!("unknown resampler; use one of {}", e.valid));
         }
-        Ok(())
-    }
-}
         self.validate_stage2()
     }
 
@@ -321,7 +318,11 @@ impl TrainConfig {
     fn validate_stage2(&self) -> Result<(), ConfigError> {
         let bad = |field: &'static str, value: String, hint: &str| Err(ConfigError { field, value, hint: hint.into() });
         if self.stage2 == Some(Stage2::Lws) {
-            return bad("stage2", "`lws`".into(), "learnable weight scaling is not implemented yet; use crt or tau-norm");
+            return bad(
+                "stage2",
+                "`lws`".into(),
+                "learnable weight scaling is not implemented yet; use crt or tau-norm",
+            );
         }
         let crt = self.stage2 == Some(Stage2::Crt);
         let tau = self.stage2 == Some(Stage2::TauNorm);
@@ -332,7 +333,11 @@ impl TrainConfig {
             ("tau_norm", self.tau_norm.is_some(), tau),
         ] {
             if set && !ok {
-                return bad(field, "set".into(), "acts only with its stage 2 method (crt: epochs, lr, resample; tau-norm: τ)");
+                return bad(
+                    field,
+                    "set".into(),
+                    "acts only with its stage 2 method (crt: epochs, lr, resample; tau-norm: τ)",
+                );
             }
         }
         if let Some(e) = self.stage2_epochs
@@ -353,10 +358,17 @@ impl TrainConfig {
         if let Some(t) = self.tau_norm
             && !(t.is_finite() && (0.0..=4.0).contains(&t))
         {
-            return bad("tau_norm", t.to_string(), "τ must be between 0 and 4 (1 divides each class vector by its norm)");
+            return bad(
+                "tau_norm",
+                t.to_string(),
+                "τ must be between 0 and 4 (1 divides each class vector by its norm)",
+            );
         }
         if let Some(r) = self.max_norm
             && !(r.is_finite() && r > 0.0)
         {
             return bad("max_norm", r.to_string(), "the MaxNorm radius must be a positive number");
         }
+        Ok(())
+    }
+}

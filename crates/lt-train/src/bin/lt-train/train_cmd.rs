@@ -80,7 +80,8 @@ pub struct TrainArgs {
     /// No weight decay on BatchNorm parameters and biases.
     #[arg(long)]
     pub no_decay_bn_bias: bool,
-    /// Learning-rate schedule: constant, cosine, or step:E1,E2 (x0.1 from each epoch on).
+    /// Learning-rate schedule: constant, cosine, step:E1,E2 (x0.1 from each epoch on) or
+    /// step:E1,E2*F (xF; LDAM-DRW: step:162,182*0.01).
     #[arg(long)]
     pub schedule: Option<Schedule>,
     /// Linear warm-up epochs.
@@ -161,18 +162,6 @@ pub struct TrainArgs {
     /// onnxruntime intra-op threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Do not check the dataset's files against the sha256 hashes `lt-data build` recorded in
-    /// its dataset.json before training. By default a file that changed since the build (a
-    /// flipped byte, an edited label, a copy cut short) stops the run; use this only for a
-    /// directory you changed on purpose. Labels, indices and sizes are checked either way.
-    #[arg(long)]
-    pub no_verify: bool,
-    /// Continue a run from RUN/checkpoints/last.ckpt.
-    #[arg(long)]
-    pub resume: bool,
-    /// Overwrite a non-empty run directory.
-    #[arg(long)]
-    pub force: bool,
     /// Two-stage training (Kang et al. 2020), after --epochs: crt retrains a re-initialised
     /// head on the frozen backbone; tau-norm rescales the head's class vectors post hoc.
     #[arg(long, value_parser = vocab::<lt_format::config::Stage2>())]
@@ -194,6 +183,18 @@ pub struct TrainArgs {
     /// head weight vector is projected onto the ball of radius R (in both stages).
     #[arg(long, value_name = "R")]
     pub max_norm: Option<f64>,
+    /// Do not check the dataset's files against the sha256 hashes `lt-data build` recorded in
+    /// its dataset.json before training. By default a file that changed since the build (a
+    /// flipped byte, an edited label, a copy cut short) stops the run; use this only for a
+    /// directory you changed on purpose. Labels, indices and sizes are checked either way.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Continue a run from RUN/checkpoints/last.ckpt.
+    #[arg(long)]
+    pub resume: bool,
+    /// Overwrite a non-empty run directory.
+    #[arg(long)]
+    pub force: bool,
     /// No progress bars; one log line per epoch.
     #[arg(long)]
     pub quiet: bool,
@@ -246,6 +247,10 @@ impl TrainArgs {
         if self.threads.is_some() {
             c.threads = self.threads;
         }
+        macro_rules! set_some {
+            ($($field:ident),*) => { $( if self.$field.is_some() { c.$field = self.$field.clone(); } )* };
+        }
+        set_some!(stage2, stage2_epochs, stage2_lr, stage2_resample, tau_norm, max_norm);
         c.tf32 |= self.tf32;
         c.no_cuda_graph |= self.no_cuda_graph;
         c.cudnn_heuristic |= self.cudnn_heuristic;
@@ -262,10 +267,6 @@ impl TrainArgs {
         Ok(c)
     }
 }
-        macro_rules! set_some {
-            ($($field:ident),*) => { $( if self.$field.is_some() { c.$field = self.$field.clone(); } )* };
-        }
-        set_some!(stage2, stage2_epochs, stage2_lr, stage2_resample, tau_norm, max_norm);
 
 /// Largest `--config` file read: a training config is a few hundred bytes of TOML.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
