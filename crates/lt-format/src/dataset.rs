@@ -33,6 +33,7 @@ pub struct ValidationMeta {
     /// Images held out of every class (N).
     pub per_class: u64,
     /// How they were chosen: `per-class-before-cut` (lt-data's `validation::RULE`).
+    #[serde(default)]
     pub rule: String,
 }
 
@@ -61,6 +62,40 @@ pub struct DatasetMeta {
     /// strategy name -> manifest.
     pub manifests: BTreeMap<String, ManifestMeta>,
     /// file name -> sha256 (hex) of its bytes.
+    pub files: BTreeMap<String, String>,
+}
+
+/// The parts of dataset.json that lt-train reads, leniently: a hand-made dataset directory
+/// (a list of images and labels in the documented Parquet layout, with counts and hashes)
+/// need not carry lt-data's provenance fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetHeader {
+    /// Absent in hand-made directories; when present it must be [`FORMAT_VERSION`].
+    #[serde(default)]
+    pub format_version: Option<u32>,
+    pub class_names: Vec<String>,
+    pub image_shape: [usize; 3],
+    /// Images per class of the whole train split.
+    pub source_counts: Vec<u64>,
+    /// Images per class of the long-tailed training subset.
+    pub subset_counts: Vec<u64>,
+    /// Images per class of the test split.
+    pub test_counts: Vec<u64>,
+    /// The seed of the subset and manifests; a manifest the directory lacks is computed with
+    /// it. Absent in hand-made directories.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Images per class of the validation split (`lt-data build --val-per-class`); empty
+    /// without one.
+    #[serde(default)]
+    pub validation_counts: Vec<u64>,
+    /// The validation split's description, when the dataset has one.
+    #[serde(default)]
+    pub validation: Option<ValidationMeta>,
+    #[serde(default)]
+    pub manifests: BTreeMap<String, serde_json::Value>,
+    /// File name -> sha256 (hex) of its bytes, as `lt-data build` wrote them.
+    #[serde(default)]
     pub files: BTreeMap<String, String>,
 }
 

@@ -35,7 +35,7 @@ mod on_demand;
 pub use holdout::{TrainingSplit, ValidationSource, carve_validation};
 
 /// The `format_version` of dataset directories this reader understands.
-pub const FORMAT_VERSION: u32 = 1;
+pub use lt_format::dataset::FORMAT_VERSION;
 /// Largest `dataset.json` read: it holds names, counts and hashes (kilobytes in practice).
 pub const MAX_JSON_BYTES: u64 = 64 << 20;
 /// Most classes: labels are u16.
@@ -82,49 +82,8 @@ pub enum DatasetError {
     Setting(#[from] ConfigError),
 }
 
-/// The parts of `dataset.json` lt-train uses.
-#[derive(Debug, Clone, Deserialize)]
-pub struct DatasetInfo {
-    /// Absent in hand-made directories; when present it must be [`FORMAT_VERSION`].
-    #[serde(default)]
-    pub format_version: Option<u32>,
-    pub class_names: Vec<String>,
-    pub image_shape: [usize; 3],
-    /// Images per class of the whole train split.
-    pub source_counts: Vec<u64>,
-    /// Images per class of the long-tailed training subset.
-    pub subset_counts: Vec<u64>,
-    /// Images per class of the test split.
-    pub test_counts: Vec<u64>,
-    /// The seed of the subset and manifests; a manifest the directory lacks is computed with
-    /// it. Absent in hand-made directories.
-    #[serde(default)]
-    pub seed: Option<u64>,
-    /// Images per class of the validation split (`lt-data build --val-per-class`); empty
-    /// without one.
-    #[serde(default)]
-    pub validation_counts: Vec<u64>,
-    /// The validation split's description, when the dataset has one.
-    #[serde(default)]
-    pub validation: Option<ValidationInfo>,
-    #[serde(default)]
-    pub manifests: BTreeMap<String, serde_json::Value>,
-    /// File name -> sha256 (hex) of its bytes, as `lt-data build` wrote them.
-    #[serde(default)]
-    pub files: BTreeMap<String, String>,
-}
-
-/// `validation` in dataset.json.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ValidationInfo {
-    /// `validation.parquet`.
-    pub file: String,
-    /// Images held out of every class.
-    pub per_class: u64,
-    /// How they were chosen (`per-class-before-cut`: before the long-tail cut).
-    #[serde(default)]
-    pub rule: String,
-}
+/// The parts of `dataset.json` lt-train uses: lt-format's lenient view of it.
+pub use lt_format::dataset::{DatasetHeader as DatasetInfo, ValidationMeta as ValidationInfo};
 
 /// The file name of the validation split; no other name is read.
 pub const VALIDATION_FILE: &str = "validation.parquet";
