@@ -66,7 +66,7 @@ fn shipped_pipelines_say_what_the_issue_asks() {
 
     let demo = load_one("demo.toml");
     let names: Vec<_> = demo.experiment.iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(names, ["baseline", "resample", "reweight", "ldam-drw"]);
+    assert_eq!(names, ["baseline", "resample", "reweight", "ldam-drw", "logit-adjusted"]);
     assert!(demo.data.source.starts_with("synthetic:"));
     assert!(demo.experiment.iter().all(|e| e.config.arch.as_deref() == Some("densenet-tiny")));
     assert!(demo.experiment.iter().all(|e| e.config.ep == lt_format::config::Ep::Cpu));
@@ -74,6 +74,9 @@ fn shipped_pipelines_say_what_the_issue_asks() {
     assert_eq!(demo.experiment[2].config.weights, WeightsKind::EffectiveNumber);
     assert_eq!(demo.experiment[3].config.loss, LossKind::Ldam);
     assert!(demo.experiment[3].config.drw.is_some());
+    assert_eq!(demo.experiment[4].config.loss, LossKind::BalancedSoftmax);
+    assert_eq!(demo.data.imbalance, Some(100.0));
+    assert!(demo.data.val_per_class.is_some());
     assert_eq!(demo.data.resample, ["class-balanced"]);
 
     let seed = load_one("seed-cifar10.toml");
