@@ -17,6 +17,7 @@ use arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Schema, UInt16
 use lt_eval::nan_null;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::metadata::ParquetMetaData;
 use parquet::file::properties::WriterProperties;
 
 /// Why a table could not be read or written; each names the file and the column.
@@ -258,12 +259,20 @@ pub fn read_batches(path: &Path) -> Result<Vec<RecordBatch>, TableError> {
     let file = File::open(path).map_err(|e| TableError::io(path, e))?;
     let file_len = file.metadata().map_err(|e| TableError::io(path, e))?.len();
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(&e))?;
-    // The reader trusts the footer's byte ranges (a negative one panics inside it): check
-    // that every column chunk lies inside the file first.
-    for (g, group) in builder.metadata().row_groups().iter().enumerate() {
-        if group.num_rows() < 0 {
-            return Err(parquet_err(&format!("row group {g} has a negative row count")));
-        }
+    footer_rows(builder.metadata(), file_len).map_err(|m| parquet_err(&m))?;
+    let reader = builder.with_batch_size(64 * 1024).build().map_err(|e| parquet_err(&e))?;
+    reader.collect::<Result<Vec<_>, _>>().map_err(|e| parquet_err(&e))
+}
+
+/// The rows a Parquet footer declares, after checking it can be trusted: arrow-rs reads the
+/// byte ranges of its column chunks as they are (a negative one panics inside it), so every
+/// chunk must lie inside the file of `file_len` bytes and no row group may count below zero.
+/// The error names the row group and column.
+pub fn footer_rows(metadata: &ParquetMetaData, file_len: u64) -> Result<u64, String> {
+    let mut total = 0u64;
+    for (g, group) in metadata.row_groups().iter().enumerate() {
+        let rows = u64::try_from(group.num_rows()).map_err(|_| format!("row group {g} has a negative row count"))?;
+        total = total.saturating_add(rows);
         for col in group.columns() {
             let start = col.dictionary_page_offset().unwrap_or(col.data_page_offset());
             let inside = u64::try_from(start)
@@ -272,16 +281,15 @@ pub fn read_batches(path: &Path) -> Result<Vec<RecordBatch>, TableError> {
                 .and_then(|(s, n)| s.checked_add(n))
                 .is_some_and(|end| end <= file_len);
             if !inside {
-                return Err(parquet_err(&format!(
+                return Err(format!(
                     "row group {g}: column `{}` claims bytes {start}+{} of a {file_len}-byte file",
                     col.column_path(),
                     col.compressed_size()
-                )));
+                ));
             }
         }
     }
-    let reader = builder.with_batch_size(64 * 1024).build().map_err(|e| parquet_err(&e))?;
-    reader.collect::<Result<Vec<_>, _>>().map_err(|e| parquet_err(&e))
+    Ok(total)
 }
 
 /// Families of types that may stand for each other (a writer may pick a wider integer or a

@@ -597,30 +597,7 @@ fn open_batches(path: &Path, rows: RowCount, row_bytes: usize) -> Result<Batches
     let file = File::open(path).map_err(|e| io_err(path, e))?;
     let file_len = file.metadata().map_err(|e| io_err(path, e))?.len();
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| invalid(path, e.to_string()))?;
-    let mut total = 0u64;
-    for (g, group) in builder.metadata().row_groups().iter().enumerate() {
-        let n =
-            u64::try_from(group.num_rows()).map_err(|_| invalid(path, format!("row group {g}: negative row count")))?;
-        total = total.saturating_add(n);
-        for col in group.columns() {
-            let start = col.dictionary_page_offset().unwrap_or(col.data_page_offset());
-            let fits = u64::try_from(start)
-                .ok()
-                .zip(u64::try_from(col.compressed_size()).ok())
-                .and_then(|(s, len)| s.checked_add(len))
-                .is_some_and(|end| end <= file_len);
-            if !fits {
-                return Err(invalid(
-                    path,
-                    format!(
-                        "row group {g}: column `{}` claims bytes {start}+{} of a {file_len}-byte file",
-                        col.column_path(),
-                        col.compressed_size()
-                    ),
-                ));
-            }
-        }
-    }
+    let total = lt_format::tables::footer_rows(builder.metadata(), file_len).map_err(|m| invalid(path, m))?;
     match rows {
         RowCount::Exactly(n) if total != n => {
             return Err(invalid(path, format!("{total} rows, dataset.json's counts say {n}")));
