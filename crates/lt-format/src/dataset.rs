@@ -112,9 +112,9 @@ pub enum DatasetMetaError {
     Invalid { path: PathBuf, message: String },
 }
 
-/// Largest dataset.json read: names, counts and hashes (kilobytes in practice; an index list
-/// of a million images stays far below this).
-pub const MAX_DATASET_JSON_BYTES: u64 = 256 << 20;
+/// Largest dataset.json read by any lt tool (docs/FORMATS.md: 64 MiB): names, counts and
+/// hashes, kilobytes in practice.
+pub const MAX_DATASET_JSON_BYTES: u64 = 64 << 20;
 
 impl DatasetMeta {
     /// The file name inside a dataset directory.

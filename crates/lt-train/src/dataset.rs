@@ -36,8 +36,8 @@ pub use holdout::{TrainingSplit, ValidationSource, carve_validation};
 
 /// The `format_version` of dataset directories this reader understands.
 pub use lt_format::dataset::FORMAT_VERSION;
-/// Largest `dataset.json` read: it holds names, counts and hashes (kilobytes in practice).
-pub const MAX_JSON_BYTES: u64 = 64 << 20;
+/// Largest `dataset.json` read: lt-format's one bound for it.
+pub use lt_format::dataset::MAX_DATASET_JSON_BYTES as MAX_JSON_BYTES;
 /// Most classes: labels are u16.
 pub const MAX_CLASSES: usize = 1 << 16;
 /// Most channels of an image (grey, RGB, RGBA).
