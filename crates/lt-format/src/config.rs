@@ -76,6 +76,14 @@ pub struct TrainConfig {
     /// Probability that a batch is mixed (with `mixup` or `cutmix`); written only when not 1.
     #[serde(skip_serializing_if = "is_one")]
     pub mix_prob: f64,
+    /// SAM's ρ (sharpness-aware minimisation, Foret et al. 2021): each step takes the
+    /// gradient at w + ρ·g/‖g‖ and applies it to w (two passes per step). Stage 1 only.
+    /// Absent (and not written) when off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sam: Option<f64>,
+    /// Adaptive SAM (Kwon et al. 2021): the ascent step scaled per weight by |w|; needs `sam`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sam_adaptive: bool,
     pub shuffle: bool,
     pub seed: u64,
     pub val_fraction: f64,
@@ -151,6 +159,8 @@ impl Default for TrainConfig {
             mixup: None,
             cutmix: None,
             mix_prob: 1.0,
+            sam: None,
+            sam_adaptive: false,
             shuffle: true,
             seed: 0,
             val_fraction: 0.0,
@@ -295,6 +305,14 @@ impl TrainConfig {
         if !(0.0..=1.0).contains(&self.mix_prob) {
             return bad("mix_prob", self.mix_prob.to_string(), "a probability in [0, 1]");
         }
+        if let Some(rho) = self.sam
+            && !(rho.is_finite() && rho > 0.0)
+        {
+            return bad("sam", rho.to_string(), "SAM's ρ must be a positive number (typical 0.05 to 0.8)");
+        }
+        if self.sam_adaptive && self.sam.is_none() {
+            return bad("sam_adaptive", "true".into(), "adaptive SAM needs a ρ: set `sam` too");
+        }
         if !(1..=16).contains(&self.randaugment_n) {
             return bad("randaugment_n", self.randaugment_n.to_string(), "RandAugment's N must be 1 to 16 operations");
         }
@@ -317,14 +335,8 @@ impl TrainConfig {
     /// The stage-2 settings and MaxNorm.
     fn validate_stage2(&self) -> Result<(), ConfigError> {
         let bad = |field: &'static str, value: String, hint: &str| Err(ConfigError { field, value, hint: hint.into() });
-        if self.stage2 == Some(Stage2::Lws) {
-            return bad(
-                "stage2",
-                "`lws`".into(),
-                "learnable weight scaling is not implemented yet; use crt or tau-norm",
-            );
-        }
-        let crt = self.stage2 == Some(Stage2::Crt);
+        // cRT and LWS share the retraining loop and its settings.
+        let crt = matches!(self.stage2, Some(Stage2::Crt | Stage2::Lws));
         let tau = self.stage2 == Some(Stage2::TauNorm);
         for (field, set, ok) in [
             ("stage2_epochs", self.stage2_epochs.is_some(), crt),
@@ -336,7 +348,7 @@ impl TrainConfig {
                 return bad(
                     field,
                     "set".into(),
-                    "acts only with its stage 2 method (crt: epochs, lr, resample; tau-norm: τ)",
+                    "acts only with its stage 2 method (crt and lws: epochs, lr, resample; tau-norm: τ)",
                 );
             }
         }

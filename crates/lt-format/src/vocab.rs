@@ -203,6 +203,6 @@ vocab! {
     pub enum Stage2 ("stage-2 method") {
         Crt = "crt": "Classifier re-training: the head re-initialised and retrained on the frozen backbone (eval mode) with --stage2-resample.",
         TauNorm = "tau-norm": "Post hoc, no training: each class's head weight w_c divided by ‖w_c‖^τ (τ = --tau-norm), the bias dropped.",
-        Lws = "lws": "Learnable weight scaling (a per-class logit scale on the frozen model); not implemented yet.",
+        Lws = "lws": "Learnable weight scaling: a per-class logit scale learned on the frozen model (backbone and head), cRT's loop.",
     }
 }

@@ -198,3 +198,30 @@ pub fn mutate_json(value: &mut serde_json::Value, rng: &mut ChaCha8Rng) {
         _ => *value = wild_json(rng),
     }
 }
+
+/// Row group metadata, as [`FooterEdit`] changes it.
+pub type GroupMeta = parquet::file::metadata::RowGroupMetaDataBuilder;
+/// Column chunk metadata, as [`FooterEdit`] changes it.
+pub type ColumnMeta = parquet::file::metadata::ColumnChunkMetaDataBuilder;
+/// An edit of row group 0's metadata and of its first column chunk's.
+pub type FooterEdit = fn(GroupMeta, ColumnMeta) -> (GroupMeta, ColumnMeta);
+
+/// `bytes` (a Parquet file) with its footer rewritten after `edit` changed the metadata of
+/// row group 0 and its first column chunk: well-formed metadata that lies.
+pub fn with_footer(bytes: &[u8], edit: FooterEdit) -> Vec<u8> {
+    use parquet::file::metadata::{ParquetMetaDataReader, ParquetMetaDataWriter};
+    let n = bytes.len();
+    let footer_len = u32::from_le_bytes(bytes[n - 8..n - 4].try_into().unwrap()) as usize;
+    let data_end = n - 8 - footer_len;
+    let metadata = ParquetMetaDataReader::decode_metadata(&bytes[data_end..n - 8]).unwrap();
+    let mut groups = metadata.row_groups().to_vec();
+    let group = groups.remove(0);
+    let mut columns = group.columns().to_vec();
+    let (group, first) = edit(group.into_builder(), columns[0].clone().into_builder());
+    columns[0] = first.build().unwrap();
+    groups.insert(0, group.set_column_metadata(columns).build().unwrap());
+    let metadata = metadata.into_builder().set_row_groups(groups).build();
+    let mut out = bytes[..data_end].to_vec();
+    ParquetMetaDataWriter::new(&mut out, &metadata).finish().unwrap();
+    out
+}

@@ -16,30 +16,21 @@
 
 use rand::Rng;
 
-/// One image operation of AutoAugment / RandAugment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Op {
-    Identity,
-    ShearX,
-    ShearY,
-    TranslateX,
-    TranslateY,
-    Rotate,
-    Brightness,
-    Color,
-    Contrast,
-    Sharpness,
-    Posterize,
-    Solarize,
-    AutoContrast,
-    Equalize,
-    Invert,
+/// Declares [`Op`] and [`ALL_OPS`] from one list.
+macro_rules! image_ops {
+    ($($op:ident),* $(,)?) => {
+        /// One image operation of AutoAugment / RandAugment.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Op {
+            $($op),*
+        }
+
+        /// Every operation, in the order of the golden file's names.
+        pub const ALL_OPS: &[Op] = &[$(Op::$op),*];
+    };
 }
 
-use Op::*;
-
-/// Every operation, in the order of the golden file's names.
-pub const ALL_OPS: [Op; 15] = [
+image_ops![
     Identity,
     ShearX,
     ShearY,
@@ -56,6 +47,8 @@ pub const ALL_OPS: [Op; 15] = [
     Equalize,
     Invert,
 ];
+
+use Op::*;
 
 /// RandAugment's operations (torchvision's `RandAugment._augmentation_space`, in its order).
 pub const RANDAUGMENT_OPS: [Op; 14] = [
@@ -445,7 +438,7 @@ pub fn crop_flip(out: &mut [u8], src: &[u8], [c, h, w]: [usize; 3], dy: i64, dx:
 }
 
 /// The settings of the policies beyond the [`Augment`](crate::loader::Augment) name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Params {
     /// RandAugment's N: operations per image.
     pub randaugment_n: usize,

@@ -221,6 +221,8 @@ pub struct LoaderBenchResult {
     pub data: String,
     pub batch_size: usize,
     pub augment: Augment,
+    /// RandAugment's N and M and Cutout's side, as the batches were made.
+    pub params: crate::augment::Params,
     /// Reading `samples.parquet` + `subset.parquet` (Arrow) into memory, and the
     /// normalisation statistics of the subset.
     pub open_seconds: f64,
@@ -235,11 +237,13 @@ pub struct LoaderBenchResult {
 /// Times the loader alone: `epochs` epochs of the training subset in shuffled order through
 /// the same `Prefetcher` and `BatchMaker` as a training run (crop+flip, normalisation), with
 /// nothing consuming the batches, so the figure is what the loader can deliver to a device.
+/// `params` are RandAugment's N and M and Cutout's side.
 pub fn loader(
     data: &Path,
     batch: usize,
     epochs: usize,
     augment: Augment,
+    params: crate::augment::Params,
     seed: u64,
 ) -> Result<LoaderBenchResult, TrainError> {
     let t0 = Instant::now();
@@ -247,7 +251,7 @@ pub fn loader(
     let shape = dataset.info.image_shape;
     let norm = Normalization::of(&dataset.train, &dataset.subset, shape);
     let open_seconds = t0.elapsed().as_secs_f64();
-    let maker = BatchMaker { split: Arc::new(dataset.train), shape, norm, augment, params: Default::default(), seed };
+    let maker = BatchMaker { split: Arc::new(dataset.train), shape, norm, augment, params, seed };
     let t1 = Instant::now();
     let (mut images, mut checksum) = (0usize, 0f64);
     for epoch in 0..epochs {
@@ -263,6 +267,7 @@ pub fn loader(
         data: data.display().to_string(),
         batch_size: batch,
         augment,
+        params,
         open_seconds,
         epochs,
         images,

@@ -6,6 +6,10 @@
 //!   (`Trainable::Head`: the backbone in eval mode, BatchNorm by its running statistics, which
 //!   stay as they are), plain cross-entropy without class weights, the `--stage2-resample`
 //!   manifest (class-balanced by default) and `--stage2-lr` under the run's schedule.
+//! - `lws`: learnable weight scaling: the head is kept and frozen too; only a per-class scale
+//!   f_c of the logits (`lws.scales`, ones at first, appended by `with_logit_scales`) is
+//!   trained, with cRT's loss, sampling, epochs and learning rate. The saved model keeps the
+//!   scaling node.
 //! - `tau-norm`: post hoc, each class vector w_c of the head becomes w_c / ‖w_c‖^τ and the
 //!   bias is dropped (set to 0), as the reference code's tau-normalised classifier.
 //!
@@ -17,7 +21,9 @@
 use std::collections::{HashMap, HashSet};
 
 use lt_format::config::Stage2;
-use lt_graph::train::{StepOptions, Trainable, head_of, tensor_f32, training_graph_with, with_weights};
+use lt_graph::train::{
+    Sam, StepOptions, Trainable, head_of, tensor_f32, training_graph_with, with_logit_scales, with_weights,
+};
 
 use super::{Progress, Run, TrainError, graph_spec, initial_model};
 use crate::config::LossKind;
@@ -36,9 +42,10 @@ pub(super) struct Stage2Run {
     pub epochs: usize,
 }
 
-/// The options of the stage-1 step (MaxNorm).
+/// The options of the stage-1 step (MaxNorm, SAM).
 pub(super) fn stage1_options(cfg: &crate::config::TrainConfig) -> StepOptions {
-    StepOptions { trainable: Trainable::All, max_norm: cfg.max_norm.map(|r| r as f32) }
+    let sam = cfg.sam.map(|rho| Sam { rho: rho as f32, adaptive: cfg.sam_adaptive });
+    StepOptions { trainable: Trainable::All, max_norm: cfg.max_norm.map(|r| r as f32), sam }
 }
 
 impl Run<'_> {
@@ -56,38 +63,60 @@ impl Run<'_> {
         // Stage 2 reports its own last epoch, never a stage-1 checkpoint.
         self.meta.best_val = None;
         match method {
-            Stage2::Crt => self.crt(trained, &head.params, progress),
+            Stage2::Crt => {
+                let model = self.reinitialised_head(trained, &head.params)?;
+                let opts = StepOptions {
+                    trainable: Trainable::Head,
+                    max_norm: cfg.max_norm.map(|r| r as f32),
+                    ..StepOptions::default()
+                };
+                let what = format!("the head ({}) retrained", head.params.join(", "));
+                self.retrain(model, &opts, "cRT", &what, progress)
+            }
+            Stage2::Lws => {
+                let model = with_logit_scales(&trained)?;
+                let opts = StepOptions { trainable: Trainable::LogitScales, ..StepOptions::default() };
+                self.retrain(model, &opts, "LWS", "per-class logit scales learned", progress)
+            }
             Stage2::TauNorm => self.tau_norm(&head, progress),
-            Stage2::Lws => Err(TrainError::Setup("--stage2 lws is not implemented yet".into())),
         }
     }
 
-    fn crt(
-        &mut self,
+    /// `trained` with the head's parameters set to the values a fresh run starts from.
+    fn reinitialised_head(
+        &self,
         trained: lt_graph::onnx::proto::ModelProto,
         head: &[String],
-        progress: &dyn Progress,
-    ) -> Result<(), TrainError> {
-        let cfg = self.cfg;
-        let epochs = cfg.stage2_epochs.unwrap_or(DEFAULT_EPOCHS);
-        let num_classes = self.data.num_classes();
-        let fresh = initial_model(cfg, num_classes, self.data.info.image_shape[1])?;
+    ) -> Result<lt_graph::onnx::proto::ModelProto, TrainError> {
+        let fresh = initial_model(self.cfg, self.data.num_classes(), self.data.info.image_shape[1])?;
         let graph = fresh.graph.as_ref().expect("a built model has a graph");
         let mut init = HashMap::new();
         for t in graph.initializer.iter().filter(|t| head.contains(&t.name)) {
             init.insert(t.name.clone(), tensor_f32(t)?);
         }
-        let model = with_weights(&trained, &init)?;
+        Ok(with_weights(&trained, &init)?)
+    }
+
+    /// cRT's and LWS's loop: `model` trained under `opts` (the backbone frozen) with plain
+    /// cross-entropy, the stage-2 manifest, epochs and learning rate.
+    fn retrain(
+        &mut self,
+        model: lt_graph::onnx::proto::ModelProto,
+        opts: &StepOptions,
+        method: &str,
+        what: &str,
+        progress: &dyn Progress,
+    ) -> Result<(), TrainError> {
+        let cfg = self.cfg;
+        let epochs = cfg.stage2_epochs.unwrap_or(DEFAULT_EPOCHS);
         let ce = crate::config::TrainConfig { loss: LossKind::Ce, label_smoothing: 0.0, ..cfg.clone() };
         let spec = graph_spec(&ce, &self.train_counts, &self.device);
-        let opts = StepOptions { trainable: Trainable::Head, max_norm: cfg.max_norm.map(|r| r as f32) };
-        let step = training_graph_with(&model, &spec, &opts)?;
+        let step = training_graph_with(&model, &spec, opts)?;
         let threads = cfg.threads.unwrap_or_else(crate::device::default_threads);
         self.engine = Engine::new(&step, &model, &self.device, threads)?;
         self.inference = model;
         progress.message(&format!(
-            "stage 2 (cRT): the head ({}) retrained on the frozen backbone for {epochs} epochs, {} training-graph nodes",
-            head.join(", "),
+            "stage 2 ({method}): {what} on the frozen backbone for {epochs} epochs, {} training-graph nodes",
             self.engine.node_count
         ));
 

@@ -7,7 +7,7 @@ use lt_data::build::{BuildConfig, ProfileSpec, build, partial_dir};
 use lt_data::parquet::{read_frame, u16_column, u32_column};
 use lt_data::{DatasetMeta, NoProgress, Profile, SourceOptions, SourceSpec, Strategy};
 
-use crate::helpers::{cifar10_dir, run_python};
+use crate::helpers::{cifar10_dir, dir_bytes, run_python};
 
 fn config(source: &Path, out: &Path, profile: Profile) -> BuildConfig {
     BuildConfig {
@@ -22,18 +22,6 @@ fn config(source: &Path, out: &Path, profile: Profile) -> BuildConfig {
         out: out.into(),
         force: false,
     }
-}
-
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let p = e.unwrap().path();
-            (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap())
-        })
-        .collect();
-    v.sort();
-    v
 }
 
 fn lt_profile() -> Profile {
@@ -52,7 +40,7 @@ fn cifar10_build_round_trips_and_is_byte_identical() {
     assert_eq!(meta.subset_counts, [100, 77, 59, 46, 35, 27, 21, 16, 12, 10]);
     assert_eq!(meta.test_counts, vec![15; 10]);
     assert_eq!(DatasetMeta::read(&out).unwrap(), meta);
-    let names: Vec<String> = files(&out).into_iter().map(|f| f.0).collect();
+    let names: Vec<String> = dir_bytes(&out).into_iter().map(|f| f.0).collect();
     assert_eq!(
         names,
         [
@@ -104,13 +92,13 @@ fn cifar10_build_round_trips_and_is_byte_identical() {
     // Determinism: a second build gives byte-identical files.
     let out2 = tmp.path().join("ds2");
     build(&config(&src, &out2, lt_profile()), &NoProgress).unwrap();
-    assert_eq!(files(&out), files(&out2));
+    assert_eq!(dir_bytes(&out), dir_bytes(&out2));
     // Another seed changes the subset and manifests but not the samples.
     let out3 = tmp.path().join("ds3");
     let mut c3 = config(&src, &out3, lt_profile());
     c3.seed = 10;
     build(&c3, &NoProgress).unwrap();
-    let (a, b) = (files(&out), files(&out3));
+    let (a, b) = (dir_bytes(&out), dir_bytes(&out3));
     // [0] is the marker, [1] dataset.json, [2..5] the manifests.
     assert_eq!((&a[5].0, &a[6].0), (&"samples.parquet".to_string(), &"subset.parquet".to_string()));
     assert_eq!(a[5], b[5], "samples.parquet does not depend on the seed");
@@ -133,14 +121,14 @@ fn existing_output_is_refused_and_errors_leave_nothing() {
     c.force = true;
     let e = build(&c, &NoProgress).unwrap_err().to_string();
     assert!(e.contains("refusing to replace") && e.contains(".lt-output.json"), "{e}");
-    assert_eq!(files(&out).len(), 1);
+    assert_eq!(dir_bytes(&out).len(), 1);
     // A dataset lt-data wrote is replaced with --force.
     std::fs::remove_file(out.join("keep.txt")).unwrap();
     build(&c, &NoProgress).unwrap();
-    let first = files(&out);
+    let first = dir_bytes(&out);
     c.seed += 1;
     build(&c, &NoProgress).unwrap();
-    assert_ne!(files(&out), first);
+    assert_ne!(dir_bytes(&out), first);
     assert!(!partial_dir(&out).exists());
     // A profile error after reading the source: nothing written, no .partial left.
     let out2 = tmp.path().join("ds-bad");

@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use crate::helpers::dir_bytes;
+
 fn lt_data(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lt-data")).args(args).output().unwrap()
 }
@@ -17,18 +19,6 @@ fn fails(args: &[&str]) -> String {
     let o = lt_data(args);
     assert!(!o.status.success(), "lt-data {args:?} should fail");
     String::from_utf8(o.stderr).unwrap()
-}
-
-fn read_dir_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let p = e.unwrap().path();
-            (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap())
-        })
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]
@@ -67,15 +57,15 @@ fn build_weights_inspect_from_the_command_line() {
     assert_eq!(meta.manifests["effective-number"].beta, Some(0.99));
 
     // Rerun with --force: byte-identical.
-    let before = read_dir_bytes(&out);
+    let before = dir_bytes(&out);
     let mut again = args.to_vec();
     again.push("--force");
     ok(&again);
-    assert_eq!(before, read_dir_bytes(&out));
+    assert_eq!(before, dir_bytes(&out));
     // Without --force: refused, directory untouched.
     let e = fails(&args);
     assert!(e.contains("exists and is not empty") && e.contains("--force"), "{e}");
-    assert_eq!(before, read_dir_bytes(&out));
+    assert_eq!(before, dir_bytes(&out));
 
     // Weights as JSON.
     let w: serde_json::Value = serde_json::from_str(&ok(&["weights", o, "--scheme", "inverse"])).unwrap();

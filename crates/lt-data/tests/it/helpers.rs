@@ -86,3 +86,16 @@ pub fn count(labels: impl IntoIterator<Item = u16>, c: usize) -> Vec<u64> {
     }
     v
 }
+
+/// Every file of `dir` with its bytes, sorted by name: two builds compare byte for byte.
+pub fn dir_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap())
+        })
+        .collect();
+    v.sort();
+    v
+}

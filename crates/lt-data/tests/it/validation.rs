@@ -12,7 +12,7 @@ use lt_data::profile::{Profile, select_subset, select_subset_after};
 use lt_data::validation::{FILE, RULE, hold_out};
 use lt_data::{DatasetMeta, NoProgress, SourceOptions, SourceSpec, Strategy};
 
-use crate::helpers::{balanced_labels, count, names};
+use crate::helpers::{balanced_labels, count, dir_bytes, names};
 
 const PER_CLASS: u64 = 60;
 
@@ -39,18 +39,6 @@ fn exp10() -> Profile {
 fn index_table(path: &Path) -> (Vec<u32>, Vec<u16>) {
     let df = read_frame(path, None).unwrap();
     (u32_column(&df, path, "index").unwrap(), u16_column(&df, path, "label").unwrap())
-}
-
-fn dir_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let p = e.unwrap().path();
-            (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap())
-        })
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]

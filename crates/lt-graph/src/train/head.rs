@@ -1,6 +1,7 @@
 //! The classifier head and the step options that act on it: a frozen backbone (only the
 //! head is trained: Kang et al. 2020's classifier re-training) and MaxNorm (weight balancing,
 //! Alshammari et al. 2022: each class's weight vector projected onto a ball after the update).
+//! SAM's option sits with them in [`StepOptions`]; its passes are `sam.rs`.
 //!
 //! The head is the model's last Gemm or MatMul: its weight (the parameters its second input
 //! is computed from, e.g. a cosine head's normalised weight), its Gemm bias, and every
@@ -24,6 +25,57 @@ pub enum Trainable {
     /// node is emitted for it, and the whole forward runs in eval mode: BatchNorm normalises
     /// by the running statistics (not updated) and Dropout is the identity.
     Head,
+    /// Only the per-class logit scales [`LOGIT_SCALES`] that [`with_logit_scales`] appends
+    /// (Kang et al. 2020's learnable weight scaling, LWS): backbone and head frozen as
+    /// under [`Trainable::Head`], each class's logit (its weight vector and bias) scaled by
+    /// a learned f_c.
+    LogitScales,
+}
+
+/// The initializer [`with_logit_scales`] adds: f [classes], ones at first.
+pub const LOGIT_SCALES: &str = "lws.scales";
+
+/// `inference` with its logits multiplied by a per-class scale [`LOGIT_SCALES`] (ones, so
+/// the model computes the same function): the last node's output is renamed and a `Mul`
+/// writes the original output name.
+pub fn with_logit_scales(inference: &ModelProto) -> Result<ModelProto, GraphError> {
+    let src = Source::read(inference)?;
+    if src.initializer(LOGIT_SCALES).is_some() {
+        return Err(GraphError::Model(format!("the model already has `{LOGIT_SCALES}`")));
+    }
+    let logits = src.logits.clone();
+    let classes = match src.graph.output[0].r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(crate::onnx::proto::type_proto::Value::TensorType(t)) => {
+            t.shape.as_ref().and_then(|s| s.dim.last()).and_then(|d| match d.value {
+                Some(crate::onnx::proto::tensor_shape_proto::dimension::Value::DimValue(v)) if v > 0 => Some(v),
+                _ => None,
+            })
+        }
+        None => None,
+    }
+    .ok_or_else(|| GraphError::Model(format!("the output `{logits}` has no static class dimension")))?;
+    let mut model = inference.clone();
+    let graph = model.graph.as_mut().expect("Source::read checked the graph");
+    let unscaled = format!("{logits}.unscaled");
+    let producer = graph
+        .node
+        .iter_mut()
+        .rev()
+        .find(|n| n.output.contains(&logits))
+        .ok_or_else(|| GraphError::Model(format!("no node computes the output `{logits}`")))?;
+    producer.output.iter_mut().filter(|o| **o == logits).for_each(|o| o.clone_from(&unscaled));
+    for n in graph.node.iter_mut() {
+        n.input.iter_mut().filter(|i| **i == logits).for_each(|i| i.clone_from(&unscaled));
+    }
+    graph.initializer.push(crate::onnx::Tensor::f32(&[classes], vec![1.0; classes as usize]).to_proto(LOGIT_SCALES));
+    graph.node.push(crate::onnx::proto::NodeProto {
+        name: "lws".into(),
+        op_type: "Mul".into(),
+        input: vec![unscaled, LOGIT_SCALES.into()],
+        output: vec![logits],
+        ..Default::default()
+    });
+    Ok(model)
 }
 
 /// Options of the training step beyond [`super::TrainingGraphSpec`]; the default builds
@@ -34,6 +86,8 @@ pub struct StepOptions {
     /// MaxNorm: after the SGD update each class's head weight vector `w_c` is scaled by
     /// `min(1, R/‖w_c‖)` (projected onto the ball of radius R).
     pub max_norm: Option<f32>,
+    /// Sharpness-aware minimisation: the update uses the gradient at `w + ε` (`sam.rs`).
+    pub sam: Option<super::Sam>,
 }
 
 /// The classifier head of a model.
@@ -111,8 +165,17 @@ pub(super) fn apply(src: &mut Source, opts: &StepOptions) -> Result<Option<(Stri
         return Ok(None);
     }
     let head = find(src)?;
-    if opts.trainable == Trainable::Head {
-        src.roles.retain(|name, _| head.params.contains(name));
+    match opts.trainable {
+        Trainable::All => {}
+        Trainable::Head => src.roles.retain(|name, _| head.params.contains(name)),
+        Trainable::LogitScales => {
+            if src.initializer(LOGIT_SCALES).is_none() {
+                return Err(GraphError::Model(format!(
+                    "the model has no `{LOGIT_SCALES}` to train: add them with with_logit_scales"
+                )));
+            }
+            src.roles = [(LOGIT_SCALES.to_string(), StateKind::Parameter)].into();
+        }
     }
     match opts.max_norm {
         Some(r) if !(r.is_finite() && r > 0.0) => {

@@ -26,15 +26,17 @@ pub(crate) mod infer;
 mod loss;
 mod model;
 mod ops;
+mod sam;
 mod sgd;
 mod stats;
 mod tape;
 mod weights;
 
 use emit::{Emitter, Value};
-pub use head::{HeadInfo, StepOptions, Trainable, head_of};
+pub use head::{HeadInfo, LOGIT_SCALES, StepOptions, Trainable, head_of, with_logit_scales};
 use loss::emit_loss;
 use model::Source;
+pub use sam::Sam;
 use sgd::{Param, emit_sgd};
 use tape::{Ctx, Forward};
 pub use weights::{tensor_f32, tensor_i64, with_weights};
@@ -158,7 +160,7 @@ pub struct TrainingGraph {
 
 /// The ops [`training_graph`] differentiates (the op types of the rule table `ops::RULES`).
 pub fn supported_ops() -> Vec<&'static str> {
-    ops::RULES.iter().map(|r| r.op_type()).collect()
+    ops::RULES.iter().map(|(op, _)| *op).collect()
 }
 
 /// Builds the training step of `inference` (see the module docs for its inputs and outputs).
@@ -167,7 +169,7 @@ pub fn training_graph(inference: &ModelProto, spec: &TrainingGraphSpec) -> Resul
 }
 
 /// [`training_graph`] with [`StepOptions`]: only the head trained (a frozen backbone in eval
-/// mode), MaxNorm on the head's class vectors.
+/// mode), MaxNorm on the head's class vectors, SAM's two passes (`sam.rs`).
 pub fn training_graph_with(
     inference: &ModelProto,
     spec: &TrainingGraphSpec,
@@ -180,6 +182,9 @@ pub fn training_graph_with(
             "batch_size {} is too small: BatchNorm in training mode needs at least 2 images",
             spec.batch_size
         )));
+    }
+    if let Some(sam) = &opts.sam {
+        sam.validate()?;
     }
     let mut src = Source::read(inference)?;
     let max_norm = head::apply(&mut src, opts)?;
@@ -207,15 +212,74 @@ pub fn training_graph_with(
     }
     let mut values = inputs.clone();
     values.insert(src.image_input.clone(), images);
+    let batch = Batch { labels, mix, class_weights: cw, eval_mode: opts.trainable != Trainable::All };
+    let first = forward_backward(cx, &src, values.clone(), &batch, spec)?;
+    let (mut cx, loss, logits) = (first.cx, first.loss, first.logits);
+    if let Some(sam) = opts.sam {
+        // The second pass runs at w + ε; its running statistics are dropped (see `sam.rs`).
+        let shifted = sam::perturbed_weights(&mut cx, &params, sam)?;
+        for (p, &w) in params.iter_mut().zip(&shifted) {
+            cx.set_needs_grad(w);
+            values.insert(p.name.clone(), w);
+            p.grad_of = w;
+        }
+        cx = forward_backward(cx, &src, values, &batch, spec)?.cx;
+    }
 
-    let mut forward = Forward::new(cx, &src, values);
-    forward.eval_mode = opts.trainable == Trainable::Head;
+    cx.output(loss, step_io::LOSS)?;
+    cx.output(logits, step_io::LOGITS)?;
+    emit_sgd(&mut cx, &params, spec, lr)?;
+    for (name, upd) in &first.running_updates {
+        cx.output(*upd, &format!("{name}.new"))?;
+    }
+    // Running statistics no node updates are passed through unchanged.
+    for s in state.iter().filter(|s| matches!(s.kind, StateKind::RunningMean | StateKind::RunningVar)) {
+        if !first.running_updates.iter().any(|(n, _)| n == &s.name) {
+            cx.output(inputs[&s.name], &s.output)?;
+        }
+    }
+    let mut model = cx.finish().finish();
+    let cleanup = crate::optimize::optimize(&mut model);
+    Ok(TrainingGraph { model, state, num_classes, image_shape: src.image_shape, cleanup })
+}
+
+/// The step's inputs besides the images and the state.
+struct Batch {
+    labels: Value,
+    /// `labels_mix` and λ of a mixed batch.
+    mix: Option<(Value, Value)>,
+    class_weights: Value,
+    /// A frozen backbone: BatchNorm by running statistics, Dropout the identity.
+    eval_mode: bool,
+}
+
+/// What one forward and backward pass leaves: the gradients are in `cx`.
+struct Pass {
+    cx: Ctx,
+    loss: Value,
+    logits: Value,
+    /// New running statistics: (state input name, value).
+    running_updates: Vec<(String, Value)>,
+}
+
+/// One forward sweep from `values` (the image input and the state by source name), the
+/// loss, and the backward sweep that pushes every parameter's gradient into the context.
+fn forward_backward(
+    cx: Ctx,
+    src: &Source,
+    values: HashMap<String, Value>,
+    batch: &Batch,
+    spec: &TrainingGraphSpec,
+) -> Result<Pass, GraphError> {
+    let mut forward = Forward::new(cx, src, values);
+    forward.eval_mode = batch.eval_mode;
     let swept = forward.sweep(&src.graph.node)?;
     let mut cx = swept.cx;
     let logits = swept.values.get(&src.logits).copied().ok_or_else(|| GraphError::UnknownValue {
         name: src.logits.clone(),
         hint: "graph output never computed".into(),
     })?;
+    let (bsz, c) = (spec.batch_size as i64, spec.class_counts.len() as i64);
     let ls = cx.shape(logits);
     if ls != [bsz, c] {
         return Err(GraphError::Config(format!(
@@ -223,26 +287,10 @@ pub fn training_graph_with(
             src.logits
         )));
     }
-
-    let (loss, dlogits) = emit_loss(&mut cx, logits, labels, mix, cw, spec)?;
+    let (loss, dlogits) = emit_loss(&mut cx, logits, batch.labels, batch.mix, batch.class_weights, spec)?;
     cx.seed_grad(logits, dlogits);
     tape::backward(&mut cx, &swept.tape)?;
-
-    cx.output(loss, step_io::LOSS)?;
-    cx.output(logits, step_io::LOGITS)?;
-    emit_sgd(&mut cx, &params, spec, lr)?;
-    for (name, upd) in &swept.running_updates {
-        cx.output(*upd, &format!("{name}.new"))?;
-    }
-    // Running statistics no node updates are passed through unchanged.
-    for s in state.iter().filter(|s| matches!(s.kind, StateKind::RunningMean | StateKind::RunningVar)) {
-        if !swept.running_updates.iter().any(|(n, _)| n == &s.name) {
-            cx.output(inputs[&s.name], &s.output)?;
-        }
-    }
-    let mut model = cx.finish().finish();
-    let cleanup = crate::optimize::optimize(&mut model);
-    Ok(TrainingGraph { model, state, num_classes, image_shape: src.image_shape, cleanup })
+    Ok(Pass { cx, loss, logits, running_updates: swept.running_updates })
 }
 
 /// Declares the state inputs, in initializer order: parameters (which need gradients), then
@@ -284,7 +332,8 @@ fn declare_state(
         let name = format!("{}.momentum", s.name);
         let momentum = cx.input(&name, DataType::Float, &s.dims)?;
         let decay = !src.no_decay.contains(&s.name);
-        params.push(Param { name: s.name.clone(), value: inputs[&s.name], momentum, decay, max_norm: None });
+        let value = inputs[&s.name];
+        params.push(Param { name: s.name.clone(), value, grad_of: value, momentum, decay, max_norm: None });
         let n = s.dims.iter().product::<i64>() as usize;
         momenta.push(StateTensor {
             output: format!("{name}.new"),

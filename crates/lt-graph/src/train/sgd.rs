@@ -10,6 +10,9 @@ use crate::onnx::{Attr, Tensor};
 pub(super) struct Param {
     pub name: String,
     pub value: Value,
+    /// The value whose gradient updates this parameter: `value` itself, or under SAM the
+    /// perturbed copy `value + ε` the second pass ran with (`sam.rs`).
+    pub grad_of: Value,
     pub momentum: Value,
     /// False for BatchNorm weights/biases and 1-D biases (`Sgd::decay_bn_and_bias`).
     pub decay: bool,
@@ -31,23 +34,16 @@ pub(super) fn emit_sgd(cx: &mut Ctx, params: &[Param], spec: &TrainingGraphSpec,
     let mu = spec.sgd.momentum;
     let sizes: Vec<i64> = params.iter().map(|p| cx.shape(p.value).iter().product()).collect();
     let total: i64 = sizes.iter().sum();
-    let (mut gs, mut ps, mut vs) = (Vec::new(), Vec::new(), Vec::new());
-    for (p, &n) in params.iter().zip(&sizes) {
-        let g = match cx.take_grad(p.value)? {
+    let mut gs = Vec::new();
+    for p in params {
+        gs.push(match cx.take_grad(p.grad_of)? {
             Some(g) => g,
             None => cx.mul_s(p.value, 0.0)?,
-        };
-        gs.push(cx.reshape(g, &[n])?);
-        ps.push(cx.reshape(p.value, &[n])?);
-        vs.push(cx.reshape(p.momentum, &[n])?);
+        });
     }
-    let concat = |cx: &mut Ctx, xs: &[Value]| -> Result<Value, GraphError> {
-        if xs.len() == 1 {
-            return Ok(xs[0]);
-        }
-        cx.concat(xs, 0)
-    };
-    let (g, p, v) = (concat(cx, &gs)?, concat(cx, &ps)?, concat(cx, &vs)?);
+    let values: Vec<Value> = params.iter().map(|p| p.value).collect();
+    let momenta: Vec<Value> = params.iter().map(|p| p.momentum).collect();
+    let (g, p, v) = (flat_concat(cx, &gs)?, flat_concat(cx, &values)?, flat_concat(cx, &momenta)?);
     // Weight decay: one scalar, or a per-element vector when some parameters are exempt.
     // (The per-element vector is only materialised when parameters differ: for densenet161
     // it would be 26.5M floats.)
@@ -83,13 +79,7 @@ pub(super) fn emit_sgd(cx: &mut Ctx, params: &[Param], spec: &TrainingGraphSpec,
     let step = cx.bin("Mul", upd, lr)?;
     let p_new = cx.bin("Sub", p, step)?;
     for (flat, suffix) in [(p_new, "new"), (v_new, "momentum.new")] {
-        let pieces = if params.len() == 1 {
-            vec![flat]
-        } else {
-            let sc = cx.ints(&sizes);
-            cx.wire_n("Split", &[Some(flat), Some(sc)], &[("axis", Attr::Int(0))], params.len())?
-        };
-        for (p, piece) in params.iter().zip(pieces) {
+        for (p, piece) in params.iter().zip(split_flat(cx, flat, &sizes)?) {
             let dims = cx.shape(p.value);
             let shape = cx.ints(&dims);
             let name = format!("{}.{suffix}", p.name);
@@ -111,4 +101,23 @@ pub(super) fn emit_sgd(cx: &mut Ctx, params: &[Param], spec: &TrainingGraphSpec,
         }
     }
     Ok(())
+}
+
+/// The values flattened (Reshape, an alias) and concatenated into one vector.
+pub(super) fn flat_concat(cx: &mut Ctx, xs: &[Value]) -> Result<Value, GraphError> {
+    let mut flat = Vec::with_capacity(xs.len());
+    for &x in xs {
+        let n = cx.shape(x).iter().product::<i64>();
+        flat.push(cx.reshape(x, &[n])?);
+    }
+    if flat.len() == 1 { Ok(flat[0]) } else { cx.concat(&flat, 0) }
+}
+
+/// The inverse of [`flat_concat`]: `flat` split into pieces of `sizes` elements (still flat).
+pub(super) fn split_flat(cx: &mut Ctx, flat: Value, sizes: &[i64]) -> Result<Vec<Value>, GraphError> {
+    if sizes.len() == 1 {
+        return Ok(vec![flat]);
+    }
+    let sc = cx.ints(sizes);
+    cx.wire_n("Split", &[Some(flat), Some(sc)], &[("axis", Attr::Int(0))], sizes.len())
 }

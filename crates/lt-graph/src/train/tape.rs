@@ -85,7 +85,7 @@ pub(crate) struct Forward<'s> {
     src: &'s Source<'s>,
     /// Source value names -> training-graph values.
     values: HashMap<String, Value>,
-    tape: Vec<Box<dyn Backward>>,
+    tape: Vec<(Value, Box<dyn Backward>)>,
     running_updates: Vec<(String, Value)>,
     /// Eval mode (a frozen backbone): BatchNorm normalises by its running statistics and
     /// Dropout is the identity.
@@ -96,7 +96,8 @@ pub(crate) struct Forward<'s> {
 pub(crate) struct Swept {
     pub cx: Ctx,
     pub values: HashMap<String, Value>,
-    pub tape: Vec<Box<dyn Backward>>,
+    /// Each recorded op's output and its backward rule, in forward order.
+    pub tape: Vec<(Value, Box<dyn Backward>)>,
     /// New running statistics: (state input name, value).
     pub running_updates: Vec<(String, Value)>,
 }
@@ -148,9 +149,10 @@ impl<'s> Forward<'s> {
         self.src.roles.get(name).copied()
     }
 
-    /// Records an op's backward state; the backward sweep runs it in reverse order.
-    pub fn record(&mut self, rec: impl Backward + 'static) {
-        self.tape.push(Box::new(rec));
+    /// Records the backward state of an op whose output is `y`; the backward sweep runs it,
+    /// in reverse order, with the gradient of `y`.
+    pub fn record(&mut self, y: Value, rec: impl Backward + 'static) {
+        self.tape.push((y, Box::new(rec)));
     }
 
     /// Records the new value of the running statistic `name`.
@@ -178,8 +180,8 @@ impl<'s> Forward<'s> {
             let any = node.input.iter().filter_map(|i| self.values.get(i)).any(|&v| self.cx.needs_grad(v));
             if any {
                 self.cx.set_needs_grad(y);
-                for rec in &self.tape[tape_len..] {
-                    self.cx.set_needs_grad(rec.output());
+                for &(out, _) in &self.tape[tape_len..] {
+                    self.cx.set_needs_grad(out);
                 }
             }
             let out_name = node.output.first().ok_or_else(|| ops::unsupported(node, "node has no output"))?;
@@ -190,9 +192,9 @@ impl<'s> Forward<'s> {
 }
 
 /// The backward sweep: each recorded rule, last first, given its output's gradient.
-pub(crate) fn backward(cx: &mut Ctx, tape: &[Box<dyn Backward>]) -> Result<(), GraphError> {
-    for rec in tape.iter().rev() {
-        let Some(dy) = cx.take_grad(rec.output())? else { continue };
+pub(crate) fn backward(cx: &mut Ctx, tape: &[(Value, Box<dyn Backward>)]) -> Result<(), GraphError> {
+    for (y, rec) in tape.iter().rev() {
+        let Some(dy) = cx.take_grad(*y)? else { continue };
         rec.backward(cx, dy)?;
     }
     Ok(())

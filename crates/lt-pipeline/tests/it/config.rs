@@ -101,6 +101,14 @@ fn shipped_pipelines_say_what_the_issue_asks() {
         assert_eq!(e.config.schedule.to_string(), "step:162,182*0.01");
         assert!(p.experiment.iter().any(|e| e.config.loss == LossKind::BalancedSoftmax));
         assert!(p.experiment.iter().any(|e| e.config.loss == LossKind::Focal));
+        // The recipes: DDC's 400-epoch SAM + AutoAugment + Cutout runs, mixup, cRT.
+        let e = p.experiment.iter().find(|e| e.name == "ldam-drw-sam-aa").unwrap();
+        assert_eq!((e.config.drw, e.config.epochs, e.config.warmup, e.config.cutout), (Some(321), 400, 10, Some(16)));
+        assert_eq!(e.config.schedule.to_string(), "step:321,361*0.01");
+        assert!(e.config.sam.is_some() && e.config.loss == LossKind::Ldam);
+        for name in ["ce-sam-aa", "vs-sam-aa", "mixup", "crt", "logit-adjusted"] {
+            assert!(p.experiment.iter().any(|e| e.name == name), "{file}: no experiment {name}");
+        }
     }
 }
 

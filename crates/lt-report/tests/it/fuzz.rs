@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use lt_fuzz::{case, iterations, mutate_bytes, mutate_json};
+use lt_fuzz::{FooterEdit, case, iterations, mutate_bytes, mutate_json, with_footer};
 use lt_report::input::{read_dataset, read_run};
 use lt_report::synthetic::{SyntheticRun, class_names, write_dataset, write_run};
 use rand::{Rng, SeedableRng};
@@ -91,28 +91,6 @@ fn the_allocation_limit_is_enforced() {
     assert!(case("a 1 MiB request", || Vec::<u8>::new().try_reserve_exact(1 << 20).is_ok()));
 }
 
-type ColumnEdit =
-    fn(parquet::file::metadata::ColumnChunkMetaDataBuilder) -> parquet::file::metadata::ColumnChunkMetaDataBuilder;
-
-/// `bytes` (a Parquet file) with its footer rewritten after `edit` changed the metadata of
-/// the first column chunk of row group 0: well-formed metadata that lies.
-fn with_footer(bytes: &[u8], edit: ColumnEdit) -> Vec<u8> {
-    use parquet::file::metadata::{ParquetMetaDataReader, ParquetMetaDataWriter};
-    let n = bytes.len();
-    let footer_len = u32::from_le_bytes(bytes[n - 8..n - 4].try_into().unwrap()) as usize;
-    let data_end = n - 8 - footer_len;
-    let metadata = ParquetMetaDataReader::decode_metadata(&bytes[data_end..n - 8]).unwrap();
-    let mut groups = metadata.row_groups().to_vec();
-    let group = groups.remove(0);
-    let mut columns = group.columns().to_vec();
-    columns[0] = edit(columns[0].clone().into_builder()).build().unwrap();
-    groups.insert(0, group.into_builder().set_column_metadata(columns).build().unwrap());
-    let metadata = metadata.into_builder().set_row_groups(groups).build();
-    let mut out = bytes[..data_end].to_vec();
-    ParquetMetaDataWriter::new(&mut out, &metadata).finish().unwrap();
-    out
-}
-
 #[test]
 fn lying_parquet_footers_are_errors_naming_the_file() {
     let tmp = tempfile::tempdir().unwrap();
@@ -120,10 +98,10 @@ fn lying_parquet_footers_are_errors_naming_the_file() {
     let mut run = SyntheticRun::long_tailed(class_names(3), 1);
     run.epochs = 2;
     write_run(&dir, &run).unwrap();
-    let edits: [(&str, ColumnEdit); 3] = [
-        ("a negative chunk size", |c| c.set_total_compressed_size(-8)),
-        ("a negative page offset", |c| c.set_data_page_offset(-5).set_dictionary_page_offset(None)),
-        ("a 1 TiB column chunk", |c| c.set_total_compressed_size(1 << 40)),
+    let edits: [(&str, FooterEdit); 3] = [
+        ("a negative chunk size", |g, c| (g, c.set_total_compressed_size(-8))),
+        ("a negative page offset", |g, c| (g, c.set_data_page_offset(-5).set_dictionary_page_offset(None))),
+        ("a 1 TiB column chunk", |g, c| (g, c.set_total_compressed_size(1 << 40))),
     ];
     for name in ["metrics.parquet", "predictions.parquet"] {
         let good = std::fs::read(dir.join(name)).unwrap();

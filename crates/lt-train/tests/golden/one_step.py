@@ -1,6 +1,12 @@
 """One SGD step in PyTorch on lt's own inference models: the golden values that
 `crates/lt-train/tests/it/golden_step.rs` compares lt's training-step graph against.
 
+A case's optional `step` names a variant: `mixed` (the mixup criterion λ·L(a) + (1−λ)·L(b),
+as facebookresearch/mixup-cifar10 computes it), `head-only` (classifier re-training: only the
+listed parameters train, BatchNorm in eval mode) or `sam` (davda54/sam's first_step /
+second_step, with the running statistics frozen in the second pass as its
+`disable_running_stats` does).
+
 For each case of CASES.json (written by that test) it loads the inference ONNX model lt
 built, runs it as PyTorch ops (torch.nn.functional, autograd; BatchNorm in training mode,
 which updates the running statistics as nn.BatchNorm2d does), computes the case's loss as the
@@ -72,6 +78,11 @@ class Net:
             else:
                 self.consts[name] = torch.tensor(a.copy())
 
+    # BatchNorm: batch statistics (training) or running ones (eval); whether the running
+    # statistics move (SAM's second pass freezes them).
+    bn_training = True
+    bn_update = True
+
     def forward(self, images):
         v = {self.graph.input[0].name: images, **self.params, **self.running, **self.consts}
         for n in self.graph.node:
@@ -88,8 +99,9 @@ class Net:
                             a.get("dilations", [1, 1]), a.get("group", 1))
         if t == "BatchNormalization":
             # ONNX: running = m·running + (1 − m)·batch; PyTorch's momentum is 1 − m.
-            return F.batch_norm(x[0], x[3], x[4], x[1], x[2], training=True,
-                                momentum=1.0 - a.get("momentum", 0.9), eps=a.get("epsilon", 1e-5))
+            momentum = 1.0 - a.get("momentum", 0.9) if self.bn_update else 0.0
+            return F.batch_norm(x[0], x[3], x[4], x[1], x[2], training=self.bn_training,
+                                momentum=momentum, eps=a.get("epsilon", 1e-5))
         if t == "Relu":
             return F.relu(x[0])
         if t == "Concat":
@@ -174,11 +186,40 @@ def loss_of(case, z, labels, weights):
     return F.cross_entropy(out, labels, weight=weights)
 
 
+def sam_step(net, names, rho, adaptive, forward_loss):
+    """davda54/sam: ε = ρ·(w² if adaptive)·g / (‖(|w| if adaptive)·g‖ + 1e-12) over every
+    parameter, the gradient at w + ε (running statistics frozen), then w restored."""
+    params = [net.params[p] for p in names]
+    grads = [p.grad.clone() for p in params]
+    norm = torch.norm(torch.stack([((p.abs() if adaptive else 1.0) * g).norm(p=2) for p, g in zip(params, grads)]))
+    scale = rho / (norm + 1e-12)
+    old = [p.detach().clone() for p in params]
+    with torch.no_grad():
+        for p, g in zip(params, grads):
+            p.add_((torch.pow(p, 2) if adaptive else 1.0) * g * scale)
+    for p in params:
+        p.grad = None
+    net.bn_update = False
+    forward_loss().backward()
+    net.bn_update = True
+    with torch.no_grad():
+        for p, w in zip(params, old):
+            p.copy_(w)
+
+
 def run_case(case):
     torch.manual_seed(0)
     net = Net(onnx.load(case["model"]))
     names, running_names = case["parameters"], case["running"]
-    if sorted(names) != sorted(net.params) or sorted(running_names) != sorted(net.running):
+    step = case.get("step", {"kind": "plain"})
+    if step["kind"] == "head-only":
+        # The backbone is frozen in eval mode: lt's state is the head alone.
+        if not set(names) <= set(net.params) or running_names:
+            raise SystemExit(f"{case['name']}: lt's head parameters {names} are not this script's")
+        for p in set(net.params) - set(names):
+            net.params[p].requires_grad_(False)
+        net.bn_training = False
+    elif sorted(names) != sorted(net.params) or sorted(running_names) != sorted(net.running):
         raise SystemExit(f"{case['name']}: lt's parameters/running statistics differ from this script's:\n"
                          f"lt {sorted(names)}\nhere {sorted(net.params)}")
     init_dot = sum(dot(net.params[p]) for p in names)
@@ -189,10 +230,21 @@ def run_case(case):
     sgd = case["sgd"]
     opt = torch.optim.SGD([net.params[p] for p in names], lr=sgd["lr"], momentum=sgd["momentum"],
                           weight_decay=sgd["weight_decay"])
+
+    def criterion(z):
+        if step["kind"] != "mixed":
+            return loss_of(case, z, labels, weights)
+        # mixup_criterion: lam * criterion(pred, y_a) + (1 - lam) * criterion(pred, y_b).
+        lam = step["lambda"]
+        labels_mix = torch.tensor([(5 * i + 2) % case["classes"] for i in range(b)])
+        return lam * loss_of(case, z, labels, weights) + (1 - lam) * loss_of(case, z, labels_mix, weights)
+
     z = net.forward(images)
-    loss = loss_of(case, z, labels, weights)
+    loss = criterion(z)
     opt.zero_grad()
     loss.backward()
+    if step["kind"] == "sam":
+        sam_step(net, names, step["rho"], step["adaptive"], lambda: criterion(net.forward(images)))
     opt.step()
     bufs = [opt.state[net.params[p]]["momentum_buffer"] for p in names]
     return {

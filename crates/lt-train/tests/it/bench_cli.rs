@@ -35,6 +35,14 @@ fn bench_loader_delivers_every_full_batch_of_each_epoch() {
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["images"], 2 * 48, "60 images make 3 full batches of 16 per epoch");
     assert!(r["images_per_second"].as_f64().unwrap() > 0.0);
+    let ra = ["--augment", "randaugment", "--randaugment-n", "3", "--randaugment-m", "15", "--cutout", "8"];
+    let o =
+        lt_train(&[&["bench-loader", "--data", d, "--batch-size", "16", "--epochs", "1", "--json"][..], &ra].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["params"], serde_json::json!({ "randaugment_n": 3, "randaugment_m": 15, "cutout": 8 }));
+    let o = lt_train(&["bench-loader", "--data", d, "--randaugment-m", "31"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("randaugment_m"));
     let o = lt_train(&["bench-loader", "--data", dir.path().join("nothing").to_str().unwrap()]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("dataset.json"));

@@ -10,7 +10,7 @@ use lt_train::config::TrainConfig;
 use lt_train::dataset::{Dataset, DatasetError, ValidationSource};
 use lt_train::train::carve_validation;
 
-use super::fixture::{lt_train, p, rehash, stderr, write_dataset};
+use super::fixture::{p, rehash, stderr, train_tiny, write_dataset};
 
 /// A synthetic dataset, exp profile IF 5, built by lt-data.
 fn built(out: &Path, val_per_class: u64, strategies: Vec<Strategy>) -> lt_data::DatasetMeta {
@@ -174,24 +174,7 @@ fn lt_train_resamples_without_a_rebuild_and_says_so() {
     let data = tmp.path().join("data");
     write_dataset(&data, &[24, 16, 8, 4], 4, 7);
     let out = tmp.path().join("run");
-    let args = [
-        "--data",
-        p(&data),
-        "--arch",
-        "densenet-tiny",
-        "--batch-size",
-        "16",
-        "--threads",
-        "2",
-        "--quiet",
-        "--epochs",
-        "1",
-        "--resample",
-        "class-balanced",
-        "--out",
-        p(&out),
-    ];
-    let o = lt_train(&args);
+    let o = train_tiny(&data, &out, 16, 1, &["--resample", "class-balanced"]);
     let e = stderr(&o);
     assert!(o.status.success(), "{e}");
     assert!(e.contains("no manifest `class-balanced`; computing it in memory"), "{e}");
@@ -204,24 +187,7 @@ fn a_run_validates_on_the_dataset_split_and_says_val_fraction_is_ignored() {
     let data = tmp.path().join("data");
     let meta = built(&data, 3, vec![Strategy::Instance]);
     let out = tmp.path().join("run");
-    let args = [
-        "--data",
-        p(&data),
-        "--arch",
-        "densenet-tiny",
-        "--batch-size",
-        "16",
-        "--threads",
-        "2",
-        "--quiet",
-        "--epochs",
-        "2",
-        "--val-fraction",
-        "0.2",
-        "--out",
-        p(&out),
-    ];
-    let o = lt_train(&args);
+    let o = train_tiny(&data, &out, 16, 2, &["--val-fraction", "0.2"]);
     let e = stderr(&o);
     assert!(o.status.success(), "{e}");
     assert!(e.contains("has a validation split (3 images per class") && e.contains("not on --val-fraction 0.2"), "{e}");

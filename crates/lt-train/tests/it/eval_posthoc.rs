@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::fixture::{lt_train, p, stderr, write_dataset};
+use super::fixture::{lt_train, p, stderr, train_tiny, write_dataset};
 
 fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
@@ -16,23 +16,7 @@ fn trained_run(dir: &Path, val_fraction: &str) -> (String, String) {
         write_dataset(&data, &[48, 32, 16, 8], 10, 7);
     }
     let run = dir.join(format!("run-{val_fraction}"));
-    let o = lt_train(&[
-        "--data",
-        p(&data),
-        "--arch",
-        "densenet-tiny",
-        "--batch-size",
-        "16",
-        "--threads",
-        "2",
-        "--quiet",
-        "--epochs",
-        "2",
-        "--val-fraction",
-        val_fraction,
-        "--out",
-        p(&run),
-    ]);
+    let o = train_tiny(&data, &run, 16, 2, &["--val-fraction", val_fraction]);
     assert!(o.status.success(), "{}", stderr(&o));
     (p(&data).to_string(), p(&run).to_string())
 }
@@ -128,21 +112,7 @@ fn the_sweep_chooses_on_the_datasets_validation_split_without_a_run() {
     let meta = build(&cfg, &NoProgress).unwrap();
     let classes = meta.class_names.len();
     let run = dir.path().join("run");
-    let o = lt_train(&[
-        "--data",
-        p(&data),
-        "--arch",
-        "densenet-tiny",
-        "--batch-size",
-        "16",
-        "--epochs",
-        "1",
-        "--threads",
-        "2",
-        "--quiet",
-        "--out",
-        p(&run),
-    ]);
+    let o = train_tiny(&data, &run, 16, 1, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = dir.path().join("sweep.json");
     let model = run.join("model.onnx");

@@ -150,3 +150,13 @@ pub fn stderr(o: &std::process::Output) -> String {
 pub fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
+
+/// `lt-train` on `data` with densenet-tiny, two threads and no progress bars: `epochs` epochs of
+/// `batch` images into `out`, plus the `extra` flags.
+pub fn train_tiny(data: &Path, out: &Path, batch: usize, epochs: usize, extra: &[&str]) -> std::process::Output {
+    let (batch, epochs) = (batch.to_string(), epochs.to_string());
+    let mut args = vec!["--data", p(data), "--arch", "densenet-tiny", "--batch-size", &batch, "--threads", "2"];
+    args.extend(["--quiet", "--epochs", &epochs, "--out", p(out)]);
+    args.extend(extra);
+    lt_train(&args)
+}

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use lt_fuzz::{case, iterations, mutate_bytes, mutate_json};
+use lt_fuzz::{FooterEdit, case, iterations, mutate_bytes, mutate_json, with_footer};
 use lt_train::checkpoint::Checkpoint;
 use lt_train::config::TrainConfig;
 use lt_train::dataset::Dataset;
@@ -170,31 +170,6 @@ fn the_allocation_limit_is_enforced() {
     assert!(refused, "a request above ALLOC_LIMIT was granted");
     let granted = case("a 1 MiB request", || Vec::<u8>::new().try_reserve_exact(1 << 20).is_ok());
     assert!(granted);
-}
-
-type GroupMeta = parquet::file::metadata::RowGroupMetaDataBuilder;
-type ColumnMeta = parquet::file::metadata::ColumnChunkMetaDataBuilder;
-/// An edit of row group 0's metadata and of its first column chunk's.
-pub type FooterEdit = fn(GroupMeta, ColumnMeta) -> (GroupMeta, ColumnMeta);
-
-/// `bytes` (a Parquet file) with its footer rewritten after `edit` changed the metadata of
-/// row group 0 and its first column chunk: well-formed metadata that lies.
-pub fn with_footer(bytes: &[u8], edit: FooterEdit) -> Vec<u8> {
-    use parquet::file::metadata::{ParquetMetaDataReader, ParquetMetaDataWriter};
-    let n = bytes.len();
-    let footer_len = u32::from_le_bytes(bytes[n - 8..n - 4].try_into().unwrap()) as usize;
-    let data_end = n - 8 - footer_len;
-    let metadata = ParquetMetaDataReader::decode_metadata(&bytes[data_end..n - 8]).unwrap();
-    let mut groups = metadata.row_groups().to_vec();
-    let group = groups.remove(0);
-    let mut columns = group.columns().to_vec();
-    let (group, first) = edit(group.into_builder(), columns[0].clone().into_builder());
-    columns[0] = first.build().unwrap();
-    groups.insert(0, group.set_column_metadata(columns).build().unwrap());
-    let metadata = metadata.into_builder().set_row_groups(groups).build();
-    let mut out = bytes[..data_end].to_vec();
-    ParquetMetaDataWriter::new(&mut out, &metadata).finish().unwrap();
-    out
 }
 
 #[test]

@@ -1,14 +1,15 @@
 //! One SGD step of lt's training graph against PyTorch's step on the same weights and batch:
 //! golden values written by `tests/golden/one_step.py` (PyTorch autograd, torch.optim.SGD,
 //! the losses as their reference code computes them), compared here to float tolerance for
-//! both lowerings. No tensor is committed: the batch and the probe vector are a formula both
+//! both lowerings, for the plain step and its variants (a mixed batch, the head-only step of
+//! classifier re-training, SAM's two passes). No tensor is committed: the batch and the probe vector are a formula both
 //! sides compute, and the golden file holds dot products with the probe (the script's
 //! docstring says how to regenerate it: `LT_GOLDEN_REGENERATE=1`).
 
 use std::path::{Path, PathBuf};
 
 use lt_graph::models::{Head, build};
-use lt_graph::train::{Loss, Lowering, Sgd, StateKind, TrainingGraph, TrainingGraphSpec};
+use lt_graph::train::{Loss, Lowering, Sam, Sgd, StateKind, StepOptions, Trainable, TrainingGraph, TrainingGraphSpec};
 use serde_json::{Value, json};
 
 use crate::graph_util::Trainer;
@@ -44,12 +45,53 @@ struct Case {
     classes: usize,
     seed: u64,
     loss: Loss,
+    step: Step,
+}
+
+/// The variant of the step a case checks.
+#[derive(Clone, Copy)]
+enum Step {
+    /// Every parameter, one pass.
+    Plain,
+    /// A mixed batch: partner labels `(5i + 2) mod C` and λ = [`MIX_LAMBDA`].
+    Mixed,
+    /// Only the classifier head, the backbone frozen in eval mode (cRT's stage 2).
+    HeadOnly,
+    /// SAM's two passes.
+    Sam(Sam),
+}
+
+const MIX_LAMBDA: f32 = 0.7;
+
+impl Step {
+    fn options(self) -> StepOptions {
+        match self {
+            Step::HeadOnly => StepOptions { trainable: Trainable::Head, ..StepOptions::default() },
+            Step::Sam(sam) => StepOptions { sam: Some(sam), ..StepOptions::default() },
+            Step::Plain | Step::Mixed => StepOptions::default(),
+        }
+    }
+
+    /// The case's `step` in CASES.json; `None` for the plain step (its cases predate it).
+    fn json(self) -> Option<Value> {
+        match self {
+            Step::Plain => None,
+            Step::Mixed => Some(json!({ "kind": "mixed", "lambda": MIX_LAMBDA })),
+            Step::HeadOnly => Some(json!({ "kind": "head-only" })),
+            Step::Sam(Sam { rho, adaptive }) => Some(json!({ "kind": "sam", "rho": rho, "adaptive": adaptive })),
+        }
+    }
 }
 
 fn cases() -> Vec<Case> {
-    let tiny = |name, loss| Case { name, arch: "densenet-tiny", head: Head::Linear, classes: 4, seed: 3, loss };
-    let r32 = |name, head, loss| Case { name, arch: "resnet32", head, classes: 10, seed: 5, loss };
+    let tiny_step =
+        |name, loss, step| Case { name, arch: "densenet-tiny", head: Head::Linear, classes: 4, seed: 3, loss, step };
+    let tiny = |name, loss| tiny_step(name, loss, Step::Plain);
+    let r32_step = |name, head, loss, step| Case { name, arch: "resnet32", head, classes: 10, seed: 5, loss, step };
+    let r32 = |name, head, loss| r32_step(name, head, loss, Step::Plain);
     let ldam = |scale| Loss::Ldam { max_margin: 0.5, scale };
+    let ce = Loss::CrossEntropy { label_smoothing: 0.0 };
+    let sam = |rho, adaptive| Step::Sam(Sam { rho, adaptive });
     vec![
         tiny("densenet-tiny ce", Loss::CrossEntropy { label_smoothing: 0.0 }),
         tiny("densenet-tiny ldam", ldam(30.0)),
@@ -60,6 +102,13 @@ fn cases() -> Vec<Case> {
         r32("resnet32 cosine(30) ce", Head::Cosine { scale: 30.0 }, Loss::CrossEntropy { label_smoothing: 0.0 }),
         // LDAM's published form: NormedLinear cosines, margins, then s = 30 in the loss.
         r32("resnet32 cosine ldam", Head::Cosine { scale: 1.0 }, ldam(30.0)),
+        tiny_step("densenet-tiny ldam mixed", ldam(30.0), Step::Mixed),
+        r32_step("resnet32 linear ce mixed", Head::Linear, ce.clone(), Step::Mixed),
+        tiny_step("densenet-tiny ce head-only", ce.clone(), Step::HeadOnly),
+        r32_step("resnet32 cosine ldam head-only", Head::Cosine { scale: 1.0 }, ldam(30.0), Step::HeadOnly),
+        tiny_step("densenet-tiny ce sam", ce.clone(), sam(0.05, false)),
+        tiny_step("densenet-tiny ldam adaptive sam", ldam(30.0), sam(0.5, true)),
+        r32_step("resnet32 linear vs sam", Head::Linear, Loss::Vs { gamma: 0.3, tau: 1.0 }, sam(0.1, false)),
     ]
 }
 
@@ -109,20 +158,26 @@ fn prepare(case: &Case, lowering: Lowering) -> (Trainer, Value, lt_graph::onnx::
         sgd: SGD,
         class_counts: counts.clone(),
         lowering,
-        mixed_labels: false,
+        mixed_labels: matches!(case.step, Step::Mixed),
     };
-    let mut t = Trainer::new(&inference, &spec, 0);
+    let mut t = Trainer::with_options(&inference, &spec, &case.step.options(), 0);
     let [c, h, w] = t.tg.image_shape;
     t.images = probe(BATCH * c * h * w, IMAGES_SALT);
     t.labels = (0..BATCH).map(|i| ((3 * i + 1) % case.classes) as i64).collect();
     t.class_weights = weights.clone();
-    let spec = json!({
+    if t.mix.is_some() {
+        t.mix = Some(((0..BATCH).map(|i| ((5 * i + 2) % case.classes) as i64).collect(), MIX_LAMBDA));
+    }
+    let mut spec = json!({
         "name": case.name, "arch": case.arch, "head": head_json(case.head), "classes": case.classes,
         "seed": case.seed, "batch": BATCH, "image_shape": [c, h, w], "class_counts": counts,
         "class_weights": weights, "loss": loss_json(&case.loss),
         "sgd": { "lr": LR, "momentum": SGD.momentum, "weight_decay": SGD.weight_decay },
         "layout": layout(&t.tg),
     });
+    if let Some(step) = case.step.json() {
+        spec["step"] = step;
+    }
     (t, spec, inference)
 }
 

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 
 use lt_graph::onnx::proto::{DataType, ModelProto};
 use lt_graph::onnx::{Attr, Dim, GraphBuilder, Tensor};
-use lt_graph::train::{Loss, Lowering, Sgd, StateKind, TrainingGraph, TrainingGraphSpec, training_graph};
+use lt_graph::train::{
+    Loss, Lowering, Sgd, StateKind, StepOptions, TrainingGraph, TrainingGraphSpec, training_graph_with,
+};
 use ort::session::Session;
 
 /// splitmix64: a tiny seeded generator (tests need no dependency for this).
@@ -80,7 +82,12 @@ pub type Outputs = HashMap<String, Vec<f32>>;
 
 impl Trainer {
     pub fn new(inference: &ModelProto, spec: &TrainingGraphSpec, seed: u64) -> Trainer {
-        let tg = training_graph(inference, spec).expect("training graph");
+        Trainer::with_options(inference, spec, &StepOptions::default(), seed)
+    }
+
+    /// [`Trainer::new`] over the step built with `opts` (head only, MaxNorm, SAM).
+    pub fn with_options(inference: &ModelProto, spec: &TrainingGraphSpec, opts: &StepOptions, seed: u64) -> Trainer {
+        let tg = training_graph_with(inference, spec, opts).expect("training graph");
         let bytes = lt_graph::onnx::encode(&tg.model);
         let session = lt_train::device::Device::Cpu.session(&bytes, 2).expect("session over the training graph");
         let mut rng = Rng::new(seed);

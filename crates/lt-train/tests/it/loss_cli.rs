@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::fixture::{lt_train, p, stderr, write_dataset};
+use super::fixture::{lt_train, p, stderr, train_tiny, write_dataset};
 
 fn train_graph(dir: &Path, name: &str, loss: &[&str]) -> Vec<u8> {
     let out = dir.join(name);
@@ -29,42 +29,13 @@ fn logit_adjusted_is_balanced_softmax_and_vs_is_its_own_loss() {
     let data = dir.path().join("data");
     write_dataset(&data, &[24, 12, 8, 4], 4, 3);
     let run = dir.path().join("run");
-    let o = lt_train(&[
-        "--data",
-        p(&data),
-        "--arch",
-        "densenet-tiny",
-        "--batch-size",
-        "8",
-        "--epochs",
-        "1",
-        "--threads",
-        "2",
-        "--quiet",
-        "--loss",
-        "vs",
-        "--vs-gamma",
-        "0.25",
-        "--out",
-        p(&run),
-    ]);
+    let o = train_tiny(&data, &run, 8, 1, &["--loss", "vs", "--vs-gamma", "0.25"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("run.json")).unwrap()).unwrap();
     assert_eq!(json["config"]["loss"], "vs");
     assert_eq!(json["config"]["vs_gamma"], 0.25);
     let bad = dir.path().join("bad");
-    let o = lt_train(&[
-        "--data",
-        p(&data),
-        "--arch",
-        "densenet-tiny",
-        "--loss",
-        "vs",
-        "--vs-gamma",
-        "-1",
-        "--out",
-        p(&bad),
-    ]);
+    let o = train_tiny(&data, &bad, 8, 1, &["--loss", "vs", "--vs-gamma", "-1"]);
     let e = stderr(&o);
     assert!(!o.status.success() && e.contains("vs_gamma"), "{e}");
 }

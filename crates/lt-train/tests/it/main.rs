@@ -16,5 +16,6 @@ mod learning;
 mod loss_cli;
 mod one_step;
 mod runtime;
+mod sam;
 mod stage2;
 mod train;

@@ -60,7 +60,7 @@ fn step(tg: &TrainingGraph, bt: &Batch, lr: f32, state: Option<&HashMap<String, 
 }
 
 fn head_only() -> StepOptions {
-    StepOptions { trainable: Trainable::Head, max_norm: None }
+    StepOptions { trainable: Trainable::Head, ..StepOptions::default() }
 }
 
 #[test]
@@ -162,7 +162,7 @@ fn max_norm_projects_each_class_vector_onto_the_ball() {
         norms.sort_by(f32::total_cmp);
         (norms[1] + norms[2]) / 2.0
     };
-    let opts = StepOptions { trainable: Trainable::All, max_norm: Some(r) };
+    let opts = StepOptions { max_norm: Some(r), ..StepOptions::default() };
     let constrained = training_graph_with(&model, &sp, &opts).unwrap();
     let out = step(&constrained, &bt, 0.5, None);
     let expect: Vec<f32> = w
@@ -178,7 +178,7 @@ fn max_norm_projects_each_class_vector_onto_the_ball() {
     let clipped = out["fc.weight.new"].iter().zip(&w).filter(|(a, b)| a != b).count();
     assert!(clipped > 0 && clipped < w.len(), "R between the row norms clips some rows, not all");
     assert_eq!(out["fc.bias.new"], step(&plain, &bt, 0.5, None)["fc.bias.new"], "the bias is not constrained");
-    let bad = StepOptions { trainable: Trainable::All, max_norm: Some(0.0) };
+    let bad = StepOptions { max_norm: Some(0.0), ..StepOptions::default() };
     assert!(training_graph_with(&model, &sp, &bad).is_err());
 }
 
@@ -189,20 +189,17 @@ fn initializers(path: &std::path::Path) -> HashMap<String, Vec<f32>> {
 
 /// `--stage2 crt` after one epoch: the backbone (BatchNorm running statistics included) is the
 /// stage-1 run's, the head changed; the result is stage 2's last epoch. `tau-norm`: unit-norm
-/// class rows (τ = 1), no bias. `lws` is refused before any work.
+/// class rows (τ = 1), no bias. `lws`: every stage-1 initializer kept, only the added
+/// per-class logit scales learned.
 #[test]
 fn stage2_crt_retrains_only_the_head_and_tau_norm_rescales_it() {
-    use crate::fixture::{lt_train, p, stderr, write_dataset};
+    use crate::fixture::{stderr, train_tiny, write_dataset};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     write_dataset(&data, &[48, 32, 16, 8], 10, 7);
-    let base = ["--data", p(&data), "--arch", "densenet-tiny", "--batch-size", "16", "--threads", "2", "--quiet"];
     let train = |name: &str, extra: &[&str]| {
         let out = dir.path().join(name);
-        let mut args: Vec<&str> = base.to_vec();
-        args.extend(["--epochs", "1", "--out", p(&out)]);
-        args.extend(extra);
-        let o = lt_train(&args);
+        let o = train_tiny(&data, &out, 16, 1, extra);
         assert!(o.status.success(), "{name}: {}", stderr(&o));
         let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
         (initializers(&out.join("model.onnx")), run)
@@ -239,10 +236,49 @@ fn stage2_crt_retrains_only_the_head_and_tau_norm_rescales_it() {
         assert!(tau[b].iter().all(|&v| v == 0.0), "{b}: the bias is dropped");
     }
 
-    let out = dir.path().join("lws");
-    let mut args: Vec<&str> = base.to_vec();
-    args.extend(["--epochs", "1", "--out", p(&out), "--stage2", "lws"]);
-    let o = lt_train(&args);
-    assert!(!o.status.success() && stderr(&o).contains("not implemented yet"), "{}", stderr(&o));
-    assert!(!out.exists(), "refused at validation, before any output");
+    let (lws, run) = train("lws", &["--stage2", "lws", "--stage2-epochs", "2", "--stage2-lr", "0.5"]);
+    assert_eq!((run["config"]["stage2"].as_str(), run["final"]["epoch"].as_u64()), (Some("lws"), Some(3)));
+    let scales = &lws[lt_graph::train::LOGIT_SCALES];
+    assert_eq!(scales.len(), 4);
+    assert!(scales.iter().any(|&f| (f - 1.0).abs() > 1e-4), "the scales were learned: {scales:?}");
+    for (name, v) in &stage1 {
+        assert_eq!(&lws[name], v, "{name}: LWS keeps the backbone and the head");
+    }
+}
+
+/// LWS's step: the scales f [C] are the only state, the logits are the eval-mode model's
+/// times f (ones at first: the same logits), and f's gradient matches a central difference.
+#[test]
+fn the_logit_scales_step_trains_only_the_scales() {
+    use lt_graph::train::{LOGIT_SCALES, with_logit_scales};
+    let model = dense_block_net(5, 6, 3, true);
+    let scaled = with_logit_scales(&model).unwrap();
+    assert!(with_logit_scales(&scaled).is_err(), "scales are added once");
+    let sp = spec(8, 5, ce(), grad_sgd(), lt_graph::train::Lowering::Cpu);
+    let opts = StepOptions { trainable: Trainable::LogitScales, ..StepOptions::default() };
+    assert!(training_graph_with(&model, &sp, &opts).is_err(), "a model without scales is refused");
+    let tg = training_graph_with(&scaled, &sp, &opts).unwrap();
+    let names: Vec<&str> = tg.state.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, [LOGIT_SCALES, "lws.scales.momentum"]);
+    let bt = batch(&tg, 8, 13);
+    let [c, h, w] = tg.image_shape;
+    let inference = run(&model, &[("images", vec![8, c, h, w], bt.images.clone())], None);
+    let mut f = HashMap::from([(LOGIT_SCALES.to_string(), vec![0.5, 1.0, 1.5, 2.0, 0.75])]);
+    f.insert("lws.scales.momentum".into(), vec![0.0; 5]);
+    let out = step(&tg, &bt, 0.0, Some(&f));
+    for (i, (a, b)) in out["logits"].iter().zip(&inference["logits"]).enumerate() {
+        let want = b * f[LOGIT_SCALES][i % 5];
+        assert!((a - want).abs() < 1e-4, "logit {i}: {a} vs {want}");
+    }
+    let g = &out["lws.scales.momentum.new"];
+    for k in 0..5 {
+        let h = 1e-2f32;
+        let loss_at = |sign: f32| {
+            let mut st = f.clone();
+            st.get_mut(LOGIT_SCALES).unwrap()[k] += sign * h;
+            step(&tg, &bt, 0.0, Some(&st))["loss"][0] as f64
+        };
+        let fd = (loss_at(1.0) - loss_at(-1.0)) / (2.0 * h as f64);
+        assert!((fd - g[k] as f64).abs() < 2e-3 * fd.abs().max(0.1), "scale {k}: analytic {} fd {fd}", g[k]);
+    }
 }

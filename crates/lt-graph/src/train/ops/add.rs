@@ -12,10 +12,6 @@ use crate::train::tape::{Ctx, Forward};
 pub(crate) struct Add;
 
 impl OpRule for Add {
-    fn op_type(&self) -> &'static str {
-        "Add"
-    }
-
     fn roles(&self, _node: &NodeProto, init: InitOf<'_>) -> Vec<Role> {
         (0..2)
             .map(|i| {
@@ -29,7 +25,7 @@ impl OpRule for Add {
         let a = f.input(node, 0)?;
         let b = f.input(node, 1)?;
         let y = f.cx.bin("Add", a, b)?;
-        f.record(AddBackward { a, b, y });
+        f.record(y, AddBackward { a, b });
         Ok(Some(y))
     }
 }
@@ -37,14 +33,9 @@ impl OpRule for Add {
 struct AddBackward {
     a: Value,
     b: Value,
-    y: Value,
 }
 
 impl Backward for AddBackward {
-    fn output(&self) -> Value {
-        self.y
-    }
-
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
         for v in [self.a, self.b] {
             if cx.needs_grad(v) {

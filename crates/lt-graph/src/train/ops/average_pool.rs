@@ -13,10 +13,6 @@ use crate::train::tape::{Ctx, Forward};
 pub(crate) struct AveragePool;
 
 impl OpRule for AveragePool {
-    fn op_type(&self) -> &'static str {
-        "AveragePool"
-    }
-
     fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
         let x = f.input(node, 0)?;
         let w = Window::of(node)?;
@@ -30,7 +26,7 @@ impl OpRule for AveragePool {
             ));
         }
         let y = f.cx.wire("AveragePool", &[x], &w.attrs())?;
-        f.record(AveragePoolBackward { x, y, k });
+        f.record(y, AveragePoolBackward { x, k });
         Ok(Some(y))
     }
 }
@@ -67,15 +63,10 @@ impl Window {
 
 struct AveragePoolBackward {
     x: Value,
-    y: Value,
     k: [i64; 2],
 }
 
 impl Backward for AveragePoolBackward {
-    fn output(&self) -> Value {
-        self.y
-    }
-
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
         let (x, k) = (self.x, self.k);
         let xs = cx.shape(x);

@@ -16,10 +16,6 @@ use crate::train::{Lowering, StateKind};
 pub(crate) struct BatchNormalization;
 
 impl OpRule for BatchNormalization {
-    fn op_type(&self) -> &'static str {
-        "BatchNormalization"
-    }
-
     fn roles(&self, _node: &NodeProto, _init: InitOf<'_>) -> Vec<Role> {
         vec![
             Role::new(1, StateKind::Parameter, false),
@@ -86,7 +82,7 @@ impl OpRule for BatchNormalization {
         if f.role(&node.input[4]) == Some(StateKind::RunningVar) {
             f.update_running(&node.input[4], rv_new);
         }
-        f.record(BatchNormBackward { x, gamma, beta, y, xc, inv, a, m: m as f32, axes });
+        f.record(y, BatchNormBackward { x, gamma, beta, xc, inv, a, m: m as f32, axes });
         Ok(Some(y))
     }
 }
@@ -95,7 +91,6 @@ struct BatchNormBackward {
     x: Value,
     gamma: Value,
     beta: Value,
-    y: Value,
     /// x − μ.
     xc: Value,
     /// 1/σ, [C].
@@ -109,10 +104,6 @@ struct BatchNormBackward {
 }
 
 impl Backward for BatchNormBackward {
-    fn output(&self) -> Value {
-        self.y
-    }
-
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
         let BatchNormBackward { x, gamma, beta, xc, inv, a, m, ref axes, .. } = *self;
         // With x̂ = xc·inv (xc = x − μ):  dβ = Σ dY,  dγ = Σ dY·x̂ = inv·Σ dY·xc,

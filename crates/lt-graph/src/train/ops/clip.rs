@@ -14,10 +14,6 @@ use crate::train::tensor_f32;
 pub(crate) struct Clip;
 
 impl OpRule for Clip {
-    fn op_type(&self) -> &'static str {
-        "Clip"
-    }
-
     fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
         let x = f.input(node, 0)?;
         // A bound: a constant scalar input, or the opset-6 attribute of the same name.
@@ -47,7 +43,7 @@ impl OpRule for Clip {
         if lo.is_none() && hi.is_none() {
             return Ok(Some(x));
         }
-        f.record(ClipBackward { x, y });
+        f.record(y, ClipBackward { x, y });
         Ok(Some(y))
     }
 }
@@ -58,10 +54,6 @@ struct ClipBackward {
 }
 
 impl Backward for ClipBackward {
-    fn output(&self) -> Value {
-        self.y
-    }
-
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
         let same = cx.bin("Equal", self.y, self.x)?;
         let pass = cx.wire("Cast", &[same], &[("to", Attr::Int(DataType::Float as i64))])?;

@@ -12,10 +12,6 @@ use crate::train::tape::{Ctx, Forward};
 pub(crate) struct Concat;
 
 impl OpRule for Concat {
-    fn op_type(&self) -> &'static str {
-        "Concat"
-    }
-
     fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
         let mut parts = vec![f.input(node, 0)?];
         for i in 1..node.input.len() {
@@ -24,22 +20,17 @@ impl OpRule for Concat {
         let axis = norm_axis(attr_i(node, "axis", 1), f.cx.shape(parts[0]).len());
         let y = f.cx.concat(&parts, axis)?;
         f.stats.record_concat(y, &parts, axis);
-        f.record(ConcatBackward { parts, y, axis });
+        f.record(y, ConcatBackward { parts, axis });
         Ok(Some(y))
     }
 }
 
 struct ConcatBackward {
     parts: Vec<Value>,
-    y: Value,
     axis: i64,
 }
 
 impl Backward for ConcatBackward {
-    fn output(&self) -> Value {
-        self.y
-    }
-
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
         let sizes: Vec<i64> = self.parts.iter().map(|&v| cx.shape(v)[self.axis as usize]).collect();
         let sc = cx.ints(&sizes);

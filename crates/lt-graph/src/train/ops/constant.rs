@@ -11,10 +11,6 @@ use crate::train::tape::Forward;
 pub(crate) struct Constant;
 
 impl OpRule for Constant {
-    fn op_type(&self) -> &'static str {
-        "Constant"
-    }
-
     fn forward(&self, _f: &mut Forward, _node: &NodeProto) -> Result<Option<Value>, GraphError> {
         Ok(None)
     }

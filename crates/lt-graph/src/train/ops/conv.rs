@@ -18,10 +18,6 @@ use crate::train::{Lowering, StateKind};
 pub(crate) struct Conv;
 
 impl OpRule for Conv {
-    fn op_type(&self) -> &'static str {
-        "Conv"
-    }
-
     fn roles(&self, _node: &NodeProto, _init: InitOf<'_>) -> Vec<Role> {
         vec![Role::new(1, StateKind::Parameter, true), Role::new(2, StateKind::Parameter, false)]
     }
@@ -54,7 +50,7 @@ impl OpRule for Conv {
             attrs.push(("group", Attr::Int(group)));
         }
         let y = f.cx.wire("Conv", &ins, &attrs)?;
-        f.record(ConvBackward { node: node.name.clone(), x, w, b, y, k, s, p, d, group });
+        f.record(y, ConvBackward { node: node.name.clone(), x, w, b, k, s, p, d, group });
         Ok(Some(y))
     }
 }
@@ -68,7 +64,6 @@ struct ConvBackward {
     x: Value,
     w: Value,
     b: Option<Value>,
-    y: Value,
     k: [i64; 2],
     s: [i64; 2],
     p: [i64; 4],
@@ -77,10 +72,6 @@ struct ConvBackward {
 }
 
 impl Backward for ConvBackward {
-    fn output(&self) -> Value {
-        self.y
-    }
-
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
         let ConvBackward { x, w, b, k, s, p, d, group, .. } = *self;
         if let Some(b) = b {

@@ -10,15 +10,11 @@ use crate::train::tape::{Ctx, Forward};
 pub(crate) struct Div;
 
 impl OpRule for Div {
-    fn op_type(&self) -> &'static str {
-        "Div"
-    }
-
     fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
         let a = f.input(node, 0)?;
         let b = f.input(node, 1)?;
         let y = f.cx.bin("Div", a, b)?;
-        f.record(DivBackward { a, b, y });
+        f.record(y, DivBackward { a, b, y });
         Ok(Some(y))
     }
 }
@@ -30,10 +26,6 @@ struct DivBackward {
 }
 
 impl Backward for DivBackward {
-    fn output(&self) -> Value {
-        self.y
-    }
-
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
         let DivBackward { a, b, y } = *self;
         let (need_a, need_b) = (cx.needs_grad(a), cx.needs_grad(b));

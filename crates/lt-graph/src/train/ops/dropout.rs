@@ -11,10 +11,6 @@ use crate::train::tensor_f32;
 pub(crate) struct Dropout;
 
 impl OpRule for Dropout {
-    fn op_type(&self) -> &'static str {
-        "Dropout"
-    }
-
     fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
         let x = f.input(node, 0)?;
         let ratio = if has_input(node, 1) {
@@ -30,23 +26,18 @@ impl OpRule for Dropout {
         let r = f.cx.scalar(ratio);
         let training = f.cx.bool_true();
         let outs = f.cx.wire_n("Dropout", &[Some(x), Some(r), Some(training)], &[], 2)?;
-        f.record(DropoutBackward { x, y: outs[0], mask: outs[1], scale: 1.0 / (1.0 - ratio) });
+        f.record(outs[0], DropoutBackward { x, mask: outs[1], scale: 1.0 / (1.0 - ratio) });
         Ok(Some(outs[0]))
     }
 }
 
 struct DropoutBackward {
     x: Value,
-    y: Value,
     mask: Value,
     scale: f32,
 }
 
 impl Backward for DropoutBackward {
-    fn output(&self) -> Value {
-        self.y
-    }
-
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
         let zero = cx.scalar(0.0);
         let ds = cx.mul_s(dy, self.scale)?;

@@ -12,10 +12,6 @@ use crate::train::tensor_i64;
 pub(crate) struct Expand;
 
 impl OpRule for Expand {
-    fn op_type(&self) -> &'static str {
-        "Expand"
-    }
-
     fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
         let x = f.input(node, 0)?;
         let t = f.initializer(node, 1).ok_or_else(|| unsupported(node, "the target shape must be a constant"))?;
@@ -27,21 +23,16 @@ impl OpRule for Expand {
         }
         let s = f.cx.ints(&shape);
         let y = f.cx.wire("Expand", &[x, s], &[])?;
-        f.record(ExpandBackward { x, y });
+        f.record(y, ExpandBackward { x });
         Ok(Some(y))
     }
 }
 
 struct ExpandBackward {
     x: Value,
-    y: Value,
 }
 
 impl Backward for ExpandBackward {
-    fn output(&self) -> Value {
-        self.y
-    }
-
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
         let xs = cx.shape(self.x);
         let dx = cx.unbroadcast(dy, &xs)?;

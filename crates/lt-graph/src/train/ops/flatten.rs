@@ -11,10 +11,6 @@ use crate::train::tape::Forward;
 pub(crate) struct Flatten;
 
 impl OpRule for Flatten {
-    fn op_type(&self) -> &'static str {
-        "Flatten"
-    }
-
     fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
         let x = f.input(node, 0)?;
         let xs = f.cx.shape(x);

@@ -12,10 +12,6 @@ use crate::train::tape::{Ctx, Forward};
 pub(crate) struct Gemm;
 
 impl OpRule for Gemm {
-    fn op_type(&self) -> &'static str {
-        "Gemm"
-    }
-
     fn roles(&self, _node: &NodeProto, _init: InitOf<'_>) -> Vec<Role> {
         vec![
             Role::new(0, StateKind::Parameter, true),
@@ -44,7 +40,7 @@ impl OpRule for Gemm {
                 ("transB", Attr::Int(tb as i64)),
             ],
         )?;
-        f.record(GemmBackward { a, b, c, y, alpha, beta, ta, tb });
+        f.record(y, GemmBackward { a, b, c, alpha, beta, ta, tb });
         Ok(Some(y))
     }
 }
@@ -53,7 +49,6 @@ pub(super) struct GemmBackward {
     pub a: Value,
     pub b: Value,
     pub c: Option<Value>,
-    pub y: Value,
     pub alpha: f32,
     pub beta: f32,
     pub ta: bool,
@@ -61,10 +56,6 @@ pub(super) struct GemmBackward {
 }
 
 impl Backward for GemmBackward {
-    fn output(&self) -> Value {
-        self.y
-    }
-
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
         let GemmBackward { a, b, c, alpha, beta, ta, tb, .. } = *self;
         let gemm = |cx: &mut Ctx, p: Value, q: Value, tp: bool, tq: bool| {

@@ -10,15 +10,11 @@ use crate::train::tape::{Ctx, Forward};
 pub(crate) struct GlobalAveragePool;
 
 impl OpRule for GlobalAveragePool {
-    fn op_type(&self) -> &'static str {
-        "GlobalAveragePool"
-    }
-
     fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
         let x = f.input(node, 0)?;
         let y = f.cx.wire("GlobalAveragePool", &[x], &[])?;
         let count = f.cx.shape(x)[2..].iter().product::<i64>() as f32;
-        f.record(MeanBackward { x, y, count });
+        f.record(y, MeanBackward { x, count });
         Ok(Some(y))
     }
 }
@@ -26,16 +22,11 @@ impl OpRule for GlobalAveragePool {
 /// The backward of a mean over some axes of x (kept as 1 in y): dY/count, expanded.
 pub(super) struct MeanBackward {
     pub x: Value,
-    pub y: Value,
     /// Elements averaged into each output.
     pub count: f32,
 }
 
 impl Backward for MeanBackward {
-    fn output(&self) -> Value {
-        self.y
-    }
-
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
         let xs = cx.shape(self.x);
         let s = cx.mul_s(dy, 1.0 / self.count)?;

@@ -9,10 +9,6 @@ use crate::train::tape::Forward;
 pub(crate) struct Identity;
 
 impl OpRule for Identity {
-    fn op_type(&self) -> &'static str {
-        "Identity"
-    }
-
     fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
         f.input(node, 0).map(Some)
     }

@@ -11,10 +11,6 @@ use crate::train::tape::Forward;
 pub(crate) struct MatMul;
 
 impl OpRule for MatMul {
-    fn op_type(&self) -> &'static str {
-        "MatMul"
-    }
-
     fn roles(&self, _node: &NodeProto, _init: InitOf<'_>) -> Vec<Role> {
         vec![Role::new(0, StateKind::Parameter, true), Role::new(1, StateKind::Parameter, true)]
     }
@@ -27,7 +23,7 @@ impl OpRule for MatMul {
             return Err(unsupported(node, format!("only 2-D MatMul is supported ({xs:?} x {bs:?})")));
         }
         let y = f.cx.wire("Gemm", &[a, b], &[])?;
-        f.record(GemmBackward { a, b, c: None, y, alpha: 1.0, beta: 1.0, ta: false, tb: false });
+        f.record(y, GemmBackward { a, b, c: None, alpha: 1.0, beta: 1.0, ta: false, tb: false });
         Ok(Some(y))
     }
 }

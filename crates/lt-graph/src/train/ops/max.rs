@@ -12,10 +12,6 @@ use crate::train::tape::{Ctx, Forward};
 pub(crate) struct Max;
 
 impl OpRule for Max {
-    fn op_type(&self) -> &'static str {
-        "Max"
-    }
-
     fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
         if node.input.len() != 2 {
             return Err(unsupported(node, format!("{} operands; only Max of two is differentiated", node.input.len())));
@@ -23,7 +19,7 @@ impl OpRule for Max {
         let a = f.input(node, 0)?;
         let b = f.input(node, 1)?;
         let y = f.cx.bin("Max", a, b)?;
-        f.record(MaxBackward { a, b, y });
+        f.record(y, MaxBackward { a, b });
         Ok(Some(y))
     }
 }
@@ -31,14 +27,9 @@ impl OpRule for Max {
 struct MaxBackward {
     a: Value,
     b: Value,
-    y: Value,
 }
 
 impl Backward for MaxBackward {
-    fn output(&self) -> Value {
-        self.y
-    }
-
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
         let MaxBackward { a, b, .. } = *self;
         // b wins where a < b.

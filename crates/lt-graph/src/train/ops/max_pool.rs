@@ -12,31 +12,22 @@ use crate::train::tape::{Ctx, Forward};
 pub(crate) struct MaxPool;
 
 impl OpRule for MaxPool {
-    fn op_type(&self) -> &'static str {
-        "MaxPool"
-    }
-
     fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
         let x = f.input(node, 0)?;
         let w = Window::of(node)?;
         let outs = f.cx.wire_n("MaxPool", &[Some(x)], &w.attrs(), 2)?;
-        f.record(MaxPoolBackward { x, y: outs[0], idx: outs[1] });
+        f.record(outs[0], MaxPoolBackward { x, idx: outs[1] });
         Ok(Some(outs[0]))
     }
 }
 
 struct MaxPoolBackward {
     x: Value,
-    y: Value,
     /// Flat indices of the maxima into x.
     idx: Value,
 }
 
 impl Backward for MaxPoolBackward {
-    fn output(&self) -> Value {
-        self.y
-    }
-
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
         let xs = cx.shape(self.x);
         let total: i64 = xs.iter().product();

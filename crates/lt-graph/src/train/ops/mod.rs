@@ -14,49 +14,51 @@ use super::tape::{Ctx, Forward};
 use crate::GraphError;
 use crate::onnx::proto::{AttributeProto, NodeProto, TensorProto};
 
-/// Declares each rule's module and lists the rule in [`RULES`]: one line per op.
+/// Declares each rule's module and lists the rule under its ONNX op type in [`RULES`]: one
+/// line per op.
 macro_rules! rules {
-    ($($module:ident::$rule:ident),* $(,)?) => {
+    ($($module:ident::$rule:ident = $op:literal),* $(,)?) => {
         $(mod $module;)*
 
-        /// Every op the training graph differentiates, in the order error messages list them.
-        pub(crate) const RULES: &[&dyn OpRule] = &[$(&$module::$rule),*];
+        /// Every op the training graph differentiates (ONNX op type, default domain, and its
+        /// rule), in the order error messages list them.
+        pub(crate) const RULES: &[(&str, &dyn OpRule)] = &[$(($op, &$module::$rule)),*];
     };
 }
 
 rules![
-    conv::Conv,
-    batch_norm::BatchNormalization,
-    relu::Relu,
-    concat::Concat,
-    average_pool::AveragePool,
-    max_pool::MaxPool,
-    global_average_pool::GlobalAveragePool,
-    reduce_mean::ReduceMean,
-    flatten::Flatten,
-    reshape::Reshape,
-    gemm::Gemm,
-    matmul::MatMul,
-    add::Add,
-    identity::Identity,
-    constant::Constant,
-    dropout::Dropout,
-    squeeze::Squeeze,
-    slice::Slice,
-    pad::Pad,
-    mul::Mul,
-    div::Div,
-    max::Max,
-    reduce_l2::ReduceL2,
-    clip::Clip,
-    expand::Expand,
+    conv::Conv = "Conv",
+    batch_norm::BatchNormalization = "BatchNormalization",
+    relu::Relu = "Relu",
+    concat::Concat = "Concat",
+    average_pool::AveragePool = "AveragePool",
+    max_pool::MaxPool = "MaxPool",
+    global_average_pool::GlobalAveragePool = "GlobalAveragePool",
+    reduce_mean::ReduceMean = "ReduceMean",
+    flatten::Flatten = "Flatten",
+    reshape::Reshape = "Reshape",
+    gemm::Gemm = "Gemm",
+    matmul::MatMul = "MatMul",
+    add::Add = "Add",
+    identity::Identity = "Identity",
+    constant::Constant = "Constant",
+    dropout::Dropout = "Dropout",
+    squeeze::Squeeze = "Squeeze",
+    slice::Slice = "Slice",
+    pad::Pad = "Pad",
+    mul::Mul = "Mul",
+    div::Div = "Div",
+    max::Max = "Max",
+    reduce_l2::ReduceL2 = "ReduceL2",
+    clip::Clip = "Clip",
+    expand::Expand = "Expand",
 ];
 
 pub(crate) use constant::constant_value;
 
 /// The rule of `op_type`, if lt differentiates it.
 pub(crate) fn rule(op_type: &str) -> Option<&'static dyn OpRule> {
-    RULES.iter().copied().find(|r| r.op_type() == op_type)
+    RULES.iter().find(|(op, _)| *op == op_type).map(|&(_, rule)| rule)
 }
 
 /// An input of a node that is trained (or updated) state when it is a float initializer.
@@ -79,9 +81,6 @@ pub(crate) type InitOf<'a> = &'a dyn Fn(usize) -> Option<&'a TensorProto>;
 
 /// Everything lt knows about one ONNX op (see the module docs).
 pub(crate) trait OpRule: Sync {
-    /// The ONNX op type (default domain) this rule differentiates.
-    fn op_type(&self) -> &'static str;
-
     /// The inputs that are parameters or running statistics when they are float
     /// initializers; `init(i)` is input `i`'s initializer, if it is one.
     fn roles(&self, _node: &NodeProto, _init: InitOf<'_>) -> Vec<Role> {
@@ -96,11 +95,9 @@ pub(crate) trait OpRule: Sync {
 }
 
 /// The backward half of an op: what its forward pass recorded, and the rule that turns the
-/// gradient of its output into gradients of its inputs.
+/// gradient of its output (the value it was recorded for, [`Forward::record`]) into gradients
+/// of its inputs.
 pub(crate) trait Backward {
-    /// The recorded output, whose gradient this rule consumes.
-    fn output(&self) -> Value;
-
     /// Given `dy` = dL/d(output), pushes the gradient of every input that needs one
     /// ([`Ctx::push_grad`]).
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError>;

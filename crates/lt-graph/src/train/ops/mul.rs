@@ -11,15 +11,11 @@ use crate::train::tape::{Ctx, Forward};
 pub(crate) struct Mul;
 
 impl OpRule for Mul {
-    fn op_type(&self) -> &'static str {
-        "Mul"
-    }
-
     fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
         let a = f.input(node, 0)?;
         let b = f.input(node, 1)?;
         let y = f.cx.bin("Mul", a, b)?;
-        f.record(MulBackward { a, b, y });
+        f.record(y, MulBackward { a, b });
         Ok(Some(y))
     }
 }
@@ -27,14 +23,9 @@ impl OpRule for Mul {
 struct MulBackward {
     a: Value,
     b: Value,
-    y: Value,
 }
 
 impl Backward for MulBackward {
-    fn output(&self) -> Value {
-        self.y
-    }
-
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
         for (v, other) in [(self.a, self.b), (self.b, self.a)] {
             if cx.needs_grad(v) {

@@ -11,10 +11,6 @@ use crate::train::tensor_i64;
 pub(crate) struct Pad;
 
 impl OpRule for Pad {
-    fn op_type(&self) -> &'static str {
-        "Pad"
-    }
-
     fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
         let x = f.input(node, 0)?;
         let rank = f.cx.shape(x).len();
@@ -43,22 +39,17 @@ impl OpRule for Pad {
             ins.push(v);
         }
         let y = f.cx.wire("Pad", &ins, &[])?;
-        f.record(PadBackward { x, y, pads });
+        f.record(y, PadBackward { x, pads });
         Ok(Some(y))
     }
 }
 
 struct PadBackward {
     x: Value,
-    y: Value,
     pads: Vec<i64>,
 }
 
 impl Backward for PadBackward {
-    fn output(&self) -> Value {
-        self.y
-    }
-
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
         let xs = cx.shape(self.x);
         let rank = xs.len();

@@ -17,10 +17,6 @@ use crate::train::tape::{Ctx, Forward};
 pub(crate) struct ReduceL2;
 
 impl OpRule for ReduceL2 {
-    fn op_type(&self) -> &'static str {
-        "ReduceL2"
-    }
-
     fn roles(&self, _node: &NodeProto, _init: InitOf<'_>) -> Vec<Role> {
         vec![Role::new(0, StateKind::Parameter, true)]
     }
@@ -32,12 +28,12 @@ impl OpRule for ReduceL2 {
         let axes: Vec<i64> = axes.iter().map(|&a| norm_axis(a, xs.len())).collect();
         let keep = attr_i(node, "keepdims", 1) != 0;
         let n = f.cx.wire("ReduceL2", &[x], &[("axes", Attr::Ints(axes.clone())), ("keepdims", Attr::Int(1))])?;
-        f.record(L2Backward { x, y: n });
+        f.record(n, L2Backward { x, y: n });
         if keep {
             return Ok(Some(n));
         }
         let y = f.cx.reshape(n, &reduced(&xs, &axes, false))?;
-        f.record(ReshapeBackward { x: n, y });
+        f.record(y, ReshapeBackward { x: n });
         Ok(Some(y))
     }
 }
@@ -49,10 +45,6 @@ struct L2Backward {
 }
 
 impl Backward for L2Backward {
-    fn output(&self) -> Value {
-        self.y
-    }
-
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
         let tiny = cx.scalar(f32::MIN_POSITIVE);
         let floored = cx.bin("Max", self.y, tiny)?;

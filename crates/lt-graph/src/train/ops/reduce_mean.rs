@@ -15,10 +15,6 @@ use crate::train::tape::Forward;
 pub(crate) struct ReduceMean;
 
 impl OpRule for ReduceMean {
-    fn op_type(&self) -> &'static str {
-        "ReduceMean"
-    }
-
     fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
         let x = f.input(node, 0)?;
         let xs = f.cx.shape(x);
@@ -30,12 +26,12 @@ impl OpRule for ReduceMean {
         let keep = attr_i(node, "keepdims", 1) != 0;
         let count = axes.iter().map(|&a| xs[a as usize]).product::<i64>() as f32;
         let m = f.cx.wire("ReduceMean", &[x], &[("axes", Attr::Ints(axes.clone())), ("keepdims", Attr::Int(1))])?;
-        f.record(MeanBackward { x, y: m, count });
+        f.record(m, MeanBackward { x, count });
         if keep {
             return Ok(Some(m));
         }
         let y = f.cx.reshape(m, &reduced(&xs, &axes, false))?;
-        f.record(ReshapeBackward { x: m, y });
+        f.record(y, ReshapeBackward { x: m });
         Ok(Some(y))
     }
 }

@@ -13,14 +13,10 @@ use crate::train::tape::{Ctx, Forward};
 pub(crate) struct Relu;
 
 impl OpRule for Relu {
-    fn op_type(&self) -> &'static str {
-        "Relu"
-    }
-
     fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
         let x = f.input(node, 0)?;
         let y = f.cx.wire("Relu", &[x], &[])?;
-        f.record(ReluBackward { x, y });
+        f.record(y, ReluBackward { x, y });
         Ok(Some(y))
     }
 }
@@ -31,10 +27,6 @@ struct ReluBackward {
 }
 
 impl Backward for ReluBackward {
-    fn output(&self) -> Value {
-        self.y
-    }
-
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
         let zero = cx.scalar(0.0);
         let m = cx.bin("Greater", self.y, zero)?;

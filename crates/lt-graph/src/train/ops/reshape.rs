@@ -11,10 +11,6 @@ use crate::train::tape::{Ctx, Forward};
 pub(crate) struct Reshape;
 
 impl OpRule for Reshape {
-    fn op_type(&self) -> &'static str {
-        "Reshape"
-    }
-
     fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
         let x = f.input(node, 0)?;
         let xs = f.cx.shape(x);
@@ -60,7 +56,7 @@ pub(super) fn reshape_to(f: &mut Forward, node: &NodeProto, x: Value, out: Vec<i
     }
     let y = f.cx.reshape(x, &out)?;
     if y != x {
-        f.record(ReshapeBackward { x, y });
+        f.record(y, ReshapeBackward { x });
     }
     Ok(y)
 }
@@ -68,14 +64,9 @@ pub(super) fn reshape_to(f: &mut Forward, node: &NodeProto, x: Value, out: Vec<i
 /// dY reshaped to x's shape.
 pub(super) struct ReshapeBackward {
     pub x: Value,
-    pub y: Value,
 }
 
 impl Backward for ReshapeBackward {
-    fn output(&self) -> Value {
-        self.y
-    }
-
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
         let xs = cx.shape(self.x);
         let dx = cx.reshape(dy, &xs)?;

@@ -22,10 +22,6 @@ struct Kept {
 }
 
 impl OpRule for Slice {
-    fn op_type(&self) -> &'static str {
-        "Slice"
-    }
-
     fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
         let x = f.input(node, 0)?;
         let xs = f.cx.shape(x);
@@ -71,22 +67,17 @@ impl OpRule for Slice {
             let sp = f.cx.ints(&kept.iter().map(|k| k.step).collect::<Vec<_>>());
             f.cx.wire("Slice", &[x, st, en, ax, sp], &[])?
         };
-        f.record(SliceBackward { x, y, kept });
+        f.record(y, SliceBackward { x, kept });
         Ok(Some(y))
     }
 }
 
 struct SliceBackward {
     x: Value,
-    y: Value,
     kept: Vec<Kept>,
 }
 
 impl Backward for SliceBackward {
-    fn output(&self) -> Value {
-        self.y
-    }
-
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
         let xs = cx.shape(self.x);
         let mut g = dy;

@@ -119,6 +119,15 @@ pub struct LoaderBenchArgs {
     epochs: usize,
     #[arg(long, value_parser = vocab::<Augment>(), default_value = "crop-flip")]
     augment: Augment,
+    /// RandAugment's N (with --augment randaugment), as in training.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    randaugment_n: usize,
+    /// RandAugment's M, the magnitude bin 0 to 30 (with --augment randaugment).
+    #[arg(long, value_name = "M", default_value_t = 9)]
+    randaugment_m: usize,
+    /// Cutout's square side in pixels, after any augmentation (default: none).
+    #[arg(long, value_name = "SIZE")]
+    cutout: Option<usize>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Print the result as JSON.
@@ -130,14 +139,28 @@ pub fn run_loader(args: &LoaderBenchArgs) -> Result<()> {
     if args.batch_size == 0 || args.epochs == 0 {
         anyhow::bail!("--batch-size and --epochs must be at least 1");
     }
-    let r = lt_train::bench::loader(&args.data, args.batch_size, args.epochs, args.augment, args.seed)?;
+    // The same checks as a training run's settings.
+    let settings = TrainConfig {
+        randaugment_n: args.randaugment_n,
+        randaugment_m: args.randaugment_m,
+        cutout: args.cutout,
+        ..TrainConfig::default()
+    };
+    settings.validate()?;
+    let params = lt_train::augment::Params {
+        randaugment_n: args.randaugment_n,
+        randaugment_m: args.randaugment_m,
+        cutout: args.cutout,
+    };
+    let r = lt_train::bench::loader(&args.data, args.batch_size, args.epochs, args.augment, params, args.seed)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
     }
     println!(
-        "loader ({:?}, batch {}, {} rayon threads): {:.0} images/s ({} images in {:.3}s); dataset read + normalisation statistics {:.3}s",
+        "loader ({:?} {:?}, batch {}, {} rayon threads): {:.0} images/s ({} images in {:.3}s); dataset read + normalisation statistics {:.3}s",
         r.augment,
+        r.params,
         r.batch_size,
         rayon::current_num_threads(),
         r.images_per_second,

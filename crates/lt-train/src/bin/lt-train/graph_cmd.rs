@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use lt_format::cli::vocab;
 use lt_format::vocab::{LossKind, LoweringName};
 use lt_graph::models::{Head, build, preset_names};
-use lt_graph::train::{Lowering, Sgd, StateKind, TrainingGraphSpec, training_graph};
+use lt_graph::train::{Lowering, Sam, Sgd, StateKind, StepOptions, TrainingGraphSpec, training_graph_with};
 use lt_train::config::TrainConfig;
 
 /// Options of `lt-train graph`.
@@ -51,6 +51,13 @@ pub struct GraphArgs {
     /// `mix_lambda`, and the loss λ·L(labels) + (1−λ)·L(labels_mix).
     #[arg(long)]
     pub mixed_labels: bool,
+    /// SAM's ρ: the step runs a second forward and backward pass at the weights moved by
+    /// ρ·g/‖g‖ and updates with that gradient (about twice the nodes).
+    #[arg(long, value_name = "RHO")]
+    pub sam: Option<f32>,
+    /// Adaptive SAM (the ascent step scaled per weight by |w|); needs --sam.
+    #[arg(long, requires = "sam")]
+    pub sam_adaptive: bool,
     /// Training examples per class, comma-separated (LDAM margins and the balanced-softmax
     /// prior); default: the same count for every class.
     #[arg(long, value_delimiter = ',')]
@@ -131,7 +138,9 @@ pub fn run(args: &GraphArgs) -> Result<()> {
         },
         mixed_labels: args.mixed_labels,
     };
-    let tg = training_graph(&inference, &spec)?;
+    let opts =
+        StepOptions { sam: args.sam.map(|rho| Sam { rho, adaptive: args.sam_adaptive }), ..StepOptions::default() };
+    let tg = training_graph_with(&inference, &spec, &opts)?;
     let built = started.elapsed();
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let train_path = args.out.join("train.onnx");

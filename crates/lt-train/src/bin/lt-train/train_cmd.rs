@@ -150,6 +150,16 @@ pub struct TrainArgs {
     /// Probability that a batch is mixed by --mixup/--cutmix (default 1).
     #[arg(long, value_name = "P", allow_negative_numbers = true)]
     pub mix_prob: Option<f64>,
+    /// SAM (sharpness-aware minimisation, Foret et al. 2021): every step takes the gradient at
+    /// the weights moved by RHO·g/‖g‖ and applies it to the original weights; two forward and
+    /// backward passes per step, BatchNorm statistics updated by the first. Long-tail papers
+    /// (Rangwani et al. 2022) use 0.05 to 0.8 on top of LDAM-DRW or VS. Stage 1 only.
+    #[arg(long, value_name = "RHO", allow_negative_numbers = true)]
+    pub sam: Option<f64>,
+    /// Adaptive SAM (Kwon et al. 2021): the ascent step scaled per weight by |w| (use a larger
+    /// RHO, e.g. 2). Needs --sam.
+    #[arg(long)]
+    pub sam_adaptive: bool,
     /// Visit each epoch's images in index order (no shuffling; manifests are sorted too).
     #[arg(long)]
     pub no_shuffle: bool,
@@ -163,17 +173,18 @@ pub struct TrainArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// Two-stage training (Kang et al. 2020), after --epochs: crt retrains a re-initialised
-    /// head on the frozen backbone; tau-norm rescales the head's class vectors post hoc.
+    /// head on the frozen backbone; lws learns only a per-class scale of the frozen model's
+    /// logits (same loop); tau-norm rescales the head's class vectors post hoc.
     #[arg(long, value_parser = vocab::<lt_format::config::Stage2>())]
     pub stage2: Option<lt_format::config::Stage2>,
-    /// Epochs of --stage2 crt (default 10); its metrics rows are numbered after --epochs.
+    /// Epochs of --stage2 crt or lws (default 10); its metrics rows are numbered after --epochs.
     #[arg(long, value_name = "E2")]
     pub stage2_epochs: Option<usize>,
-    /// Peak learning rate of --stage2 crt (the same --schedule over its epochs, no warmup;
+    /// Peak learning rate of --stage2 crt or lws (the same --schedule over its epochs, no warmup;
     /// default --lr).
     #[arg(long, value_name = "LR2")]
     pub stage2_lr: Option<f64>,
-    /// Resampler of --stage2 crt (default class-balanced; computed if the dataset lacks it).
+    /// Resampler of --stage2 crt or lws (default class-balanced; computed if the dataset lacks it).
     #[arg(long, value_name = "STRATEGY")]
     pub stage2_resample: Option<String>,
     /// τ of --stage2 tau-norm: each class vector w_c becomes w_c / ‖w_c‖^τ (default 1).
@@ -250,13 +261,14 @@ impl TrainArgs {
         macro_rules! set_some {
             ($($field:ident),*) => { $( if self.$field.is_some() { c.$field = self.$field.clone(); } )* };
         }
-        set_some!(stage2, stage2_epochs, stage2_lr, stage2_resample, tau_norm, max_norm);
+        set_some!(stage2, stage2_epochs, stage2_lr, stage2_resample, tau_norm, max_norm, sam);
         c.tf32 |= self.tf32;
         c.no_cuda_graph |= self.no_cuda_graph;
         c.cudnn_heuristic |= self.cudnn_heuristic;
         c.nesterov |= self.nesterov;
         c.no_decay_bn_bias |= self.no_decay_bn_bias;
         c.no_verify |= self.no_verify;
+        c.sam_adaptive |= self.sam_adaptive;
         if self.no_augment {
             c.augment = Augment::None;
         }
