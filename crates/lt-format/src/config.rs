@@ -176,6 +176,39 @@ impl Default for TrainConfig {
     }
 }
 
+impl TrainConfig {
+    /// Every key a config may set (serde's field list, so also the ones not written while
+    /// unset, such as `mixup` or `stage2`): what a pipeline's `[train]` and `[[experiment]]`
+    /// tables accept.
+    pub fn keys() -> &'static [&'static str] {
+        use serde::de::value::Error;
+        /// A deserializer that only records the field list serde asks a struct for.
+        struct FieldNames(&'static [&'static str]);
+        impl<'de> serde::Deserializer<'de> for &mut FieldNames {
+            type Error = Error;
+            fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
+                Err(serde::de::Error::custom("field names only"))
+            }
+            fn deserialize_struct<V: serde::de::Visitor<'de>>(
+                self,
+                _name: &'static str,
+                fields: &'static [&'static str],
+                _visitor: V,
+            ) -> Result<V::Value, Error> {
+                self.0 = fields;
+                Err(serde::de::Error::custom("field names only"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option
+                unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+            }
+        }
+        let mut names = FieldNames(&[]);
+        let _ = TrainConfig::deserialize(&mut names);
+        names.0
+    }
+}
+
 fn is_one(v: &f64) -> bool {
     *v == 1.0
 }
@@ -313,6 +346,18 @@ impl TrainConfig {
         if self.sam_adaptive && self.sam.is_none() {
             return bad("sam_adaptive", "true".into(), "adaptive SAM needs a ρ: set `sam` too");
         }
+        self.validate_augment()?;
+        if let Some(r) = &self.resample
+            && let Err(e) = Resampler::parse_name(r)
+        {
+            return bad("resample", format!("`{r}`"), &format!("unknown resampler; use one of {}", e.valid));
+        }
+        self.validate_stage2()
+    }
+
+    /// RandAugment's N and M and Cutout's side (also what `lt-train bench-loader` checks).
+    pub fn validate_augment(&self) -> Result<(), ConfigError> {
+        let bad = |field: &'static str, value: String, hint: &str| Err(ConfigError { field, value, hint: hint.into() });
         if !(1..=16).contains(&self.randaugment_n) {
             return bad("randaugment_n", self.randaugment_n.to_string(), "RandAugment's N must be 1 to 16 operations");
         }
@@ -324,12 +369,7 @@ impl TrainConfig {
         {
             return bad("cutout", s.to_string(), "Cutout's side must be 1 to 4096 pixels (omit it for none)");
         }
-        if let Some(r) = &self.resample
-            && let Err(e) = Resampler::parse_name(r)
-        {
-            return bad("resample", format!("`{r}`"), &format!("unknown resampler; use one of {}", e.valid));
-        }
-        self.validate_stage2()
+        Ok(())
     }
 
     /// The stage-2 settings and MaxNorm.
@@ -382,5 +422,24 @@ impl TrainConfig {
             return bad("max_norm", r.to_string(), "the MaxNorm radius must be a positive number");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TrainConfig;
+
+    #[test]
+    fn keys_include_the_settings_not_written_while_unset() {
+        let keys = TrainConfig::keys();
+        for k in
+            ["lr", "schedule", "mixup", "cutmix", "cutout", "sam", "sam_adaptive", "stage2", "max_norm", "no_verify"]
+        {
+            assert!(keys.contains(&k), "{k} missing from {keys:?}");
+        }
+        let written = serde_json::to_value(TrainConfig::default()).unwrap();
+        let written = written.as_object().unwrap();
+        assert!(written.keys().all(|k| keys.contains(&k.as_str())), "every written key is a key");
+        assert!(keys.len() > written.len(), "unset options are keys too");
     }
 }

@@ -427,7 +427,7 @@ fn resolve(file: &Path, doc: Table, cwd: &Path) -> Result<Pipeline, PipelineErro
     }
 
     // [train] and [[experiment]]
-    let train_keys = keys_of(&TrainConfig::default());
+    let train_keys: Vec<String> = TrainConfig::keys().iter().map(|k| k.to_string()).collect();
     let shared = section(file, &doc, "train")?.cloned().unwrap_or_default();
     check_keys(file, &shared, "train.", &train_keys, &PIPELINE_OWNED)?;
     let list = match doc.get("experiment") {

@@ -19,6 +19,8 @@ use crate::loader::{Augment, BatchMaker, Normalization, NormalizationOf, Prefetc
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BenchResult {
     pub arch: String,
+    /// The step timed: `full`, `head-only` (frozen backbone) or `sam` (two passes).
+    pub step: String,
     pub device: String,
     pub batch_size: usize,
     pub steps: usize,
@@ -38,11 +40,13 @@ pub struct BenchResult {
     pub top_ops: Vec<(String, f64, f64)>,
 }
 
-/// Builds the training graph of `arch` for `batch` images and times `steps` steps after
-/// `warmup` steps, on a fixed random batch (the loader is not part of the figure).
+/// Builds the training graph of `arch` for `batch` images (with `opts`: the head-only step,
+/// SAM) and times `steps` steps after `warmup` steps, on a fixed random batch (the loader is
+/// not part of the figure).
 #[allow(clippy::too_many_arguments)]
 pub fn bench(
     arch: &str,
+    opts: &lt_graph::train::StepOptions,
     classes: usize,
     batch: usize,
     steps: usize,
@@ -55,7 +59,7 @@ pub fn bench(
     let t0 = Instant::now();
     let inference = lt_graph::models::build(arch, classes, lt_graph::models::Head::Linear, 0)?;
     let form = if device.is_cpu() { Lowering::Cpu } else { Lowering::Cuda };
-    let graph = lt_graph::train::training_graph(&inference, &bench_spec(batch, classes, form))?;
+    let graph = lt_graph::train::training_graph_with(&inference, &bench_spec(batch, classes, form), opts)?;
     let graph_build_seconds = t0.elapsed().as_secs_f64();
     let mut engine = Engine::with_profile(&graph, &inference, device, threads, profile)?;
     let mut batches = RandomBatches::new(batch, classes, graph.image_shape, 0);
@@ -89,8 +93,14 @@ pub fn bench(
         Some(_) => top_ops(Path::new(&engine.end_profiling()?), steps)?,
         None => Vec::new(),
     };
+    let step = match (opts.trainable, opts.sam) {
+        (lt_graph::train::Trainable::All, None) => "full".to_string(),
+        (lt_graph::train::Trainable::All, Some(sam)) => format!("sam (rho {})", sam.rho),
+        (_, _) => "head-only".to_string(),
+    };
     Ok(BenchResult {
         arch: arch.to_string(),
+        step,
         device: device.name(),
         batch_size: batch,
         steps,

@@ -1,14 +1,16 @@
 //! Sharpness-aware minimisation (SAM, Foret et al. 2021) inside one training step: the first
 //! pass's gradient `g` gives the ascent step `ε = ρ·g/‖g‖` (adaptive SAM, Kwon et al. 2021:
 //! `ε = ρ·w²·g/‖w·g‖`), a second forward and backward pass runs at `w + ε`, and the SGD update
-//! of the original `w` uses that second gradient. As in the reference implementation the
-//! long-tail papers use (davda54/sam, reused by Rangwani et al. 2022):
+//! of the original `w` uses that second gradient. As in the SAM implementation the long-tail
+//! papers use (davda54/sam's `first_step`/`second_step`, in Rangwani et al. 2022's and the DDC
+//! repository's training loops):
 //! - `‖·‖` is the norm over every trained parameter at once, plus 1e-12 against division by
 //!   zero; weight decay is not part of `g` (the base optimiser adds it to the second
 //!   gradient, with the original weights).
 //! - BatchNorm normalises by the batch statistics in both passes, but only the first pass
-//!   updates the running statistics (the reference code's `disable_running_stats` before the
-//!   second pass).
+//!   updates the running statistics, as davda54/sam's README recommends
+//!   (`disable_running_stats` before the second pass). DDC's `cifar_train_sam.py` lets both
+//!   passes update them; that changes only the running statistics, not the gradients.
 //! - The step's `loss` and `logits` outputs are the first pass's (the unperturbed weights).
 
 use super::emit::Value;

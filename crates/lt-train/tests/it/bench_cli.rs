@@ -47,3 +47,22 @@ fn bench_loader_delivers_every_full_batch_of_each_epoch() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("dataset.json"));
 }
+
+/// `bench --head-only` and `--sam` time other steps of the same network: the head-only step has
+/// fewer nodes than the full one, SAM's (two passes) more.
+#[test]
+fn bench_times_the_head_only_and_the_sam_steps() {
+    let base = ["bench", "--arch", "densenet-tiny", "--batch-size", "8", "--steps", "2", "--warmup", "1"];
+    let nodes = |extra: &[&str], step: &str| {
+        let o = lt_train(&[&base[..], &["--threads", "2", "--json"], extra].concat());
+        assert!(o.status.success(), "{extra:?}: {}", String::from_utf8_lossy(&o.stderr));
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(r["step"], step);
+        assert!(r["images_per_second"].as_f64().unwrap() > 0.0);
+        r["graph_nodes"].as_u64().unwrap()
+    };
+    let full = nodes(&[], "full");
+    let head = nodes(&["--head-only"], "head-only");
+    let sam = nodes(&["--sam", "0.05"], "sam (rho 0.05)");
+    assert!(head * 3 < full && full < sam, "nodes: head-only {head}, full {full}, sam {sam}");
+}

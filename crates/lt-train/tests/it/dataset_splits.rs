@@ -4,30 +4,12 @@
 
 use std::path::Path;
 
-use lt_data::build::{BuildConfig, ProfileSpec, build};
-use lt_data::{NoProgress, Profile, SourceOptions, SourceSpec, Strategy};
+use lt_data::Strategy;
 use lt_train::config::TrainConfig;
 use lt_train::dataset::{Dataset, DatasetError, ValidationSource};
 use lt_train::train::carve_validation;
 
-use super::fixture::{p, rehash, stderr, train_tiny, write_dataset};
-
-/// A synthetic dataset, exp profile IF 5, built by lt-data.
-fn built(out: &Path, val_per_class: u64, strategies: Vec<Strategy>) -> lt_data::DatasetMeta {
-    let cfg = BuildConfig {
-        source_text: "synthetic:40".into(),
-        source: SourceSpec::Synthetic(40),
-        source_options: SourceOptions { test_per_class: 3, ..SourceOptions::default() },
-        profile: ProfileSpec::Ready(Profile::Exp { imbalance: 5.0, n_max: None, shuffle_classes: false }),
-        seed: 5,
-        val_per_class,
-        strategies,
-        epochs: 3,
-        out: out.to_path_buf(),
-        force: false,
-    };
-    build(&cfg, &NoProgress).unwrap()
-}
+use super::fixture::{built, rehash, stderr, train_tiny, write_dataset};
 
 fn config(data: &Path) -> TrainConfig {
     TrainConfig { data: data.to_path_buf(), out: data.join("unused-run"), ..TrainConfig::default() }

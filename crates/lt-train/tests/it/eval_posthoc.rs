@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::fixture::{lt_train, p, stderr, train_tiny, write_dataset};
+use super::fixture::{built, lt_train, p, stderr, train_tiny, write_dataset};
 
 fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
@@ -93,23 +93,9 @@ fn the_sweep_refuses_to_choose_without_validation_rows() {
 
 #[test]
 fn the_sweep_chooses_on_the_datasets_validation_split_without_a_run() {
-    use lt_data::build::{BuildConfig, ProfileSpec, build};
-    use lt_data::{NoProgress, Profile, SourceOptions, SourceSpec};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let cfg = BuildConfig {
-        source_text: "synthetic:40".into(),
-        source: SourceSpec::Synthetic(40),
-        source_options: SourceOptions { test_per_class: 3, ..SourceOptions::default() },
-        profile: ProfileSpec::Ready(Profile::Exp { imbalance: 5.0, n_max: None, shuffle_classes: false }),
-        seed: 5,
-        val_per_class: 4,
-        strategies: Vec::new(),
-        epochs: 1,
-        out: data.clone(),
-        force: false,
-    };
-    let meta = build(&cfg, &NoProgress).unwrap();
+    let meta = built(&data, 4, Vec::new());
     let classes = meta.class_names.len();
     let run = dir.path().join("run");
     let o = train_tiny(&data, &run, 16, 1, &[]);

@@ -160,3 +160,23 @@ pub fn train_tiny(data: &Path, out: &Path, batch: usize, epochs: usize, extra: &
     args.extend(extra);
     lt_train(&args)
 }
+
+/// A synthetic dataset (40 images per class, 3 test images per class), exp profile IF 5, seed
+/// 5, built by lt-data: `val_per_class` held out, manifests of `strategies` for 3 epochs.
+pub fn built(out: &Path, val_per_class: u64, strategies: Vec<lt_data::Strategy>) -> lt_data::DatasetMeta {
+    use lt_data::build::{BuildConfig, ProfileSpec, build};
+    use lt_data::{NoProgress, Profile, SourceOptions, SourceSpec};
+    let cfg = BuildConfig {
+        source_text: "synthetic:40".into(),
+        source: SourceSpec::Synthetic(40),
+        source_options: SourceOptions { test_per_class: 3, ..SourceOptions::default() },
+        profile: ProfileSpec::Ready(Profile::Exp { imbalance: 5.0, n_max: None, shuffle_classes: false }),
+        seed: 5,
+        val_per_class,
+        strategies,
+        epochs: 3,
+        out: out.to_path_buf(),
+        force: false,
+    };
+    build(&cfg, &NoProgress).unwrap()
+}

@@ -108,7 +108,10 @@ fn cases() -> Vec<Case> {
         r32_step("resnet32 cosine ldam head-only", Head::Cosine { scale: 1.0 }, ldam(30.0), Step::HeadOnly),
         tiny_step("densenet-tiny ce sam", ce.clone(), sam(0.05, false)),
         tiny_step("densenet-tiny ldam adaptive sam", ldam(30.0), sam(0.5, true)),
-        r32_step("resnet32 linear vs sam", Head::Linear, Loss::Vs { gamma: 0.3, tau: 1.0 }, sam(0.1, false)),
+        // No resnet32 SAM case: on an 8-image batch its second gradient is ill-conditioned in
+        // float32 (PyTorch's own float32 and float64 SAM steps differ by 0.3-5% per tensor at
+        // ρ 0.01-0.1 with this case's VS loss, by 3.5e-6 without SAM), so no float32 comparison
+        // can be tight there. SAM's logic does not depend on the network; densenet-tiny checks it.
     ]
 }
 

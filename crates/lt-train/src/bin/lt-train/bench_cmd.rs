@@ -43,6 +43,13 @@ pub struct BenchArgs {
     /// timed step (the warm-up runs, ~2x slower than a steady step, are left out of the ranking).
     #[arg(long, value_name = "PREFIX")]
     profile: Option<PathBuf>,
+    /// Time the head-only step of two-stage training (--stage2 crt: frozen backbone in eval
+    /// mode, gradients for the head alone) instead of the full step.
+    #[arg(long, conflicts_with = "sam")]
+    head_only: bool,
+    /// Time SAM's step with this rho (two forward and backward passes).
+    #[arg(long, value_name = "RHO")]
+    sam: Option<f32>,
     /// Also time evaluation (the inference graph on the live state) at this batch size.
     #[arg(long)]
     eval_batch_size: Option<usize>,
@@ -67,8 +74,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         ..TrainConfig::default()
     };
     let (device, threads) = device_and_threads(&cfg, args.threads)?;
+    let opts = lt_graph::train::StepOptions {
+        trainable: if args.head_only { lt_graph::train::Trainable::Head } else { lt_graph::train::Trainable::All },
+        sam: args.sam.map(|rho| lt_graph::train::Sam { rho, adaptive: false }),
+        ..Default::default()
+    };
     let r = lt_train::bench::bench(
         &args.arch,
+        &opts,
         args.classes,
         args.batch_size,
         args.steps,
@@ -83,8 +96,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{} batch {} on {} ({} threads): {:.1} images/s, {:.1} ms/step over {} steps",
-        r.arch, r.batch_size, r.device, threads, r.images_per_second, r.ms_per_step, r.steps
+        "{} {} step, batch {} on {} ({} threads): {:.1} images/s, {:.1} ms/step over {} steps",
+        r.arch, r.step, r.batch_size, r.device, threads, r.images_per_second, r.ms_per_step, r.steps
     );
     println!(
         "training graph: {} nodes ({} as built, before CSE and dead-node removal), built in {:.3}s; sessions created in {:.2}s",
@@ -146,7 +159,7 @@ pub fn run_loader(args: &LoaderBenchArgs) -> Result<()> {
         cutout: args.cutout,
         ..TrainConfig::default()
     };
-    settings.validate()?;
+    settings.validate_augment()?;
     let params = lt_train::augment::Params {
         randaugment_n: args.randaugment_n,
         randaugment_m: args.randaugment_m,
