@@ -150,12 +150,7 @@ fn residual_grouped_conv_slice_pad_and_cosine_head_gradients() {
     // ConvTranspose for the strided one and on CUDA; dW by the grouped batch-transposed
     // Conv), strided Slice with a crop, Pad, residual Add, Max/Mul of two activations and
     // the cosine head (ReduceL2, Max with eps, Div, MatMul, Mul by the scale).
-    for (mode, seed) in [(Lowering::Cpu, 21), (Lowering::Cuda, 22)] {
-        let m = residual_ops_net(3, seed);
-        let mut t = Trainer::new(&m, &spec(3, 3, ce(), grad_sgd(), mode), seed + 10);
-        t.h_scale = 1e-3;
-        t.check_gradients(&format!("residual ops, {mode:?}"), seed + 20, 1e-2);
-    }
+    check_on_both_lowerings("residual ops", 21, 3, |seed| residual_ops_net(3, seed));
 }
 
 #[test]
@@ -163,11 +158,21 @@ fn clip_and_expand_gradients_in_an_exported_normed_linear() {
     // Clip with both bounds (its mask: some features are clipped) and with a min only, Expand
     // of a norm to its operand's shape (dY summed back), as the TorchScript exporter writes
     // F.normalize.
-    for (mode, seed) in [(Lowering::Cpu, 31), (Lowering::Cuda, 32)] {
-        let m = clip_expand_net(3, seed);
-        let mut t = Trainer::new(&m, &spec(4, 3, ce(), grad_sgd(), mode), seed + 10);
+    check_on_both_lowerings("clip and expand", 31, 4, |seed| clip_expand_net(3, seed));
+}
+
+/// The gradient check of the 3-class `net(seed)` on a batch of `batch`, CPU lowering with
+/// seed `first`, CUDA lowering with `first + 1` (steps of 1e-3, tolerance 1e-2: ReLU kinks).
+fn check_on_both_lowerings(
+    what: &str,
+    first: u64,
+    batch: usize,
+    net: impl Fn(u64) -> lt_graph::onnx::proto::ModelProto,
+) {
+    for (mode, seed) in [(Lowering::Cpu, first), (Lowering::Cuda, first + 1)] {
+        let mut t = Trainer::new(&net(seed), &spec(batch, 3, ce(), grad_sgd(), mode), seed + 10);
         t.h_scale = 1e-3;
-        t.check_gradients(&format!("clip and expand, {mode:?}"), seed + 20, 1e-2);
+        t.check_gradients(&format!("{what}, {mode:?}"), seed + 20, 1e-2);
     }
 }
 
