@@ -50,23 +50,12 @@ image_ops![
 
 use Op::*;
 
-/// RandAugment's operations (torchvision's `RandAugment._augmentation_space`, in its order).
-pub const RANDAUGMENT_OPS: [Op; 14] = [
-    Identity,
-    ShearX,
-    ShearY,
-    TranslateX,
-    TranslateY,
-    Rotate,
-    Brightness,
-    Color,
-    Contrast,
-    Sharpness,
-    Posterize,
-    Solarize,
-    AutoContrast,
-    Equalize,
-];
+/// RandAugment's operations (torchvision's `RandAugment._augmentation_space`, in its order):
+/// every operation but the last, Invert (only AutoAugment's policy uses it).
+pub const RANDAUGMENT_OPS: &[Op] = match ALL_OPS.split_last() {
+    Some((Invert, rest)) => rest,
+    _ => panic!("ALL_OPS must end with Invert"),
+};
 
 /// RandAugment's magnitude bins (torchvision's `num_magnitude_bins`): M is 0 to 30.
 pub const RANDAUGMENT_BINS: usize = 31;

@@ -50,7 +50,7 @@ impl OpRule for Conv {
             attrs.push(("group", Attr::Int(group)));
         }
         let y = f.cx.wire("Conv", &ins, &attrs)?;
-        f.record(y, ConvBackward { node: node.name.clone(), x, w, b, k, s, p, d, group });
+        f.record(y, ConvBackward { node: node.name.clone(), x, w, b, win: Window { k, s, p, d, group } });
         Ok(Some(y))
     }
 }
@@ -59,11 +59,10 @@ fn ints(v: &[i64]) -> Attr {
     Attr::Ints(v.to_vec())
 }
 
-struct ConvBackward {
-    node: String,
-    x: Value,
-    w: Value,
-    b: Option<Value>,
+/// A convolution's window: kernel, strides, pads (top, left, bottom, right), dilations and
+/// groups.
+#[derive(Clone, Copy)]
+struct Window {
     k: [i64; 2],
     s: [i64; 2],
     p: [i64; 4],
@@ -71,9 +70,18 @@ struct ConvBackward {
     group: i64,
 }
 
+struct ConvBackward {
+    node: String,
+    x: Value,
+    w: Value,
+    b: Option<Value>,
+    win: Window,
+}
+
 impl Backward for ConvBackward {
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
-        let ConvBackward { x, w, b, k, s, p, d, group, .. } = *self;
+        let ConvBackward { x, w, b, win, .. } = *self;
+        let Window { k, s, p, d, group } = win;
         if let Some(b) = b {
             let ch = cx.shape(b);
             let g = cx.reduce_sum(dy, &[0, 2, 3], false)?;
@@ -96,7 +104,7 @@ impl Backward for ConvBackward {
                         ),
                     });
                 }
-                transposed_input_grad(cx, x, w, dy, &k, &s, &p, &d, group)?
+                transposed_input_grad(cx, x, w, dy, &win)?
             };
             cx.push_grad(x, dx);
         }
@@ -104,7 +112,7 @@ impl Backward for ConvBackward {
         let dw = if group == 1 && unit && (cpu || k == [1, 1] && p == [0; 4]) {
             shifted_weight_grad(cx, x, dy, &k, &p, &ws)?
         } else {
-            transposed_conv_weight_grad(cx, x, dy, &k, &s, &p, &d, group)?
+            transposed_conv_weight_grad(cx, x, dy, &win)?
         };
         cx.push_grad(w, dw);
         Ok(())
@@ -151,18 +159,8 @@ fn flipped_kernel_input_grad(
 /// dX by ConvTranspose (cuDNN backward-data on CUDA), its output_padding restoring the rows
 /// a strided forward conv dropped. A grouped conv's kernel [O, C/g, ...] is already the
 /// ConvTranspose kernel of `group` groups.
-#[allow(clippy::too_many_arguments)]
-fn transposed_input_grad(
-    cx: &mut Ctx,
-    x: Value,
-    w: Value,
-    dy: Value,
-    k: &[i64; 2],
-    s: &[i64; 2],
-    p: &[i64; 4],
-    d: &[i64; 2],
-    group: i64,
-) -> Result<Value, GraphError> {
+fn transposed_input_grad(cx: &mut Ctx, x: Value, w: Value, dy: Value, win: &Window) -> Result<Value, GraphError> {
+    let Window { k, s, p, d, group } = win;
     let (xs, ds) = (cx.shape(x), cx.shape(dy));
     let op: Vec<i64> =
         (0..2).map(|i| xs[2 + i] - ((ds[2 + i] - 1) * s[i] + (k[i] - 1) * d[i] + 1 - 2 * p[i])).collect();
@@ -173,8 +171,8 @@ fn transposed_input_grad(
         ("pads", ints(p)),
         ("output_padding", ints(&op)),
     ];
-    if group > 1 {
-        attrs.push(("group", Attr::Int(group)));
+    if *group > 1 {
+        attrs.push(("group", Attr::Int(*group)));
     }
     cx.wire("ConvTranspose", &[dy, w], &attrs)
 }
@@ -332,17 +330,8 @@ fn one_hot_copies(
 /// (strides and dilations swapped), giving [C,O,kh,kw]. Grouped (g groups): X folded to
 /// [C/g, g·N, H, W] (channel (j, n) = image n's channel j·C/g + c') and a Conv of g groups,
 /// so output channel o, of group j = o/(O/g), meets only its group's inputs: [C/g, O, kh, kw].
-#[allow(clippy::too_many_arguments)]
-fn transposed_conv_weight_grad(
-    cx: &mut Ctx,
-    x: Value,
-    dy: Value,
-    k: &[i64; 2],
-    s: &[i64; 2],
-    p: &[i64; 4],
-    d: &[i64; 2],
-    group: i64,
-) -> Result<Value, GraphError> {
+fn transposed_conv_weight_grad(cx: &mut Ctx, x: Value, dy: Value, win: &Window) -> Result<Value, GraphError> {
+    let &Window { k, s, p, d, group } = win;
     let xs = cx.shape(x);
     let ds = cx.shape(dy);
     let mut xin = x;
@@ -371,8 +360,8 @@ fn transposed_conv_weight_grad(
     let dt = cx.transpose(dy, &[1, 0, 2, 3])?;
     let mut attrs = vec![
         ("kernel_shape", ints(&[ds[2], ds[3]])),
-        ("strides", ints(d)),
-        ("dilations", ints(s)),
+        ("strides", ints(&d)),
+        ("dilations", ints(&s)),
         ("pads", ints(&[p[0], p[1], hi[0], hi[1]])),
     ];
     if group > 1 {
