@@ -3,7 +3,8 @@
 #   source .gpu-ort/activate.sh && bash scripts/gpu-check.sh
 # after `bash scripts/gpu-stage.sh` here. Prints: onnxruntime/CUDA status, the CUDA-vs-CPU
 # loss agreement for 20 steps of densenet-bc-40-k12 (fp32 and TF32), and a table of training
-# images/s (CUDA graphs on/off) and evaluation images/s for the issue's configurations.
+# images/s (CUDA graphs on/off) and evaluation images/s for the issue's configurations, and
+# ResNet-32's full, SAM and head-only steps.
 # Budget: under 4 minutes on an H200. Raw JSON goes to ${OUT:-/tmp}/gpu-check/.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,6 +42,10 @@ run bc100-tf32-graph   --arch densenet-bc-100-k12 --batch-size 128 --tf32 --step
 run bc100-tf32-plain   --arch densenet-bc-100-k12 --batch-size 128 --tf32 --steps 50 --warmup 5 --no-cuda-graph
 run bc100-fp32-graph   --arch densenet-bc-100-k12 --batch-size 128 --steps 50 --warmup 5
 run d161-tf32-graph    --arch densenet161 --batch-size 128 --tf32 --steps 30 --warmup 5
+# The literature's backbone and the recipes' steps: full, SAM (two passes), head-only (cRT).
+run r32-tf32-graph     --arch resnet32 --batch-size 128 --tf32 --steps 50 --warmup 5 --eval-batch-size 256
+run r32-sam-tf32       --arch resnet32 --batch-size 128 --tf32 --steps 30 --warmup 5 --sam 0.05
+run r32-head-tf32      --arch resnet32 --batch-size 128 --tf32 --steps 30 --warmup 5 --head-only
 
 python3 - "$out" <<'PY'
 import json, sys, os
@@ -67,9 +72,11 @@ else:
 for n in ("agree-fp32", "agree-tf32"):
     r = load(n)
     print(f"{n:18s}", "missing" if r is None else f"max relative loss difference {r['max_relative_difference']:.2e} over {len(r['losses'][0])} steps")
-anchors = {"bc100": "PyTorch eager TF32 4039, compile+graphs 7369", "d161": "PyTorch eager TF32 1902"}
+anchors = {"bc100": "PyTorch eager TF32 4039, compile+graphs 7369", "d161": "PyTorch eager TF32 1902",
+           "r32": "no PyTorch anchor yet"}
 print(f"{'configuration':18s} {'train img/s':>12s} {'ms/step':>8s} {'nodes':>6s} {'session s':>9s} {'cuda graph':>12s} {'eval img/s':>10s}  anchor")
-for n in ("bc100-tf32-graph", "bc100-tf32-plain", "bc100-fp32-graph", "d161-tf32-graph"):
+for n in ("bc100-tf32-graph", "bc100-tf32-plain", "bc100-fp32-graph", "d161-tf32-graph",
+          "r32-tf32-graph", "r32-sam-tf32", "r32-head-tf32"):
     r = load(n)
     if r is None:
         print(f"{n:18s} failed"); continue
