@@ -99,6 +99,58 @@ pub struct DatasetHeader {
     pub files: BTreeMap<String, String>,
 }
 
+impl DatasetHeader {
+    /// Reads `DIR/dataset.json` leniently (at most [`MAX_DATASET_JSON_BYTES`]); a
+    /// `format_version` other than [`FORMAT_VERSION`] is refused.
+    pub fn read(dir: &Path) -> Result<Self, DatasetMetaError> {
+        let header: DatasetHeader = read_bounded(dir)?;
+        match header.format_version {
+            Some(v) if v != FORMAT_VERSION => Err(DatasetMetaError::Invalid {
+                path: dir.join(DatasetMeta::FILE),
+                message: format!("format_version {v}; this lt reads version {FORMAT_VERSION}"),
+            }),
+            _ => Ok(header),
+        }
+    }
+
+    /// The `manifests` entry of `strategy`, parsed: `None` when dataset.json has none, the
+    /// parse error when it is malformed.
+    pub fn manifest(&self, strategy: &str) -> Option<Result<ManifestHeader, String>> {
+        let value = self.manifests.get(strategy)?;
+        Some(serde_json::from_value(value.clone()).map_err(|e| format!("manifests.{strategy}: {e}")))
+    }
+}
+
+/// What a reader needs of a manifest's entry in dataset.json (lenient: [`ManifestMeta`]'s
+/// other fields may be absent).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ManifestHeader {
+    /// File name inside the directory, `manifest-<strategy>.parquet`.
+    pub file: String,
+    /// Number of epochs in the file.
+    pub epochs: u32,
+    /// Rows per epoch (may be absent).
+    #[serde(default)]
+    pub epoch_len: Vec<u64>,
+}
+
+/// `DIR/dataset.json`, at most [`MAX_DATASET_JSON_BYTES`], as `T`.
+fn read_bounded<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T, DatasetMetaError> {
+    use std::io::Read;
+    let path = dir.join(DatasetMeta::FILE);
+    let mut text = Vec::new();
+    std::fs::File::open(&path)
+        .and_then(|f| f.take(MAX_DATASET_JSON_BYTES + 1).read_to_end(&mut text))
+        .map_err(|source| DatasetMetaError::Io { path: path.clone(), source })?;
+    if text.len() as u64 > MAX_DATASET_JSON_BYTES {
+        return Err(DatasetMetaError::Invalid {
+            path,
+            message: format!("larger than the {MAX_DATASET_JSON_BYTES} bytes a dataset.json may have"),
+        });
+    }
+    serde_json::from_slice(&text).map_err(|e| DatasetMetaError::Invalid { path, message: e.to_string() })
+}
+
 /// Why dataset.json could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetMetaError {
@@ -122,19 +174,7 @@ impl DatasetMeta {
 
     /// Reads `DIR/dataset.json` (at most [`MAX_DATASET_JSON_BYTES`]).
     pub fn read(dir: &Path) -> Result<Self, DatasetMetaError> {
-        use std::io::Read;
-        let path = dir.join(Self::FILE);
-        let mut text = Vec::new();
-        std::fs::File::open(&path)
-            .and_then(|f| f.take(MAX_DATASET_JSON_BYTES + 1).read_to_end(&mut text))
-            .map_err(|source| DatasetMetaError::Io { path: path.clone(), source })?;
-        if text.len() as u64 > MAX_DATASET_JSON_BYTES {
-            return Err(DatasetMetaError::Invalid {
-                path,
-                message: format!("larger than the {MAX_DATASET_JSON_BYTES} bytes a dataset.json may have"),
-            });
-        }
-        serde_json::from_slice(&text).map_err(|e| DatasetMetaError::Invalid { path, message: e.to_string() })
+        read_bounded(dir)
     }
 
     /// The JSON text written to disk (pretty, keys in a fixed order, trailing newline).

@@ -6,7 +6,7 @@ use arrow::array::AsArray;
 use arrow::datatypes::{DataType, UInt16Type, UInt32Type};
 use lt_eval::{ClassificationReport, ConfusionMatrix};
 use lt_format::RunHeader;
-use lt_format::dataset::DatasetMeta;
+use lt_format::dataset::{DatasetHeader, DatasetMeta};
 use lt_format::run::SelectionRule;
 use lt_format::tables::{METRICS_FILE, PREDICTIONS_FILE, column, read_batches, read_metrics, read_predictions};
 
@@ -123,7 +123,9 @@ pub struct DatasetCounts {
 /// Reads `dataset.json`, `subset.parquet` and every `manifest-*.parquet` it lists.
 pub fn read_dataset(dir: &Path) -> Result<DatasetCounts, ReportError> {
     let json_path = dir.join(DatasetMeta::FILE);
-    let json = DatasetMeta::read(dir)?;
+    // Leniently, as lt-train reads it: a hand-made dataset directory need not carry lt-data's
+    // provenance fields.
+    let json = DatasetHeader::read(dir)?;
     let c = json.class_names.len();
     for (what, counts) in [("source_counts", &json.source_counts), ("subset_counts", &json.subset_counts)] {
         if counts.len() != c {
@@ -152,7 +154,11 @@ pub fn read_dataset(dir: &Path) -> Result<DatasetCounts, ReportError> {
             );
         }
         label_of.sort_unstable_by_key(|&(i, _)| i);
-        for (strategy, entry) in &json.manifests {
+        for strategy in json.manifests.keys() {
+            let entry = json
+                .manifest(strategy)
+                .unwrap_or_else(|| Err(format!("manifests.{strategy}: missing")))
+                .map_err(|e| ReportError::invalid(&json_path, e))?;
             if Path::new(&entry.file).file_name().is_none_or(|f| f != entry.file.as_str()) {
                 return Err(ReportError::invalid(
                     &json_path,

@@ -24,7 +24,6 @@ use arrow::array::{
     UInt16Array, UInt32Array,
 };
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::{ConfigError, TrainConfig};
@@ -82,6 +81,7 @@ pub enum DatasetError {
     Setting(#[from] ConfigError),
 }
 
+use lt_format::dataset::ManifestHeader;
 /// The parts of `dataset.json` lt-train uses: lt-format's lenient view of it.
 pub use lt_format::dataset::{DatasetHeader as DatasetInfo, ValidationMeta as ValidationInfo};
 
@@ -329,9 +329,9 @@ impl Dataset {
     }
 
     /// The `manifests` entry of `strategy` in dataset.json, read defensively.
-    fn manifest_entry(&self, strategy: &str) -> Result<ManifestEntry, DatasetError> {
+    fn manifest_entry(&self, strategy: &str) -> Result<ManifestHeader, DatasetError> {
         let file = format!("manifest-{strategy}.parquet");
-        let Some(value) = self.info.manifests.get(strategy) else {
+        let Some(parsed) = self.info.manifest(strategy) else {
             if !self.dir.join(&file).is_file() {
                 let available = self.info.manifests.keys().cloned().collect::<Vec<_>>().join(", ");
                 return Err(DatasetError::NoManifest {
@@ -346,8 +346,7 @@ impl Dataset {
             ));
         };
         let json_path = self.dir.join("dataset.json");
-        let entry: ManifestEntry = serde_json::from_value(value.clone())
-            .map_err(|e| invalid(&json_path, format!("manifests.{strategy}: {e}")))?;
+        let entry = parsed.map_err(|e| invalid(&json_path, e))?;
         if entry.file != file {
             return Err(invalid(
                 &json_path,
@@ -368,15 +367,6 @@ impl Dataset {
         }
         Ok(entry)
     }
-}
-
-/// A manifest's description in dataset.json.
-#[derive(Debug, Clone, Deserialize)]
-struct ManifestEntry {
-    file: String,
-    epochs: u32,
-    #[serde(default)]
-    epoch_len: Vec<u64>,
 }
 
 /// An unknown resampler name is a typo, not a missing manifest (and never a path).

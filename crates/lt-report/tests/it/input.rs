@@ -130,3 +130,24 @@ fn help_explains_every_option_and_bad_input_fails_cleanly() {
     let o = Command::new(env!("CARGO_BIN_EXE_lt-report")).args(["--out", "x"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "missing --runs/--runs-dir is a usage error");
 }
+
+/// `--data` reads dataset.json as leniently as lt-train does: a hand-made directory without
+/// lt-data's provenance fields (source, profile, seed, format_version) is reported on; another
+/// format version is refused, naming it.
+#[test]
+fn a_hand_made_dataset_directory_without_provenance_is_read() {
+    let f = two_runs(4);
+    let path = f.data.join("dataset.json");
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let full = read_dataset(&f.data).unwrap();
+    for key in ["source", "profile", "seed", "format_version"] {
+        assert!(json.as_object_mut().unwrap().remove(key).is_some(), "{key} was written");
+    }
+    std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+    let lenient = read_dataset(&f.data).unwrap();
+    assert_eq!((lenient.subset, lenient.manifests), (full.subset, full.manifests));
+    json["format_version"] = 99.into();
+    std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+    let err = read_dataset(&f.data).unwrap_err().to_string();
+    assert!(err.contains("format_version 99") && err.contains("dataset.json"), "{err}");
+}

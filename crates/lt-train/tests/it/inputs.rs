@@ -109,6 +109,15 @@ fn a_dataset_file_changed_after_the_build_is_refused_unless_no_verify() {
     assert!(o.status.success(), "{}", stderr(&o));
     let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["config"]["no_verify"], true);
+
+    // `lt-train eval` checks the hashes the same way.
+    let model = out.join("model.onnx");
+    let eval = ["eval", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap()];
+    let o = lt_train(&eval);
+    assert!(!o.status.success(), "evaluated on a changed file");
+    has(&stderr(&o), &["samples.parquet", "sha256", "--no-verify"]);
+    let o = lt_train(&[&eval[..], &["--no-verify"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 #[test]

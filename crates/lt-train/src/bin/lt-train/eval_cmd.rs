@@ -42,6 +42,10 @@ pub struct EvalArgs {
     /// chosen T and the test metrics at it.
     #[arg(long, value_name = "T,T,...", value_delimiter = ',', allow_negative_numbers = true)]
     logit_adjust_sweep: Option<Vec<f64>>,
+    /// Do not check the dataset's files against the sha256 hashes in its dataset.json (as
+    /// `lt-train --no-verify`): by default a file changed since the build stops the evaluation.
+    #[arg(long)]
+    no_verify: bool,
 }
 
 /// The run's record (run.json), read through lt-format.
@@ -50,7 +54,7 @@ fn read_run(run: &Path) -> Result<RunRecord> {
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
-    let data = Dataset::open(&args.data)?;
+    let data = Dataset::open_checked(&args.data, !args.no_verify)?;
     let c = data.num_classes();
     let record = args.run.as_deref().map(read_run).transpose()?;
     if let Some(r) = &record
