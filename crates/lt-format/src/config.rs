@@ -209,6 +209,11 @@ impl TrainConfig {
     }
 }
 
+/// The error of a setting `field` with `value` and what to do instead.
+fn bad(field: &'static str, value: String, hint: &str) -> Result<(), ConfigError> {
+    Err(ConfigError { field, value, hint: hint.into() })
+}
+
 fn is_one(v: &f64) -> bool {
     *v == 1.0
 }
@@ -238,7 +243,6 @@ impl TrainConfig {
 
     /// Checks values that no type can express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |field: &'static str, value: String, hint: &str| Err(ConfigError { field, value, hint: hint.into() });
         match (&self.arch, &self.model) {
             (None, None) => return bad("arch", "none".into(), "give --arch NAME or --model FILE.onnx"),
             (Some(a), Some(m)) => {
@@ -357,7 +361,6 @@ impl TrainConfig {
 
     /// RandAugment's N and M and Cutout's side (also what `lt-train bench-loader` checks).
     pub fn validate_augment(&self) -> Result<(), ConfigError> {
-        let bad = |field: &'static str, value: String, hint: &str| Err(ConfigError { field, value, hint: hint.into() });
         if !(1..=16).contains(&self.randaugment_n) {
             return bad("randaugment_n", self.randaugment_n.to_string(), "RandAugment's N must be 1 to 16 operations");
         }
@@ -374,7 +377,6 @@ impl TrainConfig {
 
     /// The stage-2 settings and MaxNorm.
     fn validate_stage2(&self) -> Result<(), ConfigError> {
-        let bad = |field: &'static str, value: String, hint: &str| Err(ConfigError { field, value, hint: hint.into() });
         // cRT and LWS share the retraining loop and its settings.
         let crt = matches!(self.stage2, Some(Stage2::Crt | Stage2::Lws));
         let tau = self.stage2 == Some(Stage2::TauNorm);

@@ -44,16 +44,7 @@ pub fn with_logit_scales(inference: &ModelProto) -> Result<ModelProto, GraphErro
         return Err(GraphError::Model(format!("the model already has `{LOGIT_SCALES}`")));
     }
     let logits = src.logits.clone();
-    let classes = match src.graph.output[0].r#type.as_ref().and_then(|t| t.value.as_ref()) {
-        Some(crate::onnx::proto::type_proto::Value::TensorType(t)) => {
-            t.shape.as_ref().and_then(|s| s.dim.last()).and_then(|d| match d.value {
-                Some(crate::onnx::proto::tensor_shape_proto::dimension::Value::DimValue(v)) if v > 0 => Some(v),
-                _ => None,
-            })
-        }
-        None => None,
-    }
-    .ok_or_else(|| GraphError::Model(format!("the output `{logits}` has no static class dimension")))?;
+    let classes = crate::import::output_classes(inference)? as i64;
     let mut model = inference.clone();
     let graph = model.graph.as_mut().expect("Source::read checked the graph");
     let unscaled = format!("{logits}.unscaled");

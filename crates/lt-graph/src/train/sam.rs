@@ -43,10 +43,7 @@ impl Sam {
 pub(super) fn perturbed_weights(cx: &mut Ctx, params: &[Param], sam: Sam) -> Result<Vec<Value>, GraphError> {
     let mut grads = Vec::with_capacity(params.len());
     for p in params {
-        grads.push(match cx.take_grad(p.value)? {
-            Some(g) => g,
-            None => cx.mul_s(p.value, 0.0)?,
-        });
+        grads.push(cx.take_grad_or_zeros(p.value, p.value)?);
     }
     let values: Vec<Value> = params.iter().map(|p| p.value).collect();
     let (g, w) = (flat_concat(cx, &grads)?, flat_concat(cx, &values)?);

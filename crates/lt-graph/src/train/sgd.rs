@@ -34,12 +34,9 @@ pub(super) fn emit_sgd(cx: &mut Ctx, params: &[Param], spec: &TrainingGraphSpec,
     let mu = spec.sgd.momentum;
     let sizes: Vec<i64> = params.iter().map(|p| cx.shape(p.value).iter().product()).collect();
     let total: i64 = sizes.iter().sum();
-    let mut gs = Vec::new();
+    let mut gs = Vec::with_capacity(params.len());
     for p in params {
-        gs.push(match cx.take_grad(p.grad_of)? {
-            Some(g) => g,
-            None => cx.mul_s(p.value, 0.0)?,
-        });
+        gs.push(cx.take_grad_or_zeros(p.grad_of, p.value)?);
     }
     let values: Vec<Value> = params.iter().map(|p| p.value).collect();
     let momenta: Vec<Value> = params.iter().map(|p| p.momentum).collect();

@@ -67,6 +67,15 @@ impl Ctx {
         }
     }
 
+    /// The gradient of `y` ([`Ctx::take_grad`]), or zeros shaped like `like` when nothing
+    /// reached it (a parameter the loss does not depend on).
+    pub fn take_grad_or_zeros(&mut self, y: Value, like: Value) -> Result<Value, GraphError> {
+        match self.take_grad(y)? {
+            Some(g) => Ok(g),
+            None => self.e.mul_s(like, 0.0),
+        }
+    }
+
     /// Starts the backward sweep: `g` is the gradient of `y`.
     pub fn seed_grad(&mut self, y: Value, g: Value) {
         self.grads.insert(y, vec![g]);

@@ -160,11 +160,7 @@ pub fn run_loader(args: &LoaderBenchArgs) -> Result<()> {
         ..TrainConfig::default()
     };
     settings.validate_augment()?;
-    let params = lt_train::augment::Params {
-        randaugment_n: args.randaugment_n,
-        randaugment_m: args.randaugment_m,
-        cutout: args.cutout,
-    };
+    let params = lt_train::augment::Params::of(&settings);
     let r = lt_train::bench::loader(&args.data, args.batch_size, args.epochs, args.augment, params, args.seed)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
