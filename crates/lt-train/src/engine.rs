@@ -114,14 +114,8 @@ impl StepIo {
         }
     }
 
-    fn write_inputs(
-        &mut self,
-        images: &[f32],
-        labels: &[i64],
-        mix: Option<(&[i64], f32)>,
-        class_weights: &[f32],
-        lr: f32,
-    ) -> Result<(), RuntimeError> {
+    fn write_inputs(&mut self, batch: StepBatch, class_weights: &[f32], lr: f32) -> Result<(), RuntimeError> {
+        let StepBatch { images, labels, mix } = batch;
         let host = self.host_side();
         if let Some((labels_mix, lambda)) = &mut host.mix {
             // A plain batch in a mixing run: its own labels with λ = 1, exactly the plain loss.
@@ -155,6 +149,23 @@ impl StepIo {
         let loss = host.loss.try_extract_tensor::<f32>()?.1[0];
         let logits = host.logits.try_extract_tensor::<f32>()?.1.to_vec();
         Ok(StepOutput { loss, logits })
+    }
+}
+
+/// One training batch as the step graph takes it.
+#[derive(Clone, Copy, Debug)]
+pub struct StepBatch<'a> {
+    /// NCHW images, normalised.
+    pub images: &'a [f32],
+    pub labels: &'a [i64],
+    /// A mixed batch's partner labels and λ (for a graph built with `mixed_labels`); `None`
+    /// for a plain batch.
+    pub mix: Option<(&'a [i64], f32)>,
+}
+
+impl<'a> StepBatch<'a> {
+    pub fn plain(images: &'a [f32], labels: &'a [i64]) -> Self {
+        StepBatch { images, labels, mix: None }
     }
 }
 
@@ -322,7 +333,7 @@ impl Engine {
         let images = vec![0f32; self.batch_size * c * h * w];
         let labels = vec![0i64; self.batch_size];
         let weights = vec![1f32; self.num_classes];
-        self.io.write_inputs(&images, &labels, None, &weights, 0.0)?;
+        self.io.write_inputs(StepBatch::plain(&images, &labels), &weights, 0.0)?;
         for (k, o) in options.iter().enumerate() {
             for _ in 0..2 {
                 let _ = self.train.run_binding_with_options(&self.bindings[k], o)?;
@@ -374,19 +385,13 @@ impl Engine {
         class_weights: &[f32],
         lr: f32,
     ) -> Result<StepOutput, RuntimeError> {
-        self.step_mixed(images, labels, None, class_weights, lr)
+        self.step_mixed(StepBatch::plain(images, labels), class_weights, lr)
     }
 
     /// One SGD step on a full batch, mixed (`Some((partner labels, λ))`, for a graph built
     /// with `mixed_labels`) or plain.
-    pub fn step_mixed(
-        &mut self,
-        images: &[f32],
-        labels: &[i64],
-        mix: Option<(&[i64], f32)>,
-        class_weights: &[f32],
-        lr: f32,
-    ) -> Result<StepOutput, RuntimeError> {
+    pub fn step_mixed(&mut self, batch: StepBatch, class_weights: &[f32], lr: f32) -> Result<StepOutput, RuntimeError> {
+        let StepBatch { images, labels, mix } = batch;
         if let Some((other, _)) = mix {
             if self.io.mix.is_none() {
                 return Err(RuntimeError::State {
@@ -420,7 +425,7 @@ impl Engine {
                 ),
             });
         }
-        self.io.write_inputs(images, labels, mix, class_weights, lr)?;
+        self.io.write_inputs(batch, class_weights, lr)?;
         {
             let binding = &self.bindings[self.current];
             let _outputs = match &self.run_options {

@@ -17,7 +17,7 @@ pub use crate::dataset::carve_validation;
 use crate::dataset::{Dataset, Split, TrainingSplit, ValidationSource};
 use crate::device::Device;
 pub use crate::device::resolve_device;
-use crate::engine::{CudaGraph, Engine};
+use crate::engine::{CudaGraph, Engine, StepBatch};
 pub use crate::error::TrainError;
 use crate::loader::{BatchMaker, Normalization, NormalizationOf, Prefetcher, epoch_order};
 pub use crate::progress::{EpochSummary, Progress, Silent};
@@ -277,7 +277,8 @@ impl<'a> Run<'a> {
                 None => learning_rate(cfg.lr as f32, &cfg.schedule, cfg.warmup, epoch, step, steps.max(1), cfg.epochs),
             };
             let mix = batch.mix.as_ref().map(|m| (m.labels.as_slice(), m.lambda));
-            let out_step = self.engine.step_mixed(&batch.images, &batch.labels, mix, weights, lr)?;
+            let step_batch = StepBatch { images: &batch.images, labels: &batch.labels, mix };
+            let out_step = self.engine.step_mixed(step_batch, weights, lr)?;
             if !out_step.loss.is_finite() {
                 return Err(TrainError::NonFinite {
                     value: out_step.loss,

@@ -58,6 +58,17 @@ impl Ctx {
         }
     }
 
+    /// Adds `g` to the gradient of `x`, summed down to `x`'s shape first (the gradient of a
+    /// broadcasting operand).
+    pub fn push_grad_unbroadcast(&mut self, x: Value, g: Value) -> Result<(), GraphError> {
+        if self.needs_grad(x) {
+            let s = self.shape(x);
+            let g = self.unbroadcast(g, &s)?;
+            self.push_grad(x, g);
+        }
+        Ok(())
+    }
+
     /// The gradient of `y`: the sum of everything pushed to it, or `None`.
     pub fn take_grad(&mut self, y: Value) -> Result<Option<Value>, GraphError> {
         match self.grads.remove(&y) {
@@ -141,6 +152,12 @@ impl<'s> Forward<'s> {
             name: name.clone(),
             hint: format!("input of node `{}` ({})", node.name, node.op_type),
         })
+    }
+
+    /// The first `N` inputs of `node` ([`Forward::input`]).
+    pub fn inputs<const N: usize>(&mut self, node: &NodeProto) -> Result<[Value; N], GraphError> {
+        let vs = (0..N).map(|i| self.input(node, i)).collect::<Result<Vec<_>, _>>()?;
+        Ok(vs.try_into().expect("N inputs were read"))
     }
 
     /// Optional input `i` of `node`: `None` when absent or empty.

@@ -18,19 +18,15 @@ pub(crate) struct BatchNormalization;
 impl OpRule for BatchNormalization {
     fn roles(&self, _node: &NodeProto, _init: InitOf<'_>) -> Vec<Role> {
         vec![
-            Role::new(1, StateKind::Parameter, false),
-            Role::new(2, StateKind::Parameter, false),
-            Role::new(3, StateKind::RunningMean, true),
-            Role::new(4, StateKind::RunningVar, true),
+            Role::bias(1),
+            Role::bias(2),
+            Role::running(3, StateKind::RunningMean),
+            Role::running(4, StateKind::RunningVar),
         ]
     }
 
     fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
-        let x = f.input(node, 0)?;
-        let gamma = f.input(node, 1)?;
-        let beta = f.input(node, 2)?;
-        let rm = f.input(node, 3)?;
-        let rv = f.input(node, 4)?;
+        let [x, gamma, beta, rm, rv] = f.inputs(node)?;
         let eps = attr_f(node, "epsilon", 1e-5);
         let mom = attr_f(node, "momentum", 0.9);
         if f.eval_mode {

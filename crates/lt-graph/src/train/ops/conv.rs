@@ -13,18 +13,17 @@ use crate::onnx::proto::NodeProto;
 use crate::onnx::{Attr, Tensor};
 use crate::train::emit::Value;
 use crate::train::tape::{Ctx, Forward};
-use crate::train::{Lowering, StateKind};
+use crate::train::Lowering;
 
 pub(crate) struct Conv;
 
 impl OpRule for Conv {
     fn roles(&self, _node: &NodeProto, _init: InitOf<'_>) -> Vec<Role> {
-        vec![Role::new(1, StateKind::Parameter, true), Role::new(2, StateKind::Parameter, false)]
+        vec![Role::weight(1), Role::bias(2)]
     }
 
     fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
-        let x = f.input(node, 0)?;
-        let w = f.input(node, 1)?;
+        let [x, w] = f.inputs(node)?;
         let b = f.optional_input(node, 2)?;
         let group = attr_i(node, "group", 1);
         let (xs, ws) = (f.cx.shape(x), f.cx.shape(w));
@@ -93,7 +92,7 @@ impl Backward for ConvBackward {
         if cx.needs_grad(x) {
             let flip_ok = p[0] < k[0] && p[1] < k[1] && p[2] < k[0] && p[3] < k[1];
             let dx = if cpu && unit && flip_ok {
-                flipped_kernel_input_grad(cx, w, dy, &k, &p, group)?
+                flipped_kernel_input_grad(cx, w, dy, &win)?
             } else {
                 if p[0] != p[2] || p[1] != p[3] {
                     return Err(GraphError::Unsupported {
@@ -110,7 +109,7 @@ impl Backward for ConvBackward {
         }
         let ws = cx.shape(w);
         let dw = if group == 1 && unit && (cpu || k == [1, 1] && p == [0; 4]) {
-            shifted_weight_grad(cx, x, dy, &k, &p, &ws)?
+            shifted_weight_grad(cx, x, dy, &win, &ws)?
         } else {
             transposed_conv_weight_grad(cx, x, dy, &win)?
         };
@@ -122,14 +121,8 @@ impl Backward for ConvBackward {
 /// dX for a stride-1, dilation-1 conv: a Conv of dY with the transposed, flipped kernel and
 /// pads k−1−p (fast on onnxruntime's CPU provider). A grouped conv's kernel [O, C/g, ...] is
 /// transposed within each group, to [C, O/g, ...], and the Conv keeps the groups.
-fn flipped_kernel_input_grad(
-    cx: &mut Ctx,
-    w: Value,
-    dy: Value,
-    k: &[i64; 2],
-    p: &[i64; 4],
-    group: i64,
-) -> Result<Value, GraphError> {
+fn flipped_kernel_input_grad(cx: &mut Ctx, w: Value, dy: Value, win: &Window) -> Result<Value, GraphError> {
+    let Window { k, p, group, .. } = *win;
     let wt = if group == 1 {
         cx.transpose(w, &[1, 0, 2, 3])?
     } else {
@@ -139,7 +132,7 @@ fn flipped_kernel_input_grad(
         let t = cx.transpose(w5, &[0, 2, 1, 3, 4])?;
         cx.reshape(t, &[group * cg, og, k[0], k[1]])?
     };
-    let wf = if *k != [1, 1] {
+    let wf = if k != [1, 1] {
         let st = cx.ints(&[-1, -1]);
         let en = cx.ints(&[-i64::MAX, -i64::MAX]);
         let ax = cx.ints(&[2, 3]);
@@ -149,7 +142,7 @@ fn flipped_kernel_input_grad(
         wt
     };
     let pads = [k[0] - 1 - p[0], k[1] - 1 - p[1], k[0] - 1 - p[2], k[1] - 1 - p[3]];
-    let mut attrs = vec![("kernel_shape", ints(k)), ("pads", ints(&pads))];
+    let mut attrs = vec![("kernel_shape", ints(&k)), ("pads", ints(&pads))];
     if group > 1 {
         attrs.push(("group", Attr::Int(group)));
     }
@@ -181,23 +174,17 @@ fn transposed_input_grad(cx: &mut Ctx, x: Value, w: Value, dy: Value, win: &Wind
 /// Works in X's own frame (no padded copy of the large X): the shifted dY for tap (i, j) is
 /// D[h, w] = dY[h − i + p_top, w − j + p_left] (zero outside), and the shifted copies of the
 /// small dY, stacked along channels, are contracted with X in ONE batched MatMul.
-fn shifted_weight_grad(
-    cx: &mut Ctx,
-    x: Value,
-    dy: Value,
-    k: &[i64; 2],
-    p: &[i64; 4],
-    ws: &[i64],
-) -> Result<Value, GraphError> {
+fn shifted_weight_grad(cx: &mut Ctx, x: Value, dy: Value, win: &Window, ws: &[i64]) -> Result<Value, GraphError> {
+    let Window { k, p, .. } = *win;
     let xs = cx.shape(x);
     let ds = cx.shape(dy);
     let (n, c, o) = (xs[0], xs[1], ds[1]);
     let (hp, wp) = (xs[2], xs[3]);
     let taps = k[0] * k[1];
     if c < o && taps > 1 {
-        return shifted_input_weight_grad(cx, x, dy, k, p, ws);
+        return shifted_input_weight_grad(cx, x, dy, win, ws);
     }
-    let (stacked, tap_major) = shifted_taps(cx, dy, k, p, [hp, wp])?;
+    let (stacked, tap_major) = shifted_taps(cx, dy, &k, &p, [hp, wp])?;
     let x3 = cx.reshape(x, &[n, c, hp * wp])?;
     let d3 = cx.reshape(stacked, &[n, taps * o, hp * wp])?;
     // The stacked rows are (tap, o) when tap-major, else (o, tap).
@@ -234,19 +221,13 @@ fn shifted_weight_grad(
 /// (a stem conv on 3-channel images: 27 copies of X, not 9·24 of dY). The copy for tap (i, j)
 /// in dY's frame is Xpad[h + i, w + j]: a grouped Conv of X (group C, one-hot kernels, the
 /// conv's own pads), whose rows (c, tap) contract with dY straight into dW's layout.
-fn shifted_input_weight_grad(
-    cx: &mut Ctx,
-    x: Value,
-    dy: Value,
-    k: &[i64; 2],
-    p: &[i64; 4],
-    ws: &[i64],
-) -> Result<Value, GraphError> {
+fn shifted_input_weight_grad(cx: &mut Ctx, x: Value, dy: Value, win: &Window, ws: &[i64]) -> Result<Value, GraphError> {
+    let Window { k, p, .. } = *win;
     let c = cx.shape(x)[1];
     let ds = cx.shape(dy);
     let (n, o, ho, wo) = (ds[0], ds[1], ds[2], ds[3]);
     let taps = k[0] * k[1];
-    let copies = one_hot_copies(cx, x, k, p, false)?;
+    let copies = one_hot_copies(cx, x, &k, &p, false)?;
     let e3 = cx.reshape(copies, &[n, c * taps, ho * wo])?;
     let d3 = cx.reshape(dy, &[n, o, ho * wo])?;
     // [N, O, P] x [N, P, C·T] -> [N, O, C·T]

@@ -1,7 +1,7 @@
 //! Div (broadcasting), e.g. `F.normalize`'s x / max(‖x‖, eps). Initializer operands are
 //! constants. Backward: da = dY/b, db = −dY·y/b, each summed down to its operand's shape.
 
-use super::{Backward, OpRule};
+use super::{Backward, OpRule, Operands, binary};
 use crate::GraphError;
 use crate::onnx::proto::NodeProto;
 use crate::train::emit::Value;
@@ -11,33 +11,21 @@ pub(crate) struct Div;
 
 impl OpRule for Div {
     fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
-        let a = f.input(node, 0)?;
-        let b = f.input(node, 1)?;
-        let y = f.cx.bin("Div", a, b)?;
-        f.record(y, DivBackward { a, b, y });
-        Ok(Some(y))
+        binary(f, node, DivBackward)
     }
 }
 
-struct DivBackward {
-    a: Value,
-    b: Value,
-    y: Value,
-}
+struct DivBackward(Operands);
 
 impl Backward for DivBackward {
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
-        let DivBackward { a, b, y } = *self;
+        let Operands { a, b, y } = self.0;
         let (need_a, need_b) = (cx.needs_grad(a), cx.needs_grad(b));
         if !need_a && !need_b {
             return Ok(());
         }
         let q = cx.bin("Div", dy, b)?;
-        if need_a {
-            let s = cx.shape(a);
-            let g = cx.unbroadcast(q, &s)?;
-            cx.push_grad(a, g);
-        }
+        cx.push_grad_unbroadcast(a, q)?;
         if need_b {
             let t = cx.bin("Mul", q, y)?;
             let s = cx.shape(b);

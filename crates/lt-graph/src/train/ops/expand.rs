@@ -34,9 +34,6 @@ struct ExpandBackward {
 
 impl Backward for ExpandBackward {
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
-        let xs = cx.shape(self.x);
-        let dx = cx.unbroadcast(dy, &xs)?;
-        cx.push_grad(self.x, dx);
-        Ok(())
+        cx.push_grad_unbroadcast(self.x, dy)
     }
 }

@@ -5,7 +5,6 @@ use super::{Backward, InitOf, OpRule, Role, attr_f, attr_i};
 use crate::GraphError;
 use crate::onnx::Attr;
 use crate::onnx::proto::NodeProto;
-use crate::train::StateKind;
 use crate::train::emit::Value;
 use crate::train::tape::{Ctx, Forward};
 
@@ -14,15 +13,14 @@ pub(crate) struct Gemm;
 impl OpRule for Gemm {
     fn roles(&self, _node: &NodeProto, _init: InitOf<'_>) -> Vec<Role> {
         vec![
-            Role::new(0, StateKind::Parameter, true),
-            Role::new(1, StateKind::Parameter, true),
-            Role::new(2, StateKind::Parameter, false),
+            Role::weight(0),
+            Role::weight(1),
+            Role::bias(2),
         ]
     }
 
     fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
-        let a = f.input(node, 0)?;
-        let b = f.input(node, 1)?;
+        let [a, b] = f.inputs(node)?;
         let c = f.optional_input(node, 2)?;
         let alpha = attr_f(node, "alpha", 1.0);
         let beta = attr_f(node, "beta", 1.0);

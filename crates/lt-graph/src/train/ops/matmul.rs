@@ -4,7 +4,6 @@ use super::gemm::GemmBackward;
 use super::{InitOf, OpRule, Role, unsupported};
 use crate::GraphError;
 use crate::onnx::proto::NodeProto;
-use crate::train::StateKind;
 use crate::train::emit::Value;
 use crate::train::tape::Forward;
 
@@ -12,12 +11,11 @@ pub(crate) struct MatMul;
 
 impl OpRule for MatMul {
     fn roles(&self, _node: &NodeProto, _init: InitOf<'_>) -> Vec<Role> {
-        vec![Role::new(0, StateKind::Parameter, true), Role::new(1, StateKind::Parameter, true)]
+        vec![Role::weight(0), Role::weight(1)]
     }
 
     fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
-        let a = f.input(node, 0)?;
-        let b = f.input(node, 1)?;
+        let [a, b] = f.inputs(node)?;
         let (xs, bs) = (f.cx.shape(a), f.cx.shape(b));
         if xs.len() != 2 || bs.len() != 2 {
             return Err(unsupported(node, format!("only 2-D MatMul is supported ({xs:?} x {bs:?})")));

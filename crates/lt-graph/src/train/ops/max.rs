@@ -2,7 +2,7 @@
 //! the larger operand, to the first on ties (as torch's `clamp_min`), each summed down to its
 //! operand's shape. The mask is a float Mul, not a Where (see relu.rs).
 
-use super::{Backward, OpRule, unsupported};
+use super::{Backward, OpRule, Operands, binary, unsupported};
 use crate::GraphError;
 use crate::onnx::Attr;
 use crate::onnx::proto::{DataType, NodeProto};
@@ -16,22 +16,15 @@ impl OpRule for Max {
         if node.input.len() != 2 {
             return Err(unsupported(node, format!("{} operands; only Max of two is differentiated", node.input.len())));
         }
-        let a = f.input(node, 0)?;
-        let b = f.input(node, 1)?;
-        let y = f.cx.bin("Max", a, b)?;
-        f.record(y, MaxBackward { a, b });
-        Ok(Some(y))
+        binary(f, node, MaxBackward)
     }
 }
 
-struct MaxBackward {
-    a: Value,
-    b: Value,
-}
+struct MaxBackward(Operands);
 
 impl Backward for MaxBackward {
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
-        let MaxBackward { a, b, .. } = *self;
+        let Operands { a, b, .. } = self.0;
         // b wins where a < b.
         let less = cx.bin("Less", a, b)?;
         let b_wins = cx.wire("Cast", &[less], &[("to", Attr::Int(DataType::Float as i64))])?;
@@ -39,15 +32,11 @@ impl Backward for MaxBackward {
             let one = cx.scalar(1.0);
             let a_wins = cx.bin("Sub", one, b_wins)?;
             let g = cx.bin("Mul", dy, a_wins)?;
-            let s = cx.shape(a);
-            let g = cx.unbroadcast(g, &s)?;
-            cx.push_grad(a, g);
+            cx.push_grad_unbroadcast(a, g)?;
         }
         if cx.needs_grad(b) {
             let g = cx.bin("Mul", dy, b_wins)?;
-            let s = cx.shape(b);
-            let g = cx.unbroadcast(g, &s)?;
-            cx.push_grad(b, g);
+            cx.push_grad_unbroadcast(b, g)?;
         }
         Ok(())
     }

@@ -71,8 +71,19 @@ pub(crate) struct Role {
 }
 
 impl Role {
-    pub const fn new(input: usize, kind: StateKind, decay: bool) -> Self {
-        Role { input, kind, decay }
+    /// A trained weight: weight decay always applies.
+    pub const fn weight(input: usize) -> Self {
+        Role { input, kind: StateKind::Parameter, decay: true }
+    }
+
+    /// A bias or a BatchNorm scale or shift: decayed only with `Sgd::decay_bn_and_bias`.
+    pub const fn bias(input: usize) -> Self {
+        Role { input, kind: StateKind::Parameter, decay: false }
+    }
+
+    /// A running statistic, updated by the forward pass, never by SGD.
+    pub const fn running(input: usize, kind: StateKind) -> Self {
+        Role { input, kind, decay: true }
     }
 }
 
@@ -101,6 +112,27 @@ pub(crate) trait Backward {
     /// Given `dy` = dL/d(output), pushes the gradient of every input that needs one
     /// ([`Ctx::push_grad`]).
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError>;
+}
+
+/// What a broadcasting binary op (Add, Mul, Div, Max) records: its operands and output.
+#[derive(Clone, Copy)]
+pub(crate) struct Operands {
+    pub a: Value,
+    pub b: Value,
+    pub y: Value,
+}
+
+/// The forward rule of a broadcasting binary op: wires `node`'s op on inputs 0 and 1 and
+/// records `backward` of its [`Operands`].
+fn binary<B: Backward + 'static>(
+    f: &mut Forward,
+    node: &NodeProto,
+    backward: fn(Operands) -> B,
+) -> Result<Option<Value>, GraphError> {
+    let [a, b] = f.inputs(node)?;
+    let y = f.cx.bin(&node.op_type, a, b)?;
+    f.record(y, backward(Operands { a, b, y }));
+    Ok(Some(y))
 }
 
 // ---------------------------------------------------------------------------------------

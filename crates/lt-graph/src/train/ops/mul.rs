@@ -2,7 +2,7 @@
 //! not parameters (a scale s stays s). Backward: dY·b and dY·a summed down to each operand's
 //! shape.
 
-use super::{Backward, OpRule};
+use super::{Backward, OpRule, Operands, binary};
 use crate::GraphError;
 use crate::onnx::proto::NodeProto;
 use crate::train::emit::Value;
@@ -12,27 +12,19 @@ pub(crate) struct Mul;
 
 impl OpRule for Mul {
     fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
-        let a = f.input(node, 0)?;
-        let b = f.input(node, 1)?;
-        let y = f.cx.bin("Mul", a, b)?;
-        f.record(y, MulBackward { a, b });
-        Ok(Some(y))
+        binary(f, node, MulBackward)
     }
 }
 
-struct MulBackward {
-    a: Value,
-    b: Value,
-}
+struct MulBackward(Operands);
 
 impl Backward for MulBackward {
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
-        for (v, other) in [(self.a, self.b), (self.b, self.a)] {
+        let Operands { a, b, .. } = self.0;
+        for (v, other) in [(a, b), (b, a)] {
             if cx.needs_grad(v) {
                 let g = cx.bin("Mul", dy, other)?;
-                let s = cx.shape(v);
-                let g = cx.unbroadcast(g, &s)?;
-                cx.push_grad(v, g);
+                cx.push_grad_unbroadcast(v, g)?;
             }
         }
         Ok(())

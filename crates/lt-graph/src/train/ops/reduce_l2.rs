@@ -9,7 +9,6 @@ use super::{Backward, InitOf, OpRule, Role, attr_i, axes_of, norm_axis};
 use crate::GraphError;
 use crate::onnx::Attr;
 use crate::onnx::proto::NodeProto;
-use crate::train::StateKind;
 use crate::train::emit::Value;
 use crate::train::infer::reduced;
 use crate::train::tape::{Ctx, Forward};
@@ -18,7 +17,7 @@ pub(crate) struct ReduceL2;
 
 impl OpRule for ReduceL2 {
     fn roles(&self, _node: &NodeProto, _init: InitOf<'_>) -> Vec<Role> {
-        vec![Role::new(0, StateKind::Parameter, true)]
+        vec![Role::weight(0)]
     }
 
     fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {

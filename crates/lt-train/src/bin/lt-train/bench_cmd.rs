@@ -9,15 +9,49 @@ use lt_train::config::Ep;
 use lt_train::config::TrainConfig;
 use lt_train::loader::Augment;
 
+/// The network whose training step `bench` and `agree` run.
 #[derive(Args, Debug)]
-pub struct BenchArgs {
-    /// Built-in network (densenet-tiny, densenet-bc-40-k12, densenet-bc-100-k12, densenet121, densenet161).
-    #[arg(long, default_value = "densenet-bc-40-k12")]
+struct StepNetwork {
+    #[arg(long, default_value = "densenet-bc-40-k12", help = network_help())]
     arch: String,
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
     #[arg(long, default_value_t = 10)]
     classes: usize,
+}
+
+fn network_help() -> String {
+    format!("Built-in network: {}", lt_graph::models::preset_names().join(", "))
+}
+
+/// How onnxruntime runs, besides the execution provider.
+#[derive(Args, Debug)]
+struct RuntimeOptions {
+    /// CUDA device index.
+    #[arg(long, default_value_t = 0)]
+    device: i32,
+    /// Allow TF32 on CUDA (faster; `agree` then matches to ~1e-2 instead of ~1e-4).
+    #[arg(long)]
+    tf32: bool,
+    /// onnxruntime intra-op threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+impl RuntimeOptions {
+    /// The device `ep` names (said on stderr) and the intra-op thread count; `cfg` adds the
+    /// CUDA settings a bench varies.
+    fn resolve(&self, ep: Ep, cfg: TrainConfig) -> Result<(lt_train::device::Device, usize)> {
+        let cfg = TrainConfig { ep, device: self.device, tf32: self.tf32, ..cfg };
+        let device = lt_train::train::resolve_device(&cfg, &super::train_cmd::BarProgress::new(true))?;
+        Ok((device, self.threads.unwrap_or_else(lt_train::device::default_threads)))
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    network: StepNetwork,
     /// Timed steps (after the warm-up steps).
     #[arg(long, default_value_t = 10)]
     steps: usize,
@@ -25,20 +59,14 @@ pub struct BenchArgs {
     warmup: usize,
     #[arg(long, value_parser = vocab::<Ep>(), default_value = "cpu")]
     ep: Ep,
-    #[arg(long, default_value_t = 0)]
-    device: i32,
-    /// Allow TF32 on CUDA.
-    #[arg(long)]
-    tf32: bool,
+    #[command(flatten)]
+    runtime: RuntimeOptions,
     /// On CUDA, time plain runs instead of replaying captured CUDA graphs.
     #[arg(long)]
     no_cuda_graph: bool,
     /// On CUDA, cuDNN algorithms by heuristics instead of exhaustive timing.
     #[arg(long)]
     cudnn_heuristic: bool,
-    /// onnxruntime intra-op threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
     /// Write onnxruntime's profile with this prefix and print the top operators by time per
     /// timed step (the warm-up runs, ~2x slower than a steady step, are left out of the ranking).
     #[arg(long, value_name = "PREFIX")]
@@ -58,32 +86,23 @@ pub struct BenchArgs {
     json: bool,
 }
 
-/// The execution provider `cfg` asks for (said on stderr) and the intra-op thread count.
-fn device_and_threads(cfg: &TrainConfig, threads: Option<usize>) -> Result<(lt_train::device::Device, usize)> {
-    let device = lt_train::train::resolve_device(cfg, &super::train_cmd::BarProgress::new(true))?;
-    Ok((device, threads.unwrap_or_else(lt_train::device::default_threads)))
-}
-
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let cfg = TrainConfig {
-        ep: args.ep,
-        device: args.device,
-        tf32: args.tf32,
+    let cuda = TrainConfig {
         no_cuda_graph: args.no_cuda_graph,
         cudnn_heuristic: args.cudnn_heuristic,
         ..TrainConfig::default()
     };
-    let (device, threads) = device_and_threads(&cfg, args.threads)?;
+    let (device, threads) = args.runtime.resolve(args.ep, cuda)?;
     let opts = lt_graph::train::StepOptions {
         trainable: if args.head_only { lt_graph::train::Trainable::Head } else { lt_graph::train::Trainable::All },
         sam: args.sam.map(|rho| lt_graph::train::Sam { rho, adaptive: false }),
         ..Default::default()
     };
     let r = lt_train::bench::bench(
-        &args.arch,
+        &args.network.arch,
         &opts,
-        args.classes,
-        args.batch_size,
+        args.network.classes,
+        args.network.batch_size,
         args.steps,
         args.warmup,
         &device,
@@ -182,27 +201,16 @@ pub fn run_loader(args: &LoaderBenchArgs) -> Result<()> {
 
 #[derive(Args, Debug)]
 pub struct AgreeArgs {
-    /// Built-in network.
-    #[arg(long, default_value = "densenet-bc-40-k12")]
-    arch: String,
-    #[arg(long, default_value_t = 64)]
-    batch_size: usize,
-    #[arg(long, default_value_t = 10)]
-    classes: usize,
+    #[command(flatten)]
+    network: StepNetwork,
     #[arg(long, default_value_t = 20)]
     steps: usize,
     /// cuda: CUDA (CUDA formulation) against CPU (CPU formulation). cpu: both formulations
     /// on the CPU, which checks the CUDA formulation where no GPU is.
     #[arg(long, value_parser = vocab::<Ep>(), default_value = "cuda")]
     ep: Ep,
-    #[arg(long, default_value_t = 0)]
-    device: i32,
-    /// Allow TF32 on CUDA (expect agreement to ~1e-2 instead of ~1e-4).
-    #[arg(long)]
-    tf32: bool,
-    /// onnxruntime intra-op threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    runtime: RuntimeOptions,
     /// Fail (exit 1) when the largest relative loss difference exceeds this.
     #[arg(long, default_value_t = 1e-3)]
     tolerance: f64,
@@ -213,13 +221,12 @@ pub struct AgreeArgs {
 
 pub fn run_agree(args: &AgreeArgs) -> Result<()> {
     use lt_graph::train::Lowering;
-    let cfg = TrainConfig { ep: args.ep, device: args.device, tf32: args.tf32, ..TrainConfig::default() };
-    let (other, threads) = device_and_threads(&cfg, args.threads)?;
+    let (other, threads) = args.runtime.resolve(args.ep, TrainConfig::default())?;
     let cpu = lt_train::device::Device::Cpu;
     let r = lt_train::bench::agreement(
-        &args.arch,
-        args.classes,
-        args.batch_size,
+        &args.network.arch,
+        args.network.classes,
+        args.network.batch_size,
         args.steps,
         [(&cpu, Lowering::Cpu), (&other, Lowering::Cuda)],
         threads,
