@@ -1,7 +1,7 @@
 //! The measuring subcommands: `agree` (two sides of the same training run) and
 //! `bench-loader` (the loader alone).
 
-use super::fixture::{lt_train, write_dataset};
+use super::fixture::{lt_train, temp_dataset};
 
 #[test]
 fn agree_compares_the_cuda_formulation_with_the_cpu_one_on_the_cpu() {
@@ -26,9 +26,7 @@ fn agree_compares_the_cuda_formulation_with_the_cpu_one_on_the_cpu() {
 
 #[test]
 fn bench_loader_delivers_every_full_batch_of_each_epoch() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    write_dataset(&data, &[30, 20, 10], 2, 3);
+    let (dir, data) = temp_dataset(&[30, 20, 10], 2, 3);
     let d = data.to_str().unwrap();
     let o = lt_train(&["bench-loader", "--data", d, "--batch-size", "16", "--epochs", "2", "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -9,17 +9,10 @@ use lt_train::config::TrainConfig;
 use lt_train::dataset::{Dataset, DatasetError, ValidationSource};
 use lt_train::train::carve_validation;
 
-use super::fixture::{built, rehash, stderr, train_tiny, write_dataset};
+use super::fixture::{built, edit_dataset_json, read_json, rehash, stderr, temp_dataset, train_tiny};
 
 fn config(data: &Path) -> TrainConfig {
     TrainConfig { data: data.to_path_buf(), out: data.join("unused-run"), ..TrainConfig::default() }
-}
-
-fn edit_json(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
-    let path = dir.join("dataset.json");
-    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    f(&mut json);
-    std::fs::write(&path, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
 }
 
 #[test]
@@ -77,7 +70,7 @@ fn the_validation_file_is_covered_by_the_hashes_and_the_counts() {
     std::fs::write(&vp, &original).unwrap();
 
     // Not in `files`: unverifiable.
-    edit_json(&data, |j| {
+    edit_dataset_json(&data, |j| {
         j["files"].as_object_mut().unwrap().remove("validation.parquet");
     });
     let e = open_err(true);
@@ -86,23 +79,23 @@ fn the_validation_file_is_covered_by_the_hashes_and_the_counts() {
     // Counts that disagree with the file, or with the source, are refused with or without
     // verification.
     rehash(&data);
-    edit_json(&data, |j| j["validation_counts"][2] = 4.into());
+    edit_dataset_json(&data, |j| j["validation_counts"][2] = 4.into());
     let e = open_err(false).to_string();
     assert!(e.contains("validation.parquet") && e.contains("30 rows") && e.contains("31"), "{e}");
-    edit_json(&data, |j| j["validation_counts"][3] = 2.into());
+    edit_dataset_json(&data, |j| j["validation_counts"][3] = 2.into());
     let e = open_err(false).to_string();
     assert!(e.contains("validation.parquet") && e.contains("class 2") && e.contains("validation_counts says 4"), "{e}");
-    edit_json(&data, |j| j["validation_counts"][3] = 3.into());
-    edit_json(&data, |j| j["validation_counts"][2] = 40.into());
+    edit_dataset_json(&data, |j| j["validation_counts"][3] = 3.into());
+    edit_dataset_json(&data, |j| j["validation_counts"][2] = 40.into());
     let e = open_err(false).to_string();
     assert!(e.contains("class 2") && e.contains("more than source_counts"), "{e}");
-    edit_json(&data, |j| {
+    edit_dataset_json(&data, |j| {
         j["validation_counts"][2] = 3.into();
         j["validation"]["file"] = "../elsewhere.parquet".into();
     });
     let e = open_err(false).to_string();
     assert!(e.contains("validation.file"), "{e}");
-    edit_json(&data, |j| j["validation"]["file"] = "validation.parquet".into());
+    edit_dataset_json(&data, |j| j["validation"]["file"] = "validation.parquet".into());
     Dataset::open_checked(&data, false).unwrap();
 }
 
@@ -141,7 +134,7 @@ fn a_missing_manifest_is_computed_as_lt_data_writes_it() {
     let e = Dataset::open(&bare).unwrap().manifest("sqrt").unwrap_err();
     assert!(matches!(e, DatasetError::NoManifest { .. }), "{e}");
     // A directory that records no seed cannot reproduce lt-data's manifest.
-    edit_json(&bare, |j| {
+    edit_dataset_json(&bare, |j| {
         j.as_object_mut().unwrap().remove("seed");
     });
     rehash(&bare);
@@ -152,9 +145,7 @@ fn a_missing_manifest_is_computed_as_lt_data_writes_it() {
 
 #[test]
 fn lt_train_resamples_without_a_rebuild_and_says_so() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    write_dataset(&data, &[24, 16, 8, 4], 4, 7);
+    let (tmp, data) = temp_dataset(&[24, 16, 8, 4], 4, 7);
     let out = tmp.path().join("run");
     let o = train_tiny(&data, &out, 16, 1, &["--resample", "class-balanced"]);
     let e = stderr(&o);
@@ -173,7 +164,7 @@ fn a_run_validates_on_the_dataset_split_and_says_val_fraction_is_ignored() {
     let e = stderr(&o);
     assert!(o.status.success(), "{e}");
     assert!(e.contains("has a validation split (3 images per class") && e.contains("not on --val-fraction 0.2"), "{e}");
-    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let run = read_json(&out.join("run.json"));
     // The whole subset trained; validation was the held-out split, and it chose the epoch.
     assert_eq!(run["train_counts"], serde_json::json!(meta.subset_counts));
     assert_eq!(run["val_counts"], serde_json::json!(vec![3; 10]));

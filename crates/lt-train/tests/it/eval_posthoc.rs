@@ -3,11 +3,7 @@
 
 use std::path::Path;
 
-use super::fixture::{built, lt_train, p, stderr, train_tiny, write_dataset};
-
-fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
+use super::fixture::{built, lt_train, p, read_json, stderr, train_tiny, write_dataset};
 
 /// Trains a short run on a 4-class fixture, `val_fraction` of each class held out.
 fn trained_run(dir: &Path, val_fraction: &str) -> (String, String) {

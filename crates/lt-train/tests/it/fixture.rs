@@ -1,7 +1,7 @@
 //! Dataset directories made by code (docs/FORMATS.md layout), written with arrow-rs so the
 //! reader is tested against the contract, not against lt-data's writer.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BinaryArray, RecordBatch, StringArray, UInt16Array, UInt32Array};
@@ -55,28 +55,12 @@ pub fn write_dataset(dir: &Path, train_counts: &[usize], test_per_class: usize, 
             train_labels = labels;
         }
     }
-    let samples: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from(split)),
-        Arc::new(UInt32Array::from(index)),
-        Arc::new(UInt16Array::from(label)),
-        Arc::new(BinaryArray::from_iter_values(images.iter())),
-    ];
-    write(
-        &dir.join("samples.parquet"),
-        vec![
-            Field::new("split", DataType::Utf8, false),
-            Field::new("index", DataType::UInt32, false),
-            Field::new("label", DataType::UInt16, false),
-            Field::new("image", DataType::Binary, false),
-        ],
-        samples,
-    );
+    let split = (Field::new("split", DataType::Utf8, false), Arc::new(StringArray::from(split)) as ArrayRef);
+    let image =
+        (Field::new("image", DataType::Binary, false), Arc::new(BinaryArray::from_iter_values(images.iter())) as _);
+    write(&dir.join("samples.parquet"), vec![split, u32s("index", index), u16s("label", label), image]);
     let n = train_labels.len() as u32;
-    write(
-        &dir.join("subset.parquet"),
-        vec![Field::new("index", DataType::UInt32, false), Field::new("label", DataType::UInt16, false)],
-        vec![Arc::new(UInt32Array::from_iter_values(0..n)), Arc::new(UInt16Array::from(train_labels.clone()))],
-    );
+    write(&dir.join("subset.parquet"), vec![u32s("index", (0..n).collect()), u16s("label", train_labels.clone())]);
     // An "instance" manifest of two epochs: reversed, then as is.
     let (mut ep, mut pos, mut idx) = (Vec::new(), Vec::new(), Vec::new());
     for e in 0..2u32 {
@@ -86,15 +70,7 @@ pub fn write_dataset(dir: &Path, train_counts: &[usize], test_per_class: usize, 
             idx.push(if e == 0 { n - 1 - p } else { p });
         }
     }
-    write(
-        &dir.join("manifest-instance.parquet"),
-        vec![
-            Field::new("epoch", DataType::UInt32, false),
-            Field::new("position", DataType::UInt32, false),
-            Field::new("index", DataType::UInt32, false),
-        ],
-        vec![Arc::new(UInt32Array::from(ep)), Arc::new(UInt32Array::from(pos)), Arc::new(UInt32Array::from(idx))],
-    );
+    write(&dir.join("manifest-instance.parquet"), vec![u32s("epoch", ep), u32s("position", pos), u32s("index", idx)]);
     let names: Vec<String> = (0..train_counts.len()).map(|c| format!("class{c}")).collect();
     let json = serde_json::json!({
         "source": "fixture", "seed": seed, "class_names": names, "image_shape": [3, 32, 32],
@@ -107,13 +83,19 @@ pub fn write_dataset(dir: &Path, train_counts: &[usize], test_per_class: usize, 
     train_labels
 }
 
+/// A fresh temporary directory holding a [`write_dataset`] dataset in `data/`.
+pub fn temp_dataset(train_counts: &[usize], test_per_class: usize, seed: u64) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write_dataset(&data, train_counts, test_per_class, seed);
+    (dir, data)
+}
+
 /// Records the sha256 of every Parquet file of `dir` in its dataset.json's `files`, as
 /// `lt-data build` does: after a test edits a file on purpose, so only the check under test
 /// sees the edit.
 pub fn rehash(dir: &Path) {
     use sha2::Digest;
-    let json_path = dir.join("dataset.json");
-    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
     let mut files = serde_json::Map::new();
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -125,11 +107,35 @@ pub fn rehash(dir: &Path) {
         let hash = hex::encode(sha2::Sha256::digest(std::fs::read(dir.join(&name)).unwrap()));
         files.insert(name, hash.into());
     }
-    json["files"] = files.into();
-    std::fs::write(&json_path, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+    edit_dataset_json(dir, |json| json["files"] = files.into());
 }
 
-fn write(path: &Path, fields: Vec<Field>, columns: Vec<ArrayRef>) {
+/// A JSON file (run.json, dataset.json) as a value.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Rewrites `dir/dataset.json` after `f` edited it.
+pub fn edit_dataset_json(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let path = dir.join("dataset.json");
+    let mut json = read_json(&path);
+    f(&mut json);
+    std::fs::write(&path, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+}
+
+/// A non-null u32 column.
+fn u32s(name: &str, values: Vec<u32>) -> (Field, ArrayRef) {
+    (Field::new(name, DataType::UInt32, false), Arc::new(UInt32Array::from(values)))
+}
+
+/// A non-null u16 column.
+fn u16s(name: &str, values: Vec<u16>) -> (Field, ArrayRef) {
+    (Field::new(name, DataType::UInt16, false), Arc::new(UInt16Array::from(values)))
+}
+
+/// Writes one row group of `columns` as a Parquet file.
+fn write(path: &Path, columns: Vec<(Field, ArrayRef)>) {
+    let (fields, columns): (Vec<Field>, Vec<ArrayRef>) = columns.into_iter().unzip();
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
     let mut w = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), batch.schema(), None).unwrap();
     w.write(&batch).unwrap();

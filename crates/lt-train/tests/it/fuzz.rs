@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::Digest;
 
-use super::fixture::write_dataset;
+use super::fixture::{edit_dataset_json, write_dataset};
 
 #[global_allocator]
 static ALLOCATOR: lt_fuzz::Counting = lt_fuzz::Counting;
@@ -86,10 +86,7 @@ fn mutated_dataset_json_is_refused_or_read_never_a_panic() {
 /// (not the hash check) meets the mutation when verifying too.
 fn replace_hashed(dir: &Path, name: &str, bytes: &[u8]) {
     std::fs::write(dir.join(name), bytes).unwrap();
-    let json_path = dir.join("dataset.json");
-    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
-    json["files"][name] = hex::encode(sha2::Sha256::digest(bytes)).into();
-    std::fs::write(&json_path, serde_json::to_vec(&json).unwrap()).unwrap();
+    edit_dataset_json(dir, |json| json["files"][name] = hex::encode(sha2::Sha256::digest(bytes)).into());
 }
 
 fn fuzz_parquet(name: &str, seed: u64, default_iters: usize) {

@@ -12,8 +12,8 @@ use lt_graph::train::{Loss, Lowering, supported_ops};
 use lt_graph::models::{Head, Shortcut};
 
 use crate::graph_util::{
-    Trainer, ce, clip_expand_net, dense_block_net, grad_sgd, linear_net, residual_ops_net, shape_ops_net, spec,
-    stem_net, tiny_cifar_resnet,
+    Trainer, ce, clip_expand_net, dense_block_net, every_loss, grad_sgd, linear_net, residual_ops_net, shape_ops_net,
+    spec, stem_net, tiny_cifar_resnet,
 };
 
 /// Every op of lt-graph's rule table appears in a model the tests below check against finite
@@ -37,22 +37,14 @@ fn every_rule_of_the_table_has_a_finite_difference_check() {
 #[test]
 fn dense_block_gradients_both_formulations() {
     // conv 3x3 and 1x1, BN (training mode), concat, avgpool 2x2, GAP, Gemm.
-    for (mode, seed) in [(Lowering::Cpu, 1), (Lowering::Cuda, 2)] {
-        let m = dense_block_net(5, 8, seed, false);
-        let mut t = Trainer::new(&m, &spec(4, 5, ce(), grad_sgd(), mode), seed + 10);
-        t.h_scale = 3e-3;
-        t.check_gradients(&format!("dense block, {mode:?}"), seed + 20, 3e-3);
-    }
+    let smooth = Fd { batch: 4, classes: 5, h_scale: 3e-3, tolerance: 3e-3 };
+    check_on_both_lowerings("dense block", 1, smooth, |seed| dense_block_net(5, 8, seed, false));
 }
 
 #[test]
 fn dense_block_with_relu_gradients() {
-    for (mode, seed) in [(Lowering::Cpu, 3), (Lowering::Cuda, 4)] {
-        let m = dense_block_net(3, 4, seed, true);
-        let mut t = Trainer::new(&m, &spec(3, 3, ce(), grad_sgd(), mode), seed + 10);
-        t.h_scale = 1e-3;
-        t.check_gradients(&format!("dense block with ReLU, {mode:?}"), seed + 20, 5e-2);
-    }
+    let kinked = Fd { batch: 3, classes: 3, h_scale: 1e-3, tolerance: 5e-2 };
+    check_on_both_lowerings("dense block with ReLU", 3, kinked, |seed| dense_block_net(3, 4, seed, true));
 }
 
 #[test]
@@ -60,35 +52,26 @@ fn imagenet_stem_gradients_maxpool_strided_conv_reducemean_matmul() {
     // conv 7x7/2 (no input grad), BN, maxpool 3x3/2 (overlapping windows), conv 3x3/2 with
     // bias (input grad by ConvTranspose with output_padding), ReduceMean, MatMul, Add.
     // MaxPool's argmax switches are kinks like ReLU's: small sizes, small steps.
-    for (mode, seed) in [(Lowering::Cpu, 7), (Lowering::Cuda, 8)] {
-        for relu in [false, true] {
-            let m = stem_net(4, 12, seed, relu);
-            let mut t = Trainer::new(&m, &spec(2, 4, ce(), grad_sgd(), mode), seed + 10);
-            t.h_scale = 1e-3;
-            t.check_gradients(&format!("stem (relu: {relu}), {mode:?}"), seed + 20, 5e-2);
-        }
+    for relu in [false, true] {
+        let kinked = Fd { batch: 2, classes: 4, h_scale: 1e-3, tolerance: 5e-2 };
+        check_on_both_lowerings(&format!("stem (relu: {relu})"), 7, kinked, |seed| stem_net(4, 12, seed, relu));
     }
 }
 
 #[test]
 fn every_loss_gradient_matches_finite_differences() {
-    let losses = [
-        Loss::CrossEntropy { label_smoothing: 0.0 },
-        Loss::CrossEntropy { label_smoothing: 0.1 },
-        Loss::Focal { gamma: 2.0 },
-        Loss::Focal { gamma: 0.5 },
-        Loss::Ldam { max_margin: 0.5, scale: 30.0 },
-        Loss::BalancedSoftmax { tau: 1.0 },
-        Loss::Vs { gamma: 0.3, tau: 1.0 },
-        Loss::Vs { gamma: 1.0, tau: 0.5 },
-    ];
-    for (i, loss) in losses.into_iter().enumerate() {
+    for (i, loss) in every_loss().into_iter().enumerate() {
         let m = linear_net(6, 2, 3, 30 + i as u64);
         let mut t = Trainer::new(&m, &spec(8, 6, loss.clone(), grad_sgd(), Lowering::Cpu), 40 + i as u64);
-        // LDAM multiplies the logits by 30: a smaller step keeps the difference quadratic.
-        t.h_scale = if matches!(loss, Loss::Ldam { .. }) { 3e-4 } else { 3e-3 };
+        t.h_scale = loss_h_scale(&loss);
         t.check_gradients(&format!("{loss:?}"), 50 + i as u64, 3e-3);
     }
+}
+
+/// The finite-difference step scale for `loss`'s gradient check: LDAM multiplies the logits
+/// by 30, so a smaller step keeps the difference quadratic.
+fn loss_h_scale(loss: &Loss) -> f64 {
+    if matches!(loss, Loss::Ldam { .. }) { 3e-4 } else { 3e-3 }
 }
 
 /// Mixed batches (mixup / CutMix): every loss with a second label set and λ = 0.3 against
@@ -97,15 +80,7 @@ fn every_loss_gradient_matches_finite_differences() {
 /// weighted `CrossEntropyLoss`).
 #[test]
 fn every_mixed_loss_gradient_matches_finite_differences_and_mixes_the_two_losses() {
-    let losses = [
-        Loss::CrossEntropy { label_smoothing: 0.0 },
-        Loss::CrossEntropy { label_smoothing: 0.1 },
-        Loss::Focal { gamma: 2.0 },
-        Loss::Ldam { max_margin: 0.5, scale: 30.0 },
-        Loss::BalancedSoftmax { tau: 1.0 },
-        Loss::Vs { gamma: 0.3, tau: 1.0 },
-    ];
-    for (i, loss) in losses.into_iter().enumerate() {
+    for (i, loss) in every_loss().into_iter().enumerate() {
         let m = linear_net(6, 2, 3, 130 + i as u64);
         let mut mixed_spec = spec(8, 6, loss.clone(), grad_sgd(), Lowering::Cpu);
         mixed_spec.mixed_labels = true;
@@ -123,7 +98,7 @@ fn every_mixed_loss_gradient_matches_finite_differences_and_mixes_the_two_losses
             (mixed_loss - want).abs() <= 1e-5 * want.abs().max(1.0),
             "{loss:?}: mixed loss {mixed_loss}, λ·L_a + (1−λ)·L_b = {want}"
         );
-        t.h_scale = if matches!(loss, Loss::Ldam { .. }) { 3e-4 } else { 3e-3 };
+        t.h_scale = loss_h_scale(&loss);
         t.check_gradients(&format!("mixed {loss:?}"), 150 + i as u64, 3e-3);
     }
 }
@@ -150,7 +125,7 @@ fn residual_grouped_conv_slice_pad_and_cosine_head_gradients() {
     // ConvTranspose for the strided one and on CUDA; dW by the grouped batch-transposed
     // Conv), strided Slice with a crop, Pad, residual Add, Max/Mul of two activations and
     // the cosine head (ReduceL2, Max with eps, Div, MatMul, Mul by the scale).
-    check_on_both_lowerings("residual ops", 21, 3, |seed| residual_ops_net(3, seed));
+    check_on_both_lowerings("residual ops", 21, Fd::KINKED_3, |seed| residual_ops_net(3, seed));
 }
 
 #[test]
@@ -158,21 +133,30 @@ fn clip_and_expand_gradients_in_an_exported_normed_linear() {
     // Clip with both bounds (its mask: some features are clipped) and with a min only, Expand
     // of a norm to its operand's shape (dY summed back), as the TorchScript exporter writes
     // F.normalize.
-    check_on_both_lowerings("clip and expand", 31, 4, |seed| clip_expand_net(3, seed));
+    check_on_both_lowerings("clip and expand", 31, Fd { batch: 4, ..Fd::KINKED_3 }, |seed| clip_expand_net(3, seed));
 }
 
-/// The gradient check of the 3-class `net(seed)` on a batch of `batch`, CPU lowering with
-/// seed `first`, CUDA lowering with `first + 1` (steps of 1e-3, tolerance 1e-2: ReLU kinks).
-fn check_on_both_lowerings(
-    what: &str,
-    first: u64,
+/// A finite-difference check's batch, class count, step scale and tolerance.
+#[derive(Clone, Copy)]
+struct Fd {
     batch: usize,
-    net: impl Fn(u64) -> lt_graph::onnx::proto::ModelProto,
-) {
+    classes: usize,
+    h_scale: f64,
+    tolerance: f64,
+}
+
+impl Fd {
+    /// 3 classes, batch 3, steps of 1e-3, tolerance 1e-2: for compositions with ReLU kinks.
+    const KINKED_3: Fd = Fd { batch: 3, classes: 3, h_scale: 1e-3, tolerance: 1e-2 };
+}
+
+/// The gradient check of `net(seed)` under `fd`, CPU lowering with seed `first`, CUDA
+/// lowering with `first + 1`.
+fn check_on_both_lowerings(what: &str, first: u64, fd: Fd, net: impl Fn(u64) -> lt_graph::onnx::proto::ModelProto) {
     for (mode, seed) in [(Lowering::Cpu, first), (Lowering::Cuda, first + 1)] {
-        let mut t = Trainer::new(&net(seed), &spec(batch, 3, ce(), grad_sgd(), mode), seed + 10);
-        t.h_scale = 1e-3;
-        t.check_gradients(&format!("{what}, {mode:?}"), seed + 20, 1e-2);
+        let mut t = Trainer::new(&net(seed), &spec(fd.batch, fd.classes, ce(), grad_sgd(), mode), seed + 10);
+        t.h_scale = fd.h_scale;
+        t.check_gradients(&format!("{what}, {mode:?}"), seed + 20, fd.tolerance);
     }
 }
 
@@ -180,17 +164,10 @@ fn check_on_both_lowerings(
 fn tiny_cifar_resnet_gradients_both_shortcuts_and_heads() {
     // ResNet-8 of width 4 end to end, its ReLUs made Identities (smooth): stem, three stages
     // with option-A or option-B shortcuts, BN, residual Adds, GAP and a cosine or linear head.
-    let cases = [
-        (Shortcut::A, Head::Cosine { scale: 5.0 }, Lowering::Cpu, 31),
-        (Shortcut::A, Head::Cosine { scale: 5.0 }, Lowering::Cuda, 32),
-        (Shortcut::B, Head::Linear, Lowering::Cpu, 33),
-        (Shortcut::B, Head::Linear, Lowering::Cuda, 34),
-    ];
-    for (shortcut, head, mode, seed) in cases {
-        let m = tiny_cifar_resnet(3, shortcut, head, seed, false);
-        let mut t = Trainer::new(&m, &spec(4, 3, ce(), grad_sgd(), mode), seed + 10);
-        t.h_scale = 3e-3;
-        t.check_gradients(&format!("resnet-8 {shortcut:?} {head:?}, {mode:?}"), seed + 20, 1e-2);
+    let smooth = Fd { batch: 4, classes: 3, h_scale: 3e-3, tolerance: 1e-2 };
+    for (shortcut, head, first) in [(Shortcut::A, Head::Cosine { scale: 5.0 }, 31), (Shortcut::B, Head::Linear, 33)] {
+        let what = format!("resnet-8 {shortcut:?} {head:?}");
+        check_on_both_lowerings(&what, first, smooth, |seed| tiny_cifar_resnet(3, shortcut, head, seed, false));
     }
 }
 

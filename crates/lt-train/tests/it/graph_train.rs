@@ -8,7 +8,7 @@ use lt_graph::models::{Arch, Head, build, densenet, parameter_count, preset};
 use lt_graph::onnx::proto::ModelProto;
 use lt_graph::train::{Loss, Lowering, Sgd, StateKind, TrainingGraphSpec, training_graph, with_weights};
 
-use crate::graph_util::{Rng, Trainer, ce, grad_sgd, linear_net, python, spec};
+use crate::graph_util::{Rng, Trainer, ce, every_loss, grad_sgd, linear_net, python, spec};
 
 fn param_count(m: &ModelProto) -> usize {
     // Parameters = initializers that are not BN running statistics.
@@ -164,15 +164,7 @@ fn direct_loss(loss: &Loss, z: &[f32], labels: &[i64], w: &[f32], counts: &[u64]
 
 #[test]
 fn weighted_loss_values_equal_the_direct_formulas() {
-    let losses = [
-        Loss::CrossEntropy { label_smoothing: 0.0 },
-        Loss::CrossEntropy { label_smoothing: 0.2 },
-        Loss::Focal { gamma: 2.0 },
-        Loss::Ldam { max_margin: 0.5, scale: 30.0 },
-        Loss::BalancedSoftmax { tau: 1.0 },
-        Loss::Vs { gamma: 0.3, tau: 1.0 },
-    ];
-    for (i, loss) in losses.into_iter().enumerate() {
+    for (i, loss) in every_loss().into_iter().enumerate() {
         let sp = spec(16, 5, loss.clone(), grad_sgd(), Lowering::Cpu);
         let mut t = Trainer::new(&linear_net(5, 3, 2, 60 + i as u64), &sp, 70 + i as u64);
         let st = t.state.clone();

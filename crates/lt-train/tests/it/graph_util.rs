@@ -40,6 +40,20 @@ impl Rng {
     }
 }
 
+/// Every loss lt trains with, each of its parameters at a typical and an untypical value.
+pub fn every_loss() -> [Loss; 8] {
+    [
+        Loss::CrossEntropy { label_smoothing: 0.0 },
+        Loss::CrossEntropy { label_smoothing: 0.1 },
+        Loss::Focal { gamma: 2.0 },
+        Loss::Focal { gamma: 0.5 },
+        Loss::Ldam { max_margin: 0.5, scale: 30.0 },
+        Loss::BalancedSoftmax { tau: 1.0 },
+        Loss::Vs { gamma: 0.3, tau: 1.0 },
+        Loss::Vs { gamma: 1.0, tau: 0.5 },
+    ]
+}
+
 pub fn spec(batch: usize, classes: usize, loss: Loss, sgd: Sgd, lowering: Lowering) -> TrainingGraphSpec {
     TrainingGraphSpec {
         batch_size: batch,
@@ -274,6 +288,20 @@ fn head(g: &mut GraphBuilder, rng: &mut Rng, x: &str, c: i64, classes: i64) -> S
     g.op("Gemm", &[&fl, &w, &b], &[("transB", Attr::Int(1))]).unwrap()
 }
 
+/// BatchNormalization of `x`, then a ReLU when `relu`.
+fn bn_relu(g: &mut GraphBuilder, rng: &mut Rng, x: &str, name: &str, ch: i64, relu: bool) -> String {
+    let h = bn(g, rng, x, name, ch);
+    if relu { g.op("Relu", &[&h], &[]).unwrap() } else { h }
+}
+
+/// A graph named `name` with its batch of `images` [N, C, H, W] as input.
+fn images_graph(name: &str, chw: [i64; 3]) -> (GraphBuilder, String) {
+    let mut g = GraphBuilder::new(name);
+    let dims: Vec<Dim> = std::iter::once(Dim::Param("N".into())).chain(chw.map(Dim::Fixed)).collect();
+    let x = g.input_dims("images", DataType::Float, &dims).unwrap();
+    (g, x)
+}
+
 fn finish(mut g: GraphBuilder, logits: &str, classes: i64) -> ModelProto {
     g.output_dims(logits, "logits", DataType::Float, &[Dim::Param("N".into()), Dim::Fixed(classes)]).unwrap();
     g.finish()
@@ -286,30 +314,23 @@ fn finish(mut g: GraphBuilder, logits: &str, classes: i64) -> ModelProto {
 /// the other rules are checked on the smooth composition at a tight tolerance.
 pub fn dense_block_net(classes: i64, side: i64, seed: u64, relu: bool) -> ModelProto {
     let mut rng = Rng::new(seed);
-    let mut g = GraphBuilder::new("block");
-    let n = Dim::Param("N".into());
-    let x = g.input_dims("images", DataType::Float, &[n, Dim::Fixed(3), Dim::Fixed(side), Dim::Fixed(side)]).unwrap();
+    let (mut g, x) = images_graph("block", [3, side, side]);
     let a = conv(&mut g, &mut rng, &x, "c0", 3, 6, 3, 1, 1, false);
-    let h = bn(&mut g, &mut rng, &a, "b1", 6);
-    let h = if relu { g.op("Relu", &[&h], &[]).unwrap() } else { h };
+    let h = bn_relu(&mut g, &mut rng, &a, "b1", 6, relu);
     let h = conv(&mut g, &mut rng, &h, "c1", 6, 8, 1, 1, 0, false);
-    let h = bn(&mut g, &mut rng, &h, "b2", 8);
-    let h = if relu { g.op("Relu", &[&h], &[]).unwrap() } else { h };
+    let h = bn_relu(&mut g, &mut rng, &h, "b2", 8, relu);
     let h = conv(&mut g, &mut rng, &h, "c2", 8, 4, 3, 1, 1, false);
     let cat = g.op("Concat", &[&a, &h], &[("axis", Attr::Int(1))]).unwrap();
-    let h = bn(&mut g, &mut rng, &cat, "b3", 10);
-    let h = if relu { g.op("Relu", &[&h], &[]).unwrap() } else { h };
+    let h = bn_relu(&mut g, &mut rng, &cat, "b3", 10, relu);
     let h = conv(&mut g, &mut rng, &h, "c4", 10, 3, 3, 1, 1, false);
     let cat = g.op("Concat", &[&cat, &h], &[("axis", Attr::Int(1))]).unwrap();
-    let h = bn(&mut g, &mut rng, &cat, "b5", 13);
-    let h = if relu { g.op("Relu", &[&h], &[]).unwrap() } else { h };
+    let h = bn_relu(&mut g, &mut rng, &cat, "b5", 13, relu);
     // 1x1 with padding 1: its weight gradient crops dY (the Pad form of the shifted taps).
     let h = conv(&mut g, &mut rng, &h, "c3", 13, 5, 1, 1, 1, false);
     let h = g
         .op("AveragePool", &[&h], &[("kernel_shape", Attr::Ints(vec![2, 2])), ("strides", Attr::Ints(vec![2, 2]))])
         .unwrap();
-    let h = bn(&mut g, &mut rng, &h, "b4", 5);
-    let h = if relu { g.op("Relu", &[&h], &[]).unwrap() } else { h };
+    let h = bn_relu(&mut g, &mut rng, &h, "b4", 5, relu);
     let logits = head(&mut g, &mut rng, &h, 5, classes);
     finish(g, &logits, classes)
 }
@@ -318,12 +339,9 @@ pub fn dense_block_net(classes: i64, side: i64, seed: u64, relu: bool) -> ModelP
 /// relu → ReduceMean over H,W → MatMul → Add bias.
 pub fn stem_net(classes: i64, side: i64, seed: u64, relu: bool) -> ModelProto {
     let mut rng = Rng::new(seed);
-    let mut g = GraphBuilder::new("stem");
-    let n = Dim::Param("N".into());
-    let x = g.input_dims("images", DataType::Float, &[n, Dim::Fixed(3), Dim::Fixed(side), Dim::Fixed(side)]).unwrap();
+    let (mut g, x) = images_graph("stem", [3, side, side]);
     let h = conv(&mut g, &mut rng, &x, "c0", 3, 6, 7, 2, 3, false);
-    let h = bn(&mut g, &mut rng, &h, "b0", 6);
-    let h = if relu { g.op("Relu", &[&h], &[]).unwrap() } else { h };
+    let h = bn_relu(&mut g, &mut rng, &h, "b0", 6, relu);
     let h = g
         .op(
             "MaxPool",
@@ -348,9 +366,7 @@ pub fn stem_net(classes: i64, side: i64, seed: u64, relu: bool) -> ModelProto {
 /// Linear classifier on the flattened image: logits = flatten(x)·Wᵀ + b.
 pub fn linear_net(classes: i64, c: i64, side: i64, seed: u64) -> ModelProto {
     let mut rng = Rng::new(seed);
-    let mut g = GraphBuilder::new("linear");
-    let n = Dim::Param("N".into());
-    let x = g.input_dims("images", DataType::Float, &[n, Dim::Fixed(c), Dim::Fixed(side), Dim::Fixed(side)]).unwrap();
+    let (mut g, x) = images_graph("linear", [c, side, side]);
     let fl = g.op("Flatten", &[&x], &[("axis", Attr::Int(1))]).unwrap();
     let f = c * side * side;
     let w = g.initializer("fc.weight", &Tensor::f32(&[classes, f], rng.normals((classes * f) as usize))).unwrap();
@@ -372,9 +388,7 @@ pub fn python() -> String {
 /// without axes), Gemm with alpha/beta and a broadcast C, and Gemm with transA.
 pub fn shape_ops_net(classes: i64, seed: u64) -> ModelProto {
     let mut rng = Rng::new(seed);
-    let mut g = GraphBuilder::new("shape-ops");
-    let n = Dim::Param("N".into());
-    let x = g.input_dims("images", DataType::Float, &[n, Dim::Fixed(2), Dim::Fixed(3), Dim::Fixed(3)]).unwrap();
+    let (mut g, x) = images_graph("shape-ops", [2, 3, 3]);
     let mut param = |g: &mut GraphBuilder, name: &str, dims: &[i64], scale: f32| {
         let len = dims.iter().product::<i64>() as usize;
         g.initializer(name, &Tensor::f32(dims, rng.normals(len).iter().map(|v| v * scale).collect())).unwrap()
@@ -419,9 +433,7 @@ pub fn shape_ops_net(classes: i64, seed: u64) -> ModelProto {
 /// (features and weight normalised), MatMul and a Mul by the scale.
 pub fn residual_ops_net(classes: i64, seed: u64) -> ModelProto {
     let mut rng = Rng::new(seed);
-    let mut g = GraphBuilder::new("residual-ops");
-    let n = Dim::Param("N".into());
-    let x = g.input_dims("images", DataType::Float, &[n, Dim::Fixed(3), Dim::Fixed(6), Dim::Fixed(6)]).unwrap();
+    let (mut g, x) = images_graph("residual-ops", [3, 6, 6]);
     let h1 = conv(&mut g, &mut rng, &x, "c0", 3, 4, 3, 1, 1, false);
     let grouped =
         |g: &mut GraphBuilder, rng: &mut Rng, x: &str, name: &str, cin: i64, cout: i64, s: i64, group: i64| {
@@ -498,9 +510,7 @@ pub fn tiny_cifar_resnet(
 /// importer leaves it) → Div, and a MatMul.
 pub fn clip_expand_net(classes: i64, seed: u64) -> ModelProto {
     let mut rng = Rng::new(seed);
-    let mut g = GraphBuilder::new("clip-expand");
-    let n = Dim::Param("N".into());
-    let x = g.input_dims("images", DataType::Float, &[n, Dim::Fixed(3), Dim::Fixed(4), Dim::Fixed(4)]).unwrap();
+    let (mut g, x) = images_graph("clip-expand", [3, 4, 4]);
     let h = conv(&mut g, &mut rng, &x, "c0", 3, 6, 3, 1, 1, true);
     let gp = g.op("GlobalAveragePool", &[&h], &[]).unwrap();
     let f = g.op("Flatten", &[&gp], &[("axis", Attr::Int(1))]).unwrap(); // [N, 6]

@@ -12,7 +12,7 @@ use lt_train::dataset::{Dataset, DatasetError};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::fixture::{lt_train, p, rehash, stderr, write_dataset};
+use super::fixture::{edit_dataset_json, lt_train, p, read_json, rehash, stderr, write_dataset};
 
 const COUNTS: [usize; 4] = [12, 8, 6, 4];
 
@@ -107,7 +107,7 @@ fn a_dataset_file_changed_after_the_build_is_refused_unless_no_verify() {
     args.push("--no-verify");
     let o = lt_train(&args);
     assert!(o.status.success(), "{}", stderr(&o));
-    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let run = read_json(&out.join("run.json"));
     assert_eq!(run["config"]["no_verify"], true);
 
     // `lt-train eval` checks the hashes the same way.
@@ -132,87 +132,87 @@ fn a_manifest_changed_after_the_build_is_refused_too() {
 fn a_dataset_json_without_hashes_cannot_be_verified() {
     let tmp = tempfile::tempdir().unwrap();
     let data = fixture(tmp.path(), 2);
-    let json_path = data.join("dataset.json");
-    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
-    json["files"].as_object_mut().unwrap().remove("subset.parquet");
-    std::fs::write(&json_path, serde_json::to_vec(&json).unwrap()).unwrap();
+    edit_dataset_json(&data, |json| {
+        json["files"].as_object_mut().unwrap().remove("subset.parquet");
+    });
     has(&open_err(&data, true), &["dataset.json", "subset.parquet", "--no-verify"]);
     assert!(Dataset::open_checked(&data, false).is_ok());
     // A listed name outside the directory is refused, never read.
     rehash(&data);
-    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
-    json["files"]["../outside"] = serde_json::Value::String("0".repeat(64));
-    std::fs::write(&json_path, serde_json::to_vec(&json).unwrap()).unwrap();
+    edit_dataset_json(&data, |json| json["files"]["../outside"] = serde_json::Value::String("0".repeat(64)));
     has(&open_err(&data, true), &["dataset.json", "../outside"]);
 }
 
-#[test]
-fn subset_labels_and_indices_are_checked_with_file_row_and_value() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = fixture(tmp.path(), 2);
-    let subset = data.join("subset.parquet");
-    let original = std::fs::read(&subset).unwrap();
-    // A label of 50 with 4 classes (the hashes updated, so only the label check can see it).
-    edit(&subset, "label", 3, 50);
-    rehash(&data);
-    has(&open_err(&data, true), &["subset.parquet", "row 3", "label 50", "4 classes"]);
-    // A label in range that disagrees with samples.parquet.
-    std::fs::write(&subset, &original).unwrap();
-    edit(&subset, "label", 5, 3);
-    rehash(&data);
-    has(&open_err(&data, true), &["subset.parquet", "row 5", "label 3"]);
-    // An index outside the train split (30 images).
-    std::fs::write(&subset, &original).unwrap();
-    edit(&subset, "index", 7, 30);
-    rehash(&data);
-    has(&open_err(&data, true), &["subset.parquet", "row 7", "index 30", "30 images"]);
-    // The same index twice (index 3 has row 7's label 3).
-    std::fs::write(&subset, &original).unwrap();
-    edit(&subset, "index", 7, 3);
-    rehash(&data);
-    has(&open_err(&data, false), &["subset.parquet", "index 3", "twice"]);
+/// How a corrupted table is noticed: by opening the dataset with the hashes updated (so
+/// only the content checks can see the edit), without verifying them, or by reading a
+/// manifest.
+#[derive(Clone, Copy)]
+enum Open {
+    Rehashed,
+    Unverified,
+    Manifest,
 }
 
-#[test]
-fn sample_labels_and_indices_are_checked_with_file_row_and_value() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = fixture(tmp.path(), 2);
-    let samples = data.join("samples.parquet");
-    let original = std::fs::read(&samples).unwrap();
-    // Rows 0..30 are train, 30..38 test.
-    edit(&samples, "label", 33, 9);
-    has(&open_err(&data, false), &["samples.parquet", "row 33", "test image 3", "label 9", "4 classes"]);
-    std::fs::write(&samples, &original).unwrap();
-    edit(&samples, "index", 31, 8);
-    has(&open_err(&data, false), &["samples.parquet", "row 31", "index 8", "test split (8 images"]);
-    // A label in range but against dataset.json's counts.
-    std::fs::write(&samples, &original).unwrap();
-    edit(&samples, "label", 0, 3);
-    has(&open_err(&data, false), &["samples.parquet", "class 0", "source_counts"]);
+impl Open {
+    fn error(self, data: &Path) -> String {
+        match self {
+            Open::Rehashed => {
+                rehash(data);
+                open_err(data, true)
+            }
+            Open::Unverified => open_err(data, false),
+            Open::Manifest => {
+                rehash(data);
+                Dataset::open_checked(data, true).unwrap().manifest("instance").unwrap_err().to_string()
+            }
+        }
+    }
 }
 
+/// An edit of a file's u16 or u32 column at a row, how it is read, and what its error says.
+type Edit<'a> = (&'a str, &'a str, usize, u32, Open, &'a [&'a str]);
+
 #[test]
-fn manifest_rows_are_checked_when_read() {
+fn table_rows_are_checked_with_file_row_and_value() {
     let tmp = tempfile::tempdir().unwrap();
     let data = fixture(tmp.path(), 2);
-    let manifest = data.join("manifest-instance.parquet");
-    let original = std::fs::read(&manifest).unwrap();
-    let err = |data: &Path| Dataset::open_checked(data, true).unwrap().manifest("instance").unwrap_err().to_string();
-    edit(&manifest, "index", 40, 30);
-    rehash(&data);
-    has(&err(&data), &["manifest-instance.parquet", "row 40", "index 30", "30 images"]);
-    // An epoch number far beyond the declared 2 epochs is an error, not a huge allocation.
-    std::fs::write(&manifest, &original).unwrap();
-    edit(&manifest, "epoch", 2, 4_000_000_000);
-    rehash(&data);
-    has(&err(&data), &["manifest-instance.parquet", "row 2", "epoch 4000000000", "2 epochs"]);
-    // A position twice in one epoch.
-    std::fs::write(&manifest, &original).unwrap();
-    edit(&manifest, "position", 1, 0);
-    rehash(&data);
-    has(&err(&data), &["manifest-instance.parquet", "epoch 0", "position"]);
-    std::fs::write(&manifest, &original).unwrap();
-    rehash(&data);
+    // Each edit (file, u16 or u32 column, row, new value) is made to a fresh copy of the file.
+    // samples.parquet: rows 0..30 are train, 30..38 test; subset.parquet indexes 30 images.
+    let edits: [Edit; 10] = [
+        // A label of 50 with 4 classes.
+        ("subset.parquet", "label", 3, 50, Open::Rehashed, &["row 3", "label 50", "4 classes"]),
+        // A label in range that disagrees with samples.parquet.
+        ("subset.parquet", "label", 5, 3, Open::Rehashed, &["row 5", "label 3"]),
+        ("subset.parquet", "index", 7, 30, Open::Rehashed, &["row 7", "index 30", "30 images"]),
+        // The same index twice (index 3 has row 7's label 3).
+        ("subset.parquet", "index", 7, 3, Open::Rehashed, &["index 3", "twice"]),
+        ("samples.parquet", "label", 33, 9, Open::Unverified, &["row 33", "test image 3", "label 9", "4 classes"]),
+        ("samples.parquet", "index", 31, 8, Open::Unverified, &["row 31", "index 8", "test split (8 images"]),
+        // A label in range but against dataset.json's counts.
+        ("samples.parquet", "label", 0, 3, Open::Unverified, &["class 0", "source_counts"]),
+        ("manifest-instance.parquet", "index", 40, 30, Open::Manifest, &["row 40", "index 30", "30 images"]),
+        // An epoch far beyond the declared 2 epochs is an error, not a huge allocation.
+        (
+            "manifest-instance.parquet",
+            "epoch",
+            2,
+            4_000_000_000,
+            Open::Manifest,
+            &["row 2", "epoch 4000000000", "2 epochs"],
+        ),
+        // A position twice in one epoch.
+        ("manifest-instance.parquet", "position", 1, 0, Open::Manifest, &["epoch 0", "position"]),
+    ];
+    for (file, column, row, value, open, needles) in edits {
+        let path = data.join(file);
+        let original = std::fs::read(&path).unwrap();
+        edit(&path, column, row, value);
+        let e = open.error(&data);
+        has(&e, &[file]);
+        has(&e, needles);
+        std::fs::write(&path, &original).unwrap();
+        rehash(&data);
+    }
     assert_eq!(Dataset::open(&data).unwrap().manifest("instance").unwrap().len(), 2);
 }
 
@@ -322,10 +322,9 @@ fn the_size_of_a_run_is_checked_in_dataset_terms() {
     let data = fixture(tmp.path(), 2);
     // A manifest whose epochs are two million images long: 100,000 epochs of it are 2·10^11
     // image visits.
-    let json_path = data.join("dataset.json");
-    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
-    json["manifests"]["instance"]["epoch_len"] = serde_json::json!([2_000_000, 2_000_000]);
-    std::fs::write(&json_path, serde_json::to_vec(&json).unwrap()).unwrap();
+    edit_dataset_json(&data, |json| {
+        json["manifests"]["instance"]["epoch_len"] = serde_json::json!([2_000_000, 2_000_000]);
+    });
     let dataset = Dataset::open(&data).unwrap();
     let mut cfg = config(&data);
     cfg.epochs = 100_000;

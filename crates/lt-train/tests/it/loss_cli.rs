@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::fixture::{lt_train, p, stderr, train_tiny, write_dataset};
+use super::fixture::{lt_train, p, read_json, stderr, train_tiny, write_dataset};
 
 fn train_graph(dir: &Path, name: &str, loss: &[&str]) -> Vec<u8> {
     let out = dir.join(name);
@@ -31,7 +31,7 @@ fn logit_adjusted_is_balanced_softmax_and_vs_is_its_own_loss() {
     let run = dir.path().join("run");
     let o = train_tiny(&data, &run, 8, 1, &["--loss", "vs", "--vs-gamma", "0.25"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("run.json")).unwrap()).unwrap();
+    let json = read_json(&run.join("run.json"));
     assert_eq!(json["config"]["loss"], "vs");
     assert_eq!(json["config"]["vs_gamma"], 0.25);
     let bad = dir.path().join("bad");

@@ -11,7 +11,7 @@ use lt_graph::models::{densenet, preset};
 use lt_graph::train::{Lowering, Sgd, StateKind, TrainingGraphSpec, tensor_f32};
 use lt_train::dataset::Dataset;
 
-use super::fixture::write_dataset;
+use super::fixture::{read_json, write_dataset};
 use super::graph_util::{Trainer, ce};
 
 fn initializers(path: &Path) -> HashMap<String, Vec<f32>> {
@@ -66,7 +66,7 @@ fn one_epoch_of_the_whole_subset_is_one_sgd_step_in_index_order() {
     ];
     let o = Command::new(env!("CARGO_BIN_EXE_lt-train")).args(args).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let run_json: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("run.json")).unwrap()).unwrap();
+    let run_json = read_json(&run.join("run.json"));
     let floats = |v: &serde_json::Value| -> Vec<f32> { serde_json::from_value(v.clone()).unwrap() };
     let (mean, std) = (floats(&run_json["normalization"]["mean"]), floats(&run_json["normalization"]["std"]));
     let class_weights = floats(&run_json["class_weights"]["weights"]);

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use lt_graph::train::{Lowering, Sam, StateKind, StepOptions, training_graph, training_graph_with};
 
-use super::fixture::{stderr, train_tiny, write_dataset};
+use super::fixture::{read_json, stderr, temp_dataset, train_tiny};
 use crate::graph_util::{Trainer, ce, dense_block_net, grad_sgd, spec};
 
 fn sam_options(rho: f32, adaptive: bool) -> StepOptions {
@@ -95,13 +95,11 @@ fn sam_is_off_by_default_and_refuses_a_radius_that_is_not_positive() {
 
 #[test]
 fn lt_train_sam_trains_and_records_rho() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    write_dataset(&data, &[24, 12, 8, 4], 4, 5);
+    let (dir, data) = temp_dataset(&[24, 12, 8, 4], 4, 5);
     let run = dir.path().join("run");
     let o = train_tiny(&data, &run, 8, 1, &["--sam", "0.1", "--sam-adaptive"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("run.json")).unwrap()).unwrap();
+    let json = read_json(&run.join("run.json"));
     assert_eq!((json["config"]["sam"].as_f64(), json["config"]["sam_adaptive"].as_bool()), (Some(0.1), Some(true)));
     assert!(json["final"]["overall"].as_f64().is_some(), "{}", json["final"]);
     let bad = dir.path().join("bad");

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use lt_graph::onnx::proto::ModelProto;
 use lt_graph::train::{StateKind, StepOptions, Trainable, TrainingGraph, head_of, training_graph_with};
 
+use crate::fixture::read_json;
 use crate::graph_util::{Rng, ce, dense_block_net, grad_sgd, linear_net, spec};
 
 type Outputs = HashMap<String, Vec<f32>>;
@@ -193,15 +194,13 @@ fn initializers(path: &std::path::Path) -> HashMap<String, Vec<f32>> {
 /// per-class logit scales learned.
 #[test]
 fn stage2_crt_retrains_only_the_head_and_tau_norm_rescales_it() {
-    use crate::fixture::{stderr, train_tiny, write_dataset};
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    write_dataset(&data, &[48, 32, 16, 8], 10, 7);
+    use crate::fixture::{stderr, temp_dataset, train_tiny};
+    let (dir, data) = temp_dataset(&[48, 32, 16, 8], 10, 7);
     let train = |name: &str, extra: &[&str]| {
         let out = dir.path().join(name);
         let o = train_tiny(&data, &out, 16, 1, extra);
         assert!(o.status.success(), "{name}: {}", stderr(&o));
-        let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+        let run = read_json(&out.join("run.json"));
         (initializers(&out.join("model.onnx")), run)
     };
     let (stage1, _) = train("stage1", &[]);

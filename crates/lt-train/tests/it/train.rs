@@ -3,34 +3,47 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::fixture::{lt_train, p, stderr, write_dataset};
+use super::fixture::{lt_train, p, read_json, stderr, write_dataset};
 
-fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+/// A 4-class fixture in a fresh temporary directory, and the flags of a small, fast run on it.
+struct SmallRun {
+    dir: tempfile::TempDir,
+    data: PathBuf,
 }
 
-/// A 4-class fixture and the common flags of a small, fast run.
-fn small_run(dir: &Path) -> (PathBuf, Vec<String>) {
-    let data = dir.join("data");
-    write_dataset(&data, &[48, 32, 16, 8], 10, 7);
-    let args: Vec<String> =
-        ["--data", p(&data), "--arch", "densenet-tiny", "--batch-size", "16", "--threads", "2", "--quiet"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-    (data, args)
+impl SmallRun {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        write_dataset(&data, &[48, 32, 16, 8], 10, 7);
+        SmallRun { dir, data }
+    }
+
+    /// `name` inside the temporary directory.
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The common flags, then `extra`.
+    fn args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut a = vec!["--data", p(&self.data), "--arch", "densenet-tiny", "--batch-size", "16", "--threads", "2"];
+        a.push("--quiet");
+        a.extend(extra);
+        a
+    }
+
+    /// `lt-train` with the common flags and `extra`.
+    fn train(&self, extra: &[&str]) -> std::process::Output {
+        lt_train(&self.args(extra))
+    }
 }
 
 #[test]
 fn a_run_writes_every_file_of_the_run_directory() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, mut args) = small_run(dir.path());
-    let out = dir.path().join("run");
-    args.extend(
-        ["--epochs", "2", "--out", p(&out), "--weights", "effective-number", "--beta", "0.99", "--drw", "2"]
-            .map(String::from),
-    );
-    let o = lt_train(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let fx = SmallRun::new();
+    let out = fx.path("run");
+    let o =
+        fx.train(&["--epochs", "2", "--out", p(&out), "--weights", "effective-number", "--beta", "0.99", "--drw", "2"]);
     assert!(o.status.success(), "{}", stderr(&o));
     for f in ["run.json", "metrics.parquet", "predictions.parquet", "model.onnx", "checkpoints/last.ckpt"] {
         assert!(out.join(f).is_file(), "missing {f}");
@@ -47,19 +60,9 @@ fn a_run_writes_every_file_of_the_run_directory() {
     assert_eq!(run["final"]["per_class"].as_array().unwrap().len(), 4);
     assert_eq!(run["timings"]["per_epoch_s"].as_array().unwrap().len(), 2);
     // The exported model.onnx, evaluated on its own, reproduces the run's final test accuracy.
-    let report = dir.path().join("eval.json");
-    let data = dir.path().join("data");
-    let o = lt_train(&[
-        "eval",
-        "--model",
-        p(&out.join("model.onnx")),
-        "--data",
-        p(&data),
-        "--run",
-        p(&out),
-        "--out",
-        p(&report),
-    ]);
+    let report = fx.path("eval.json");
+    let model = out.join("model.onnx");
+    let o = lt_train(&["eval", "--model", p(&model), "--data", p(&fx.data), "--run", p(&out), "--out", p(&report)]);
     assert!(o.status.success(), "{}", stderr(&o));
     let eval = read_json(&report);
     assert_eq!(eval["report"]["accuracy"], run["final"]["overall"]);
@@ -83,15 +86,9 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn bad_flags_are_errors_that_say_what_to_do() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, args) = small_run(dir.path());
-    let out = dir.path().join("run");
-    let run = |extra: &[&str]| {
-        let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
-        a.extend(["--out", p(&out)]);
-        a.extend(extra);
-        lt_train(&a)
-    };
+    let fx = SmallRun::new();
+    let out = fx.path("run");
+    let run = |extra: &[&str]| fx.train(&[&["--out", p(&out)], extra].concat());
     let cases: &[(&[&str], &str)] = &[
         (&["--weights", "effective-number", "--beta", "1.5"], "beta"),
         (&["--drw", "0"], "drw"),
@@ -111,46 +108,43 @@ fn bad_flags_are_errors_that_say_what_to_do() {
     assert!(!out.join("run.json").exists());
 }
 
+/// A directory lt-train did not write: `keep.txt` ("mine") in `path`.
+fn users_directory(path: &Path) -> PathBuf {
+    std::fs::create_dir(path).unwrap();
+    std::fs::write(path.join("keep.txt"), "mine").unwrap();
+    path.to_path_buf()
+}
+
 #[test]
 fn an_existing_run_directory_needs_resume_or_force() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, args) = small_run(dir.path());
-    let out = dir.path().join("run");
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(out.join("notes.txt"), "mine").unwrap();
-    let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
-    a.extend(["--out", p(&out), "--epochs", "1"]);
-    let o = lt_train(&a);
+    let fx = SmallRun::new();
+    let out = users_directory(&fx.path("run"));
+    let o = fx.train(&["--out", p(&out), "--epochs", "1"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--resume") && stderr(&o).contains("--force"), "{}", stderr(&o));
-    assert_eq!(std::fs::read_to_string(out.join("notes.txt")).unwrap(), "mine");
+    assert_eq!(std::fs::read_to_string(out.join("keep.txt")).unwrap(), "mine");
 }
 
 #[test]
 fn a_diverging_loss_stops_with_epoch_and_step() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, args) = small_run(dir.path());
-    let out = dir.path().join("run");
-    let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
-    a.extend(["--out", p(&out), "--epochs", "2", "--lr", "1e30", "--momentum", "0"]);
-    let o = lt_train(&a);
+    let fx = SmallRun::new();
+    let out = fx.path("run");
+    let o = fx.train(&["--out", p(&out), "--epochs", "2", "--lr", "1e30", "--momentum", "0"]);
     assert!(!o.status.success());
     let e = stderr(&o);
     assert!(e.contains("at epoch 1, step 2") || e.contains("at epoch 1, step 3"), "{e}");
     assert!(e.contains("is as it was before"), "{e}");
     // A failed run leaves no directory behind: neither the run nor its staging.
-    assert!(!out.exists() && !dir.path().join("run.partial").exists());
+    assert!(!out.exists() && !fx.path("run.partial").exists());
 }
 
 /// Issue 13, defect 3: `--force` used to delete the previous run before training, so a run
 /// that then failed left an empty directory in place of a good run.
 #[test]
 fn a_failed_forced_run_leaves_the_previous_run_untouched() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, args) = small_run(dir.path());
-    let out = dir.path().join("run");
-    let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
-    a.extend(["--out", p(&out), "--epochs", "1"]);
+    let fx = SmallRun::new();
+    let out = fx.path("run");
+    let mut a = fx.args(&["--out", p(&out), "--epochs", "1"]);
     let o = lt_train(&a);
     assert!(o.status.success(), "{}", stderr(&o));
     let before: Vec<Vec<u8>> =
@@ -161,7 +155,7 @@ fn a_failed_forced_run_leaves_the_previous_run_untouched() {
     let after: Vec<Vec<u8>> =
         ["run.json", "model.onnx", "metrics.parquet"].iter().map(|f| std::fs::read(out.join(f)).unwrap()).collect();
     assert!(before == after, "the previous run changed");
-    assert!(!dir.path().join("run.partial").exists());
+    assert!(!fx.path("run.partial").exists());
 }
 
 /// Issue 13, defect 1: `--force` deleted whatever --out named. A directory lt-train did not
@@ -169,20 +163,16 @@ fn a_failed_forced_run_leaves_the_previous_run_untouched() {
 /// a child whose working directory is a fresh temporary folder.
 #[test]
 fn force_refuses_what_lt_train_did_not_write() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, args) = small_run(dir.path());
-    let foreign = dir.path().join("notes");
-    std::fs::create_dir(&foreign).unwrap();
-    std::fs::write(foreign.join("keep.txt"), "mine").unwrap();
-    let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
-    a.extend(["--epochs", "1", "--force"]);
+    let fx = SmallRun::new();
+    let foreign = users_directory(&fx.path("notes"));
+    let a = fx.args(&["--epochs", "1", "--force"]);
     let o = lt_train(&[&a[..], &["--out", p(&foreign)]].concat());
     assert!(!o.status.success());
     assert!(stderr(&o).contains("refusing to replace"), "{}", stderr(&o));
     assert_eq!(std::fs::read_dir(&foreign).unwrap().count(), 1);
 
     // A finished run as the working directory: `--out .` is refused, nothing is deleted.
-    let run = dir.path().join("cwd-run");
+    let run = fx.path("cwd-run");
     let o = lt_train(&[&a[..], &["--out", p(&run)]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let files = std::fs::read_dir(&run).unwrap().count();
@@ -198,11 +188,9 @@ fn force_refuses_what_lt_train_did_not_write() {
 /// (its staging copied) still resumes: the path is no setting.
 #[test]
 fn resume_of_a_finished_or_moved_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, args) = small_run(dir.path());
-    let out = dir.path().join("run");
-    let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
-    a.extend(["--epochs", "1", "--seed", "3"]);
+    let fx = SmallRun::new();
+    let out = fx.path("run");
+    let a = fx.args(&["--epochs", "1", "--seed", "3"]);
     let o = lt_train(&[&a[..], &["--out", p(&out)]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let model = std::fs::read(out.join("model.onnx")).unwrap();
@@ -212,7 +200,7 @@ fn resume_of_a_finished_or_moved_run() {
     assert_eq!(std::fs::read(out.join("model.onnx")).unwrap(), model);
 
     // An interrupted run whose directory was copied: resume it under its new name.
-    let partial = dir.path().join("copy.partial");
+    let partial = fx.path("copy.partial");
     std::fs::create_dir(&partial).unwrap();
     for f in [".lt-output.json", "checkpoints"] {
         let to = partial.join(f);
@@ -223,7 +211,7 @@ fn resume_of_a_finished_or_moved_run() {
             std::fs::write(&to, r#"{"tool":"lt-train","format":"lt-run","state":"partial"}"#).unwrap();
         }
     }
-    let copy = dir.path().join("copy");
+    let copy = fx.path("copy");
     let o = lt_train(&[&a[..], &["--out", p(&copy), "--resume"]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("resuming after epoch 1"), "{}", stderr(&o));
@@ -232,22 +220,17 @@ fn resume_of_a_finished_or_moved_run() {
 
 #[test]
 fn resume_after_a_kill_ends_with_the_same_weights() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, args) = small_run(dir.path());
-    let common: Vec<&str> = args.iter().map(String::as_str).collect();
-    let straight = dir.path().join("straight");
-    let mut a = common.clone();
-    a.extend(["--out", p(&straight), "--epochs", "3", "--seed", "5"]);
-    let o = lt_train(&a);
+    let fx = SmallRun::new();
+    let straight = fx.path("straight");
+    let o = fx.train(&["--out", p(&straight), "--epochs", "3", "--seed", "5"]);
     assert!(o.status.success(), "{}", stderr(&o));
 
     // Kill the second run as soon as its first checkpoint exists.
-    let killed = dir.path().join("killed");
-    let mut a = common.clone();
-    a.extend(["--out", p(&killed), "--epochs", "3", "--seed", "5"]);
+    let killed = fx.path("killed");
+    let mut a = fx.args(&["--out", p(&killed), "--epochs", "3", "--seed", "5"]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_lt-train")).args(&a).spawn().unwrap();
     // The run is written in killed.partial until it finishes.
-    let ckpt = dir.path().join("killed.partial/checkpoints/last.ckpt");
+    let ckpt = fx.path("killed.partial/checkpoints/last.ckpt");
     let t0 = std::time::Instant::now();
     while !ckpt.exists() && t0.elapsed().as_secs() < 120 {
         std::thread::sleep(std::time::Duration::from_millis(10));
@@ -274,18 +257,30 @@ fn resume_after_a_kill_ends_with_the_same_weights() {
 
 #[test]
 fn an_imported_onnx_model_trains_and_keeps_its_names() {
-    let dir = tempfile::tempdir().unwrap();
-    let (data, _) = small_run(dir.path());
-    let graphs = dir.path().join("graphs");
-    let o =
-        lt_train(&["graph", "--arch", "densenet-tiny", "--classes", "4", "--batch-size", "16", "--out", p(&graphs)]);
+    let fx = SmallRun::new();
+    // The inference graph `lt-train graph` writes for `classes` classes, and a short run on it.
+    let graph = |classes: &str, dir: &Path| {
+        let o = lt_train(&[
+            "graph",
+            "--arch",
+            "densenet-tiny",
+            "--classes",
+            classes,
+            "--batch-size",
+            "16",
+            "--out",
+            p(dir),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        dir.join("eval.onnx")
+    };
+    let train = |model: &Path, out: &Path| {
+        lt_train(&["--data", p(&fx.data), "--model", p(model), "--batch-size", "16", "--epochs", "1", "--out", p(out)])
+    };
+    let (eval_onnx, out) = (graph("4", &fx.path("graphs")), fx.path("run"));
+    let o = train(&eval_onnx, &out);
     assert!(o.status.success(), "{}", stderr(&o));
-    let out = dir.path().join("run");
-    let eval_onnx = graphs.join("eval.onnx");
-    let args = ["--data", p(&data), "--model", p(&eval_onnx), "--batch-size", "16", "--epochs", "1"];
-    let o = lt_train(&[&args[..], &["--out", p(&out), "--quiet"]].concat());
-    assert!(o.status.success(), "{}", stderr(&o));
-    let original = lt_graph::onnx::load(&graphs.join("eval.onnx")).unwrap();
+    let original = lt_graph::onnx::load(&eval_onnx).unwrap();
     let trained = lt_graph::onnx::load(&out.join("model.onnx")).unwrap();
     let names = |m: &lt_graph::onnx::proto::ModelProto| {
         let mut n: Vec<String> = m.graph.as_ref().unwrap().initializer.iter().map(|t| t.name.clone()).collect();
@@ -295,28 +290,7 @@ fn an_imported_onnx_model_trains_and_keeps_its_names() {
     assert_eq!(names(&original), names(&trained));
     assert_ne!(original, trained, "training changed no weight");
     // A model whose head does not match the dataset's classes is refused before training.
-    let o = lt_train(&[
-        "graph",
-        "--arch",
-        "densenet-tiny",
-        "--classes",
-        "3",
-        "--batch-size",
-        "16",
-        "--out",
-        p(&dir.path().join("g3")),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let o = lt_train(&[
-        "--data",
-        p(&data),
-        "--model",
-        p(&dir.path().join("g3/eval.onnx")),
-        "--batch-size",
-        "16",
-        "--out",
-        p(&dir.path().join("r3")),
-    ]);
+    let o = train(&graph("3", &fx.path("g3")), &fx.path("r3"));
     assert!(!o.status.success());
     assert!(stderr(&o).contains("3 outputs but the dataset has 4 classes"), "{}", stderr(&o));
 }
