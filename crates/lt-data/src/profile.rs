@@ -306,14 +306,7 @@ pub fn read_indices_file(path: &Path, split_len: usize) -> Result<Vec<u32>, Data
     let limit = indices_file_limit(split_len);
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
     let what = format!("the indices of a train split of {split_len} images (64 bytes per image + 1 MiB)");
-    let bytes = crate::source::read_bounded(path, file, limit, &what)?;
-    let text = String::from_utf8(bytes).map_err(|e| DataError::Format {
-        path: path.into(),
-        message: format!(
-            "not UTF-8 text (invalid byte at offset {}); expected one index per line",
-            e.utf8_error().valid_up_to()
-        ),
-    })?;
+    let text = crate::source::read_bounded_text(path, file, limit, &what, "one index per line")?;
     let mut out = Vec::new();
     let mut first_line = vec![0usize; split_len];
     for (i, raw) in text.lines().enumerate() {

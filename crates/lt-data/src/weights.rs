@@ -18,21 +18,6 @@ pub enum WeightScheme {
 }
 
 impl WeightScheme {
-    /// The word this scheme is: lt-format's [`WeightsKind`] vocabulary.
-    pub fn kind(&self) -> WeightsKind {
-        match self {
-            WeightScheme::None => WeightsKind::None,
-            WeightScheme::Inverse => WeightsKind::Inverse,
-            WeightScheme::InverseSqrt => WeightsKind::InverseSqrt,
-            WeightScheme::EffectiveNumber { .. } => WeightsKind::EffectiveNumber,
-        }
-    }
-
-    /// The CLI name of the scheme.
-    pub fn name(&self) -> &'static str {
-        self.kind().name()
-    }
-
     /// The scheme of a name; `beta` is needed by `effective-number` (and refused by the others).
     pub fn from_kind(kind: WeightsKind, beta: Option<f64>) -> Result<Self, DataError> {
         match (kind, beta) {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::json::JsonReadError;
 use serde::{Deserialize, Serialize};
 
 /// Version of the dataset directory layout written by this crate.
@@ -136,19 +137,15 @@ pub struct ManifestHeader {
 
 /// `DIR/dataset.json`, at most [`MAX_DATASET_JSON_BYTES`], as `T`.
 fn read_bounded<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T, DatasetMetaError> {
-    use std::io::Read;
     let path = dir.join(DatasetMeta::FILE);
-    let mut text = Vec::new();
-    std::fs::File::open(&path)
-        .and_then(|f| f.take(MAX_DATASET_JSON_BYTES + 1).read_to_end(&mut text))
-        .map_err(|source| DatasetMetaError::Io { path: path.clone(), source })?;
-    if text.len() as u64 > MAX_DATASET_JSON_BYTES {
-        return Err(DatasetMetaError::Invalid {
+    crate::json::read_bounded(&path, MAX_DATASET_JSON_BYTES).map_err(|e| match e {
+        JsonReadError::Io(source) => DatasetMetaError::Io { path, source },
+        JsonReadError::TooLarge => DatasetMetaError::Invalid {
             path,
             message: format!("larger than the {MAX_DATASET_JSON_BYTES} bytes a dataset.json may have"),
-        });
-    }
-    serde_json::from_slice(&text).map_err(|e| DatasetMetaError::Invalid { path, message: e.to_string() })
+        },
+        JsonReadError::Parse(e) => DatasetMetaError::Invalid { path, message: e.to_string() },
+    })
 }
 
 /// Why dataset.json could not be read.
@@ -179,8 +176,6 @@ impl DatasetMeta {
 
     /// The JSON text written to disk (pretty, keys in a fixed order, trailing newline).
     pub fn to_json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(self).expect("dataset.json serialises");
-        s.push('\n');
-        s
+        crate::json::to_pretty_json(self)
     }
 }

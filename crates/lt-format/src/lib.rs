@@ -18,6 +18,7 @@
 pub mod config;
 pub mod dataset;
 pub mod hash;
+mod json;
 pub mod run;
 pub mod schedule;
 pub mod scores;

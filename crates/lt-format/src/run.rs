@@ -10,6 +10,7 @@ use lt_eval::{ShotGroups, nan_null};
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
+use crate::json::JsonReadError;
 
 /// The whole run.json.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -258,9 +259,7 @@ impl RunRecord {
 
     /// The record as written: pretty JSON with a final newline.
     pub fn to_json(&self) -> String {
-        let mut text = serde_json::to_string_pretty(self).expect("a RunRecord always serialises");
-        text.push('\n');
-        text
+        crate::json::to_pretty_json(self)
     }
 
     /// How the result's epoch was chosen (for older records: as they chose).
@@ -290,15 +289,13 @@ impl RunRecord {
 
 /// Reads and parses a JSON file of at most [`MAX_RUN_JSON_BYTES`].
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RunRecordError> {
-    use std::io::Read;
-    let io = |source| RunRecordError::Io { path: path.to_path_buf(), source };
-    let mut text = Vec::new();
-    std::fs::File::open(path).and_then(|f| f.take(MAX_RUN_JSON_BYTES + 1).read_to_end(&mut text)).map_err(io)?;
-    if text.len() as u64 > MAX_RUN_JSON_BYTES {
-        return Err(RunRecordError::Invalid {
-            path: path.to_path_buf(),
+    let path = path.to_path_buf();
+    crate::json::read_bounded(&path, MAX_RUN_JSON_BYTES).map_err(|e| match e {
+        JsonReadError::Io(source) => RunRecordError::Io { path, source },
+        JsonReadError::TooLarge => RunRecordError::Invalid {
+            path,
             message: format!("more than the {MAX_RUN_JSON_BYTES} bytes a run.json may have"),
-        });
-    }
-    serde_json::from_slice(&text).map_err(|source| RunRecordError::Json { path: path.to_path_buf(), source })
+        },
+        JsonReadError::Parse(source) => RunRecordError::Json { path, source },
+    })
 }

@@ -146,11 +146,7 @@ fn read_names(path: &Path, classes: usize) -> Result<Option<Vec<String>>, DataEr
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(DataError::io(path, e)),
     };
-    let bytes = super::read_bounded(path, file, 1 << 20, "a file of class names")?;
-    let text = String::from_utf8(bytes).map_err(|_| DataError::Format {
-        path: path.into(),
-        message: "not UTF-8 text; expected one class name per line".into(),
-    })?;
+    let text = super::read_bounded_text(path, file, 1 << 20, "a file of class names", "one class name per line")?;
     let names: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
     if names.len() != classes {
         return Err(DataError::Format {

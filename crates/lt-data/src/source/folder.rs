@@ -92,14 +92,8 @@ struct Listed {
 
 fn read_list(list: &Path, root: &Path) -> Result<Vec<Listed>, DataError> {
     let file = std::fs::File::open(list).map_err(|e| DataError::io(list, e))?;
-    let bytes = super::read_bounded(list, file, MAX_LIST_BYTES, "a list file of `path label` lines")?;
-    let text = String::from_utf8(bytes).map_err(|e| DataError::Format {
-        path: list.into(),
-        message: format!(
-            "not UTF-8 text (invalid byte at offset {}); expected `path label` lines",
-            e.utf8_error().valid_up_to()
-        ),
-    })?;
+    let what = "a list file of `path label` lines";
+    let text = super::read_bounded_text(list, file, MAX_LIST_BYTES, what, "`path label` lines")?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let t = line.trim();

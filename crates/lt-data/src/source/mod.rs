@@ -200,6 +200,21 @@ pub(crate) fn read_bounded(path: &Path, file: std::fs::File, limit: u64, what: &
     Ok(bytes)
 }
 
+/// [`read_bounded`] of a text file: an error naming `path` when it is not UTF-8, `lines`
+/// saying what its lines should hold ("one index per line").
+pub(crate) fn read_bounded_text(
+    path: &Path,
+    file: std::fs::File,
+    limit: u64,
+    what: &str,
+    lines: &str,
+) -> Result<String, DataError> {
+    String::from_utf8(read_bounded(path, file, limit, what)?).map_err(|e| DataError::Format {
+        path: path.into(),
+        message: format!("not UTF-8 text (invalid byte at offset {}); expected {lines}", e.utf8_error().valid_up_to()),
+    })
+}
+
 /// A byte count for messages: `64 MiB` when it is a whole number of MiB, else `N bytes`.
 pub(crate) fn show_bytes(n: u64) -> String {
     if n >= 1 << 20 && n.is_multiple_of(1 << 20) { format!("{} MiB", n >> 20) } else { format!("{n} bytes") }

@@ -358,24 +358,18 @@ impl<'a> Machine<'a> {
                     let s = std::str::from_utf8(b).map_err(|_| self.err(at, "unicode string is not UTF-8"))?;
                     self.push(Value::Str(Rc::from(s)), at)?
                 }
-                b'q' => {
-                    let i = self.u8()? as usize;
+                // BINPUT, LONG_BINPUT, MEMOIZE.
+                b'q' | b'r' | 0x94 => {
+                    let i = match op {
+                        b'q' => self.u8()? as usize,
+                        b'r' => self.u32()?,
+                        _ => self.memo.len(),
+                    };
                     self.memo_put(i, at)?
                 }
-                b'r' => {
-                    let i = self.u32()?;
-                    self.memo_put(i, at)?
-                }
-                0x94 => {
-                    let i = self.memo.len();
-                    self.memo_put(i, at)?
-                }
-                b'h' => {
-                    let i = self.u8()? as usize;
-                    self.memo_get(i, at)?
-                }
-                b'j' => {
-                    let i = self.u32()?;
+                // BINGET, LONG_BINGET.
+                b'h' | b'j' => {
+                    let i = if op == b'h' { self.u8()? as usize } else { self.u32()? };
                     self.memo_get(i, at)?
                 }
                 b't' => {

@@ -158,23 +158,21 @@ fn force_on_the_current_directory_is_refused_and_deletes_nothing() {
     std::fs::create_dir(&cwd).unwrap();
     std::fs::write(cwd.join("keep"), "").unwrap();
     let args = ["build", "--source", "synthetic:10", "--test-per-class", "2", "--profile", "exp", "--imbalance", "2"];
-    let o = Command::new(env!("CARGO_BIN_EXE_lt-data"))
-        .args(args)
-        .args(["--force", "--out", "."])
-        .current_dir(&cwd)
-        .output()
-        .unwrap();
+    // Always run in `cwd`, inside the temporary folder.
+    let force_out = |out: &str| {
+        Command::new(env!("CARGO_BIN_EXE_lt-data"))
+            .args(args)
+            .args(["--force", "--out", out])
+            .current_dir(&cwd)
+            .output()
+    };
+    let o = force_out(".").unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("the current directory"), "{err}");
     assert!(cwd.join("keep").is_file());
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1, "no staging left beside it");
     // Its parent (an ancestor of the working directory) is refused the same way.
-    let o = Command::new(env!("CARGO_BIN_EXE_lt-data"))
-        .args(args)
-        .args(["--force", "--out", ".."])
-        .current_dir(&cwd)
-        .output()
-        .unwrap();
+    let o = force_out("..").unwrap();
     assert!(!o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(cwd.join("keep").is_file());
 }

@@ -25,7 +25,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::helpers::records;
-use crate::pickle::{py2_batch, py2_meta, py3_batch, write_py_dir};
+use crate::pickle::{py2_batch, py2_meta, py3_batch, temp_py_dir};
 
 // ---------------------------------------------------------------------------------------
 // Memory accounting
@@ -336,8 +336,7 @@ fn fuzz_pickle_parser() {
 #[test]
 fn fuzz_cifar_python_files() {
     let mut rng = ChaCha8Rng::seed_from_u64(seed("cifar-py"));
-    let tmp = tempfile::tempdir().unwrap();
-    write_py_dir(tmp.path());
+    let (tmp, _, _) = temp_py_dir();
     std::fs::write(tmp.path().join("batches.meta"), py2_meta()).unwrap();
     let corpus = pickle_corpus();
     for iter in 0..iterations(600) {

@@ -111,6 +111,19 @@ pub fn py2_meta() -> Vec<u8> {
     p
 }
 
+/// A fresh temporary directory holding a [`write_py_dir`] source, and its records.
+pub fn temp_py_dir() -> (tempfile::TempDir, Records, Records) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (train, test) = write_py_dir(tmp.path());
+    (tmp, train, test)
+}
+
+/// The error of loading `dir` after replacing its file `name` with `bytes`.
+fn load_error_after_writing(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    std::fs::write(dir.join(name), bytes).unwrap();
+    load_cifar10_py(dir, &NoProgress).unwrap_err().to_string()
+}
+
 pub fn write_py_dir(dir: &Path) -> (Records, Records) {
     std::fs::create_dir_all(dir).unwrap();
     let mut train = Vec::new();
@@ -126,8 +139,7 @@ pub fn write_py_dir(dir: &Path) -> (Records, Records) {
 
 #[test]
 fn python2_cifar_batches_read_exactly() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (train, test) = write_py_dir(tmp.path());
+    let (tmp, train, test) = temp_py_dir();
     let d = load_cifar10_py(tmp.path(), &NoProgress).unwrap();
     assert_eq!(d.train.labels, train.iter().map(|r| u16::from(r.0)).collect::<Vec<_>>());
     assert_eq!(d.train.images, train.iter().flat_map(|r| r.1.clone()).collect::<Vec<_>>());
@@ -172,29 +184,25 @@ with open(f"{d}/batches.meta", "wb") as f:
 
 #[test]
 fn code_executing_and_unknown_pickles_are_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    write_py_dir(tmp.path());
-    let f = tmp.path().join("data_batch_2");
-    // A classic exploit: os.system("echo hi").
-    std::fs::write(&f, b"\x80\x02cos\nsystem\nq\x00U\x07echo hiq\x01\x85q\x02Rq\x03.").unwrap();
-    let e = load_cifar10_py(tmp.path(), &NoProgress).unwrap_err().to_string();
-    assert!(e.contains("data_batch_2") && e.contains("global `os.system` is not allowed"), "{e}");
-    // An opcode the reader does not know (INST 'i').
-    std::fs::write(&f, b"\x80\x02(iposix\nsystem\n.").unwrap();
-    let e = load_cifar10_py(tmp.path(), &NoProgress).unwrap_err().to_string();
-    assert!(e.contains("byte offset 3") && e.contains("opcode 0x69 is not supported"), "{e}");
-    // Truncated file.
-    let mut good = py2_batch(&records(3, 1, 10));
-    good.truncate(good.len() - 100);
-    std::fs::write(&f, good).unwrap();
-    let e = load_cifar10_py(tmp.path(), &NoProgress).unwrap_err().to_string();
-    assert!(e.contains("truncated"), "{e}");
-    // A label out of range.
+    let (tmp, _, _) = temp_py_dir();
+    let mut truncated = py2_batch(&records(3, 1, 10));
+    truncated.truncate(truncated.len() - 100);
     let mut recs = records(3, 1, 10);
     recs[2].0 = 12;
-    std::fs::write(&f, py2_batch(&recs)).unwrap();
-    let e = load_cifar10_py(tmp.path(), &NoProgress).unwrap_err().to_string();
-    assert!(e.contains("data_batch_2") && e.contains("record 2 has label 12"), "{e}");
+    let cases: [(&[u8], &[&str]); 4] = [
+        // A classic exploit: os.system("echo hi").
+        (b"\x80\x02cos\nsystem\nq\x00U\x07echo hiq\x01\x85q\x02Rq\x03.", &["global `os.system` is not allowed"]),
+        // An opcode the reader does not know (INST 'i').
+        (b"\x80\x02(iposix\nsystem\n.", &["byte offset 3", "opcode 0x69 is not supported"]),
+        (&truncated, &["truncated"]),
+        (&py2_batch(&recs), &["record 2 has label 12"]),
+    ];
+    for (bytes, needles) in cases {
+        let e = load_error_after_writing(tmp.path(), "data_batch_2", bytes);
+        for n in [&["data_batch_2"][..], needles].concat() {
+            assert!(e.contains(n), "expected `{n}` in: {e}");
+        }
+    }
 }
 
 #[test]
@@ -296,25 +304,20 @@ fn byte_string_lengths_are_checked_against_the_bytes_left() {
 
 #[test]
 fn negative_label_prints_as_negative() {
-    let tmp = tempfile::tempdir().unwrap();
-    write_py_dir(tmp.path());
+    let (tmp, _, _) = temp_py_dir();
     let img = vec![0u8; 3072];
-    std::fs::write(tmp.path().join("data_batch_4"), py2_batch_labels(&[3, -1], &[&img, &img])).unwrap();
-    let e = load_cifar10_py(tmp.path(), &NoProgress).unwrap_err().to_string();
+    let e = load_error_after_writing(tmp.path(), "data_batch_4", &py2_batch_labels(&[3, -1], &[&img, &img]));
     assert!(e.contains("data_batch_4") && e.contains("record 1 has label -1, outside 0..10"), "{e}");
     assert!(!e.contains("18446744073709551615"), "{e}");
 }
 
 #[test]
 fn empty_or_oversized_pickle_files_are_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    write_py_dir(tmp.path());
-    let f = tmp.path().join("data_batch_5");
-    std::fs::write(&f, b"").unwrap();
-    let e = load_cifar10_py(tmp.path(), &NoProgress).unwrap_err().to_string();
+    let (tmp, _, _) = temp_py_dir();
+    let e = load_error_after_writing(tmp.path(), "data_batch_5", b"");
     assert!(e.contains("data_batch_5") && e.contains("empty (0 bytes)"), "{e}");
     // A sparse 4 GiB file: refused by its size, nothing read.
-    std::fs::File::create(&f).unwrap().set_len(4 << 30).unwrap();
+    std::fs::File::create(tmp.path().join("data_batch_5")).unwrap().set_len(4 << 30).unwrap();
     let (r, usage) = measure(|| load_cifar10_py(tmp.path(), &NoProgress));
     let e = r.unwrap_err().to_string();
     assert!(e.contains("data_batch_5") && e.contains("larger than 64 MiB"), "{e}");

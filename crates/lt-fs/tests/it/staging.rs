@@ -25,10 +25,45 @@ fn names(dir: &Path) -> Vec<String> {
     v
 }
 
-#[test]
-fn new_output_then_forced_replacement() {
+/// The marker of a complete output of [`OWNER`].
+const COMPLETE: &str = r#"{"tool":"test","format":"lt-test","state":"complete"}"#;
+
+/// A fresh temporary directory and the output path `out` inside it.
+fn temp_target() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("out");
+    (dir, target)
+}
+
+/// A fresh temporary directory and, inside it, the directory `name` made by [`dir_with`].
+fn temp_dir_with(name: &str, file: &str, content: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(name);
+    dir_with(&dir, file, content);
+    (tmp, dir)
+}
+
+/// A forced write of `content` to `target`, then [`assert_alone`].
+fn force_and_check(target: &Path, content: &str) {
+    write_output(target, content, true).unwrap();
+    assert_alone(target, content);
+}
+
+/// `target` holds `content`, and nothing is left beside it (no staging, nothing aside).
+fn assert_alone(target: &Path, content: &str) {
+    assert_eq!(read(target), content);
+    assert_eq!(names(target.parent().unwrap()), [target.file_name().unwrap().to_str().unwrap()]);
+}
+
+/// Creates the directory `dir` holding one file, `name`, with `content`.
+fn dir_with(dir: &Path, name: impl AsRef<Path>, content: &str) {
+    std::fs::create_dir(dir).unwrap();
+    std::fs::write(dir.join(name), content).unwrap();
+}
+
+#[test]
+fn new_output_then_forced_replacement() {
+    let (_tmp, target) = temp_target();
     write_output(&target, "one", false).unwrap();
     assert_eq!(read(&target), "one");
     let m = Marker::read(&target).unwrap();
@@ -36,18 +71,12 @@ fn new_output_then_forced_replacement() {
     // Without --force an existing output is kept.
     assert!(matches!(write_output(&target, "two", false), Err(FsError::NotEmpty { .. })));
     assert_eq!(read(&target), "one");
-    write_output(&target, "two", true).unwrap();
-    assert_eq!(read(&target), "two");
-    // Nothing is left beside it.
-    assert_eq!(names(dir.path()), ["out"]);
+    force_and_check(&target, "two");
 }
 
 #[test]
 fn force_never_replaces_a_foreign_directory() {
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("notes");
-    std::fs::create_dir(&target).unwrap();
-    std::fs::write(target.join("keep.txt"), "mine").unwrap();
+    let (dir, target) = temp_dir_with("notes", "keep.txt", "mine");
     let err = write_output(&target, "x", true).unwrap_err();
     assert!(matches!(err, FsError::Foreign { .. }), "{err}");
     assert!(err.to_string().contains(MARKER_FILE), "{err}");
@@ -61,26 +90,22 @@ fn force_never_replaces_a_foreign_directory() {
 
 #[test]
 fn an_older_lt_output_is_recognised_and_replaced() {
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("out");
-    std::fs::create_dir(&target).unwrap();
-    std::fs::write(target.join("legacy.json"), "{}").unwrap();
+    let (_tmp, target) = temp_target();
+    dir_with(&target, "legacy.json", "{}");
     write_output(&target, "new", true).unwrap();
     assert_eq!(names(&target), [MARKER_FILE, "data.txt"]);
 }
 
 #[test]
 fn a_failed_attempt_leaves_the_old_output_and_no_staging() {
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("out");
+    let (_tmp, target) = temp_target();
     write_output(&target, "old", false).unwrap();
     {
         let staging = Staging::begin(&target, OWNER, true).unwrap();
         std::fs::write(staging.path().join("data.txt"), "half").unwrap();
         // dropped without commit: the operation failed
     }
-    assert_eq!(read(&target), "old");
-    assert_eq!(names(dir.path()), ["out"]);
+    assert_alone(&target, "old");
 }
 
 #[test]
@@ -104,11 +129,9 @@ fn a_kept_staging_directory_resumes_and_blocks_nothing_else() {
 
 #[test]
 fn a_foreign_directory_at_the_staging_name_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("out");
+    let (_tmp, target) = temp_target();
     let staging = staging_path(&target);
-    std::fs::create_dir(&staging).unwrap();
-    std::fs::write(staging.join("mine.txt"), "x").unwrap();
+    dir_with(&staging, "mine.txt", "x");
     assert!(matches!(Staging::begin(&target, OWNER, true), Err(FsError::Foreign { .. })));
     assert!(matches!(Staging::resume(&target, OWNER), Err(FsError::Foreign { .. })));
     assert!(staging.join("mine.txt").is_file());
@@ -117,8 +140,7 @@ fn a_foreign_directory_at_the_staging_name_is_refused() {
 /// The states a kill can leave during a swap, and what the next run makes of them.
 #[test]
 fn every_state_a_killed_swap_leaves_recovers_to_one_complete_output() {
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("out");
+    let (dir, target) = temp_target();
     let aside = dir.path().join("out.old");
     let staging = staging_path(&target);
 
@@ -127,30 +149,22 @@ fn every_state_a_killed_swap_leaves_recovers_to_one_complete_output() {
     std::fs::rename(&target, &aside).unwrap();
     let s = Staging::resume(&target, OWNER).unwrap();
     assert!(s.is_none());
-    assert_eq!(read(&target), "old");
-    assert_eq!(names(dir.path()), ["out"]);
+    assert_alone(&target, "old");
 
     // Killed while removing the old output after the swap: a half-removed complete directory
     // at the staging name, its marker still there.
-    std::fs::create_dir(&staging).unwrap();
-    std::fs::write(staging.join(MARKER_FILE), r#"{"tool":"test","format":"lt-test","state":"complete"}"#).unwrap();
+    dir_with(&staging, MARKER_FILE, COMPLETE);
     assert!(Staging::resume(&target, OWNER).unwrap().is_none());
     assert_eq!(names(dir.path()), ["out"]);
 
     // The same at the aside name, with the new output in place.
-    std::fs::create_dir(&aside).unwrap();
-    std::fs::write(aside.join(MARKER_FILE), r#"{"tool":"test","format":"lt-test","state":"complete"}"#).unwrap();
-    write_output(&target, "new", true).unwrap();
-    assert_eq!(read(&target), "new");
-    assert_eq!(names(dir.path()), ["out"]);
+    dir_with(&aside, MARKER_FILE, COMPLETE);
+    force_and_check(&target, "new");
 }
 
 #[test]
 fn links_inside_an_output_are_removed_not_followed() {
-    let dir = tempfile::tempdir().unwrap();
-    let outside = dir.path().join("outside");
-    std::fs::create_dir(&outside).unwrap();
-    std::fs::write(outside.join("precious.txt"), "x").unwrap();
+    let (dir, outside) = temp_dir_with("outside", "precious.txt", "x");
     let target = dir.path().join("out");
     let s = Staging::begin(&target, OWNER, false).unwrap();
     std::os::unix::fs::symlink(&outside, s.path().join("link")).unwrap();
@@ -163,14 +177,10 @@ fn links_inside_an_output_are_removed_not_followed() {
 /// directory (or one with the marker's temporary file): the next run takes it over.
 #[test]
 fn a_staging_directory_killed_before_its_marker_is_taken_over() {
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("out");
+    let (_tmp, target) = temp_target();
     let staging = staging_path(&target);
     std::fs::create_dir(&staging).unwrap();
     write_output(&target, "one", false).unwrap();
-    std::fs::create_dir(&staging).unwrap();
-    std::fs::write(staging.join(format!("{MARKER_FILE}.partial")), "{\"to").unwrap();
-    write_output(&target, "two", true).unwrap();
-    assert_eq!(read(&target), "two");
-    assert_eq!(names(dir.path()), ["out"]);
+    dir_with(&staging, format!("{MARKER_FILE}.partial"), "{\"to");
+    force_and_check(&target, "two");
 }

@@ -62,14 +62,18 @@ fn fuzz_files(dir: &Path, files: &[&str], seed: u64, default_iters: usize, read:
     }
 }
 
-#[test]
-fn mutated_run_directories_are_refused_or_read_never_a_panic() {
+/// `run` written as `run/` in a fresh temporary directory.
+fn temp_run(run: SyntheticRun) -> (tempfile::TempDir, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    let mut run = SyntheticRun::long_tailed(class_names(5), 3);
-    run.epochs = 3;
-    run.test_per_class = 8;
     write_run(&dir, &run).unwrap();
+    (tmp, dir)
+}
+
+#[test]
+fn mutated_run_directories_are_refused_or_read_never_a_panic() {
+    let (_tmp, dir) =
+        temp_run(SyntheticRun { epochs: 3, test_per_class: 8, ..SyntheticRun::long_tailed(class_names(5), 3) });
     let read = |d: &Path| read_run(d).err().map(|e| e.to_string());
     fuzz_files(&dir, &["run.json", "metrics.parquet", "predictions.parquet"], 0x004e_9047, 200, &read);
 }
@@ -93,11 +97,7 @@ fn the_allocation_limit_is_enforced() {
 
 #[test]
 fn lying_parquet_footers_are_errors_naming_the_file() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("run");
-    let mut run = SyntheticRun::long_tailed(class_names(3), 1);
-    run.epochs = 2;
-    write_run(&dir, &run).unwrap();
+    let (_tmp, dir) = temp_run(SyntheticRun { epochs: 2, ..SyntheticRun::long_tailed(class_names(3), 1) });
     let edits: [(&str, FooterEdit); 3] = [
         ("a negative chunk size", |g, c| (g, c.set_total_compressed_size(-8))),
         ("a negative page offset", |g, c| (g, c.set_data_page_offset(-5).set_dictionary_page_offset(None))),

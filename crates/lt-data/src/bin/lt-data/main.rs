@@ -325,7 +325,7 @@ fn run_weights(a: WeightsArgs) -> Result<()> {
         _ => None,
     };
     let out = serde_json::json!({
-        "scheme": scheme.name(),
+        "scheme": lt_format::vocab::Vocab::name(a.scheme),
         "beta": beta,
         "normalize": normalize,
         "counts": meta.subset_counts,
