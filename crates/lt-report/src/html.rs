@@ -25,13 +25,8 @@ pub struct RunSummary {
     pub validation: Option<String>,
     pub epochs: u32,
     pub test_samples: u64,
-    pub accuracy: f64,
-    pub balanced_accuracy: f64,
-    /// Accuracy per shot group, in the order of `summary.group_names`.
-    pub group_accuracy: Vec<f64>,
-    pub gmean: f64,
-    pub macro_f1: f64,
-    pub ece: f64,
+    #[serde(flatten)]
+    pub headline: Headline<f64>,
     /// The groups of each of `summary.shot_splits`.
     pub shot_groups: Vec<ShotGroups>,
     pub report: ClassificationReport,
@@ -52,15 +47,56 @@ pub struct ExperimentSummary {
     /// How each run's reported epoch was chosen, in words.
     pub protocol: String,
     pub epochs: Spread,
-    pub accuracy: Spread,
-    pub balanced_accuracy: Spread,
-    /// Per shot group, in the order of `summary.group_names`.
-    pub group_accuracy: Vec<Spread>,
-    pub gmean: Spread,
-    pub macro_f1: Spread,
-    pub ece: Spread,
+    #[serde(flatten)]
+    pub headline: Headline<Spread>,
     /// Per class (by label).
     pub per_class_accuracy: Vec<Spread>,
+}
+
+/// The test metrics of the summary table's columns: one run's (`f64`), or their [`Spread`]
+/// over an experiment's seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Headline<T> {
+    pub accuracy: T,
+    pub balanced_accuracy: T,
+    /// Accuracy per shot group, in the order of `summary.group_names`.
+    pub group_accuracy: Vec<T>,
+    pub gmean: T,
+    pub macro_f1: T,
+    pub ece: T,
+}
+
+impl Headline<f64> {
+    fn of_run(data: &ReportData, i: usize) -> Self {
+        let r = &data.runs[i];
+        Headline {
+            accuracy: r.report.accuracy,
+            balanced_accuracy: r.report.balanced_accuracy,
+            group_accuracy: data.shots[i].iter().flat_map(|g| g.accuracies()).collect(),
+            gmean: r.report.gmean,
+            macro_f1: r.report.macro_f1,
+            ece: r.ece,
+        }
+    }
+}
+
+impl Headline<Spread> {
+    /// Each metric's spread over `runs`, with `groups` shot groups (NaN for a group a run
+    /// lacks).
+    fn over(runs: &[&Headline<f64>], groups: usize) -> Self {
+        let spread =
+            |value: &dyn Fn(&Headline<f64>) -> f64| Spread::of(&runs.iter().map(|h| value(h)).collect::<Vec<_>>());
+        Headline {
+            accuracy: spread(&|h| h.accuracy),
+            balanced_accuracy: spread(&|h| h.balanced_accuracy),
+            group_accuracy: (0..groups)
+                .map(|g| spread(&|h| h.group_accuracy.get(g).copied().unwrap_or(f64::NAN)))
+                .collect(),
+            gmean: spread(&|h| h.gmean),
+            macro_f1: spread(&|h| h.macro_f1),
+            ece: spread(&|h| h.ece),
+        }
+    }
 }
 
 /// summary.json.
@@ -93,7 +129,7 @@ pub(crate) fn summary(data: &ReportData, title: &str, figures: &[Figure], litera
             experiment_of[i] = e;
         }
     }
-    let runs = data
+    let runs: Vec<RunSummary> = data
         .runs
         .iter()
         .enumerate()
@@ -105,12 +141,7 @@ pub(crate) fn summary(data: &ReportData, title: &str, figures: &[Figure], litera
             validation: r.validation.clone(),
             epochs: r.epochs(),
             test_samples: r.report.samples,
-            accuracy: r.report.accuracy,
-            balanced_accuracy: r.report.balanced_accuracy,
-            group_accuracy: data.shots[i].iter().flat_map(|g| g.accuracies()).collect(),
-            gmean: r.report.gmean,
-            macro_f1: r.report.macro_f1,
-            ece: r.ece,
+            headline: Headline::of_run(data, i),
             shot_groups: data.shots[i].clone(),
             report: r.report.clone(),
         })
@@ -136,16 +167,7 @@ pub(crate) fn summary(data: &ReportData, title: &str, figures: &[Figure], litera
                 settings: settings.clone(),
                 protocol: protocols.join(" / "),
                 epochs: spread(&|_, r| f64::from(r.epochs())),
-                accuracy: spread(&|_, r| r.report.accuracy),
-                balanced_accuracy: spread(&|_, r| r.report.balanced_accuracy),
-                group_accuracy: (0..groups)
-                    .map(|g| {
-                        spread(&|i, _| data.shots[i].iter().flat_map(|s| s.accuracies()).nth(g).unwrap_or(f64::NAN))
-                    })
-                    .collect(),
-                gmean: spread(&|_, r| r.report.gmean),
-                macro_f1: spread(&|_, r| r.report.macro_f1),
-                ece: spread(&|_, r| r.ece),
+                headline: Headline::over(&e.runs.iter().map(|&i| &runs[i].headline).collect::<Vec<_>>(), groups),
                 per_class_accuracy: (0..data.class_names.len())
                     .map(|c| spread(&|_, r| r.report.per_class_accuracy[c]))
                     .collect(),
@@ -211,13 +233,14 @@ fn table(s: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
         .map(|e| {
             let mut row = vec![if seeds { format!("{} (n={})", e.label, e.n) } else { e.label.clone() }];
             row.extend(s.differing_settings.iter().map(|k| e.settings.get(k).cloned().unwrap_or_default()));
-            row.push(percent_spread(&e.accuracy));
-            row.push(percent_spread(&e.balanced_accuracy));
-            row.extend(e.group_accuracy.iter().map(percent_spread));
+            let h = &e.headline;
+            row.push(percent_spread(&h.accuracy));
+            row.push(percent_spread(&h.balanced_accuracy));
+            row.extend(h.group_accuracy.iter().map(percent_spread));
             row.extend([
-                ratio_spread(&e.gmean),
-                ratio_spread(&e.macro_f1),
-                ratio_spread(&e.ece),
+                ratio_spread(&h.gmean),
+                ratio_spread(&h.macro_f1),
+                ratio_spread(&h.ece),
                 epochs_text(&e.epochs),
             ]);
             row

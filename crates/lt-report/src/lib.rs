@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 pub use compare::{ReportData, Settings, differing_settings, run_labels};
 pub use error::ReportError;
 pub use experiments::{Experiment, Spread};
-pub use html::{ExperimentSummary, RunSummary, Summary};
+pub use html::{ExperimentSummary, Headline, RunSummary, Summary};
 pub use literature::{Literature, LiteratureError, LiteratureRow};
 pub use style::{ClassAxisLabels, class_axis_labels, truncate};
 

@@ -26,7 +26,7 @@ f1 = np.where(prec + recall > 0, 2 * prec * recall / np.maximum(prec + recall, 1
 print(json.dumps({"accuracy": float((y == p).mean()), "balanced": float(recall.mean()),
                   "macro_f1": float(f1.mean()), "gmean": float(np.prod(recall) ** (1 / C))}))
 "#;
-    for (dir, run) in f.runs.iter().zip(&summary.runs) {
+    for (dir, run) in f.runs.iter().zip(summary.runs.iter().map(|r| &r.headline)) {
         let o = Command::new(python()).arg("-c").arg(script).arg(dir.join("predictions.parquet")).output().unwrap();
         assert!(o.status.success(), "python: {}", String::from_utf8_lossy(&o.stderr));
         let want: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

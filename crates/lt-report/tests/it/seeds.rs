@@ -103,10 +103,10 @@ fn two_experiments_of_three_seeds_report_mean_and_sample_std() {
     let e = &summary.experiments[1];
     let row = format!(
         "| ldam-drw (n=3) | ldam | {:.1} ± {:.1} | {:.1} ± {:.1} |",
-        100.0 * e.accuracy.mean,
-        100.0 * e.accuracy.std.unwrap(),
-        100.0 * e.balanced_accuracy.mean,
-        100.0 * e.balanced_accuracy.std.unwrap()
+        100.0 * e.headline.accuracy.mean,
+        100.0 * e.headline.accuracy.std.unwrap(),
+        100.0 * e.headline.balanced_accuracy.mean,
+        100.0 * e.headline.balanced_accuracy.std.unwrap()
     );
     assert!(md.contains(&row), "{row} not in\n{md}");
     assert_eq!(md.lines().filter(|l| l.starts_with("| ce (n=3) |")).count(), 1, "{md}");
@@ -149,13 +149,13 @@ fn one_run_per_experiment_has_no_spread_and_the_plain_table() {
     assert_eq!(summary.experiments.len(), 2);
     for (e, r) in summary.experiments.iter().zip(&summary.runs) {
         assert_eq!(e.n, 1);
-        assert_eq!(e.accuracy.std, None);
-        assert_eq!(e.accuracy.mean, r.accuracy);
-        assert_eq!(e.balanced_accuracy.mean, r.balanced_accuracy);
+        assert_eq!(e.headline.accuracy.std, None);
+        assert_eq!(e.headline.accuracy.mean, r.headline.accuracy);
+        assert_eq!(e.headline.balanced_accuracy.mean, r.headline.balanced_accuracy);
     }
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(!md.contains('±') && !md.contains("(n="), "{md}");
-    assert!(md.contains(&format!("| ce | ce | {:.1} |", 100.0 * summary.runs[0].accuracy)), "{md}");
+    assert!(md.contains(&format!("| ce | ce | {:.1} |", 100.0 * summary.runs[0].headline.accuracy)), "{md}");
     assert!(md.contains("Test-set metrics of the final predictions."));
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();

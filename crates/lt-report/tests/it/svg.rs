@@ -113,8 +113,8 @@ fn shot_groups_by_the_standard_thresholds_sit_beside_the_thirds() {
         }
     }
     let want: Vec<f64> = thirds.iter().chain(&by_threshold).map(|c| mean(c)).collect();
-    for (got, want) in r.group_accuracy.iter().zip(&want) {
-        assert!((got - want).abs() < 1e-12, "{:?} vs {want:?}", r.group_accuracy);
+    for (got, want) in r.headline.group_accuracy.iter().zip(&want) {
+        assert!((got - want).abs() < 1e-12, "{:?} vs {want:?}", r.headline.group_accuracy);
     }
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(md.contains("| head % | mid % | tail % | many % | medium % | few % |"), "{md}");
@@ -130,5 +130,5 @@ fn shot_groups_by_the_standard_thresholds_sit_beside_the_thirds() {
     options.shots = ShotChoice::Thirds;
     let summary = generate(&options).unwrap();
     assert_eq!(summary.group_names, ["head", "mid", "tail"]);
-    assert_eq!(summary.runs[0].group_accuracy.len(), 3);
+    assert_eq!(summary.runs[0].headline.group_accuracy.len(), 3);
 }
