@@ -25,29 +25,12 @@ fn fails(args: &[&str]) -> String {
 fn build_weights_inspect_from_the_command_line() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("ds");
+    let mut args: Vec<&str> = "build --quiet --source synthetic:500 --test-per-class 20 --profile exp --imbalance 10 \
+         --resample instance,random-under,progressive,effective-number --beta 0.99 --epochs 3 --seed 4"
+        .split_whitespace()
+        .collect();
     let o = out.to_str().unwrap();
-    let args = [
-        "build",
-        "--quiet",
-        "--source",
-        "synthetic:500",
-        "--test-per-class",
-        "20",
-        "--profile",
-        "exp",
-        "--imbalance",
-        "10",
-        "--resample",
-        "instance,random-under,progressive,effective-number",
-        "--beta",
-        "0.99",
-        "--epochs",
-        "3",
-        "--seed",
-        "4",
-        "--out",
-        o,
-    ];
+    args.extend(["--out", o]);
     ok(&args);
     let meta = lt_data::DatasetMeta::read(&out).unwrap();
     assert_eq!(meta.subset_counts, [500, 387, 299, 232, 179, 139, 107, 83, 64, 50]);
@@ -74,17 +57,8 @@ fn build_weights_inspect_from_the_command_line() {
     let ws: Vec<f64> = w["weights"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
     assert!((ws.iter().sum::<f64>() - 10.0).abs() < 1e-9);
     assert!((ws[9] / ws[0] - 10.0).abs() < 1e-9);
-    let w: serde_json::Value = serde_json::from_str(&ok(&[
-        "weights",
-        o,
-        "--scheme",
-        "effective-number",
-        "--beta",
-        "0.999",
-        "--normalize",
-        "none",
-    ]))
-    .unwrap();
+    let effective = ["weights", o, "--scheme", "effective-number", "--beta", "0.999", "--normalize", "none"];
+    let w: serde_json::Value = serde_json::from_str(&ok(&effective)).unwrap();
     assert_eq!(w["beta"], 0.999);
     let w0 = w["weights"][0].as_f64().unwrap();
     assert!((w0 - 0.001 / (1.0 - 0.999f64.powi(500))).abs() < 1e-12, "{w0}");

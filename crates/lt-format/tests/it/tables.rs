@@ -2,27 +2,16 @@ use lt_format::tables::{
     MetricsRow, Predictions, TableError, read_metrics, read_predictions, write_metrics, write_predictions,
 };
 
+/// A metrics row: `[loss, accuracy, balanced_accuracy]` and the per-class accuracies.
+fn row(epoch: u32, split: &str, [loss, accuracy, balanced_accuracy]: [f64; 3], per_class: Vec<f64>) -> MetricsRow {
+    MetricsRow { epoch, split: split.into(), loss, accuracy, balanced_accuracy, per_class_accuracy: per_class }
+}
+
 #[test]
 fn metrics_and_predictions_read_back_as_written() {
     let dir = tempfile::tempdir().unwrap();
-    let rows = vec![
-        MetricsRow {
-            epoch: 1,
-            split: "train".into(),
-            loss: 1.5,
-            accuracy: 0.5,
-            balanced_accuracy: 0.25,
-            per_class_accuracy: vec![0.5, 0.0],
-        },
-        MetricsRow {
-            epoch: 1,
-            split: "test".into(),
-            loss: 2.0,
-            accuracy: 0.4,
-            balanced_accuracy: 0.3,
-            per_class_accuracy: vec![0.6, f64::NAN],
-        },
-    ];
+    let rows =
+        vec![row(1, "train", [1.5, 0.5, 0.25], vec![0.5, 0.0]), row(1, "test", [2.0, 0.4, 0.3], vec![0.6, f64::NAN])];
     let m = dir.path().join("metrics.parquet");
     write_metrics(&m, &rows).unwrap();
     let back = read_metrics(&m, 2).unwrap();
@@ -47,14 +36,7 @@ fn metrics_and_predictions_read_back_as_written() {
 fn a_row_with_the_wrong_class_count_is_refused_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let m = dir.path().join("metrics.parquet");
-    let row = MetricsRow {
-        epoch: 3,
-        split: "val".into(),
-        loss: 1.0,
-        accuracy: 0.5,
-        balanced_accuracy: 0.5,
-        per_class_accuracy: vec![0.5; 4],
-    };
+    let row = row(3, "val", [1.0, 0.5, 0.5], vec![0.5; 4]);
     write_metrics(&m, &[row]).unwrap();
     let err = read_metrics(&m, 10).unwrap_err();
     assert!(matches!(err, TableError::Invalid { .. }), "{err}");
@@ -66,14 +48,7 @@ fn a_row_with_the_wrong_class_count_is_refused_naming_the_file() {
 fn a_metrics_row_with_nan_reads_back_from_json() {
     // Checkpoints keep their metric rows as JSON, where NaN (a class absent from a split) is
     // null: a resumed or validation-chosen run reads them back.
-    let row = MetricsRow {
-        epoch: 2,
-        split: "train".into(),
-        loss: f64::NAN,
-        accuracy: 0.5,
-        balanced_accuracy: f64::NAN,
-        per_class_accuracy: vec![0.5, f64::NAN],
-    };
+    let row = row(2, "train", [f64::NAN, 0.5, f64::NAN], vec![0.5, f64::NAN]);
     let json = serde_json::to_string(&row).unwrap();
     assert!(json.contains("null"), "{json}");
     let back: MetricsRow = serde_json::from_str(&json).unwrap();

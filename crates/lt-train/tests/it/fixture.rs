@@ -83,6 +83,11 @@ pub fn write_dataset(dir: &Path, train_counts: &[usize], test_per_class: usize, 
     train_labels
 }
 
+/// Command-line words written as one string: `flags("--epochs 1 --quiet")`.
+pub fn flags(words: &str) -> Vec<&str> {
+    words.split_whitespace().collect()
+}
+
 /// A fresh temporary directory holding a [`write_dataset`] dataset in `data/`.
 pub fn temp_dataset(train_counts: &[usize], test_per_class: usize, seed: u64) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();

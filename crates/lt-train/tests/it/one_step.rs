@@ -11,7 +11,7 @@ use lt_graph::models::{densenet, preset};
 use lt_graph::train::{Lowering, Sgd, StateKind, TrainingGraphSpec, tensor_f32};
 use lt_train::dataset::Dataset;
 
-use super::fixture::{read_json, write_dataset};
+use super::fixture::{flags, p, read_json, write_dataset};
 use super::graph_util::{Trainer, ce};
 
 fn initializers(path: &Path) -> HashMap<String, Vec<f32>> {
@@ -29,41 +29,11 @@ fn one_epoch_of_the_whole_subset_is_one_sgd_step_in_index_order() {
     write_dataset(&data, &counts, 2, 11);
     let run = dir.path().join("run");
     let n = counts.iter().sum::<usize>().to_string();
-    let d = data.to_str().unwrap();
-    let r = run.to_str().unwrap();
-    let args = [
-        "--data",
-        d,
-        "--arch",
-        "densenet-tiny",
-        "--epochs",
-        "1",
-        "--batch-size",
-        &n,
-        "--no-augment",
-        "--no-shuffle",
-        "--resample",
-        "instance",
-        "--ep",
-        "cpu",
-        "--seed",
-        "3",
-        "--lr",
-        "0.05",
-        "--momentum",
-        "0.9",
-        "--weight-decay",
-        "5e-4",
-        "--schedule",
-        "constant",
-        "--weights",
-        "inverse",
-        "--threads",
-        "2",
-        "--quiet",
-        "--out",
-        r,
-    ];
+    let mut args = vec!["--data", p(&data), "--out", p(&run), "--batch-size", &n, "--threads", "2", "--quiet"];
+    args.extend(flags(
+        "--arch densenet-tiny --epochs 1 --no-augment --no-shuffle --resample instance --ep cpu --seed 3 \
+         --lr 0.05 --momentum 0.9 --weight-decay 5e-4 --schedule constant --weights inverse",
+    ));
     let o = Command::new(env!("CARGO_BIN_EXE_lt-train")).args(args).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let run_json = read_json(&run.join("run.json"));

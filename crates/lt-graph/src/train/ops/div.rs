@@ -1,21 +1,14 @@
 //! Div (broadcasting), e.g. `F.normalize`'s x / max(‖x‖, eps). Initializer operands are
 //! constants. Backward: da = dY/b, db = −dY·y/b, each summed down to its operand's shape.
 
-use super::{Backward, OpRule, Operands, binary};
+use super::{Backward, Binary, Operands};
 use crate::GraphError;
-use crate::onnx::proto::NodeProto;
 use crate::train::emit::Value;
-use crate::train::tape::{Ctx, Forward};
+use crate::train::tape::Ctx;
 
-pub(crate) struct Div;
+pub(crate) const DIV: Binary<DivBackward> = Binary(DivBackward);
 
-impl OpRule for Div {
-    fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
-        binary(f, node, DivBackward)
-    }
-}
-
-struct DivBackward(Operands);
+pub(crate) struct DivBackward(Operands);
 
 impl Backward for DivBackward {
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {

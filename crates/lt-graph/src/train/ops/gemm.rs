@@ -12,11 +12,7 @@ pub(crate) struct Gemm;
 
 impl OpRule for Gemm {
     fn roles(&self, _node: &NodeProto, _init: InitOf<'_>) -> Vec<Role> {
-        vec![
-            Role::weight(0),
-            Role::weight(1),
-            Role::bias(2),
-        ]
+        vec![Role::weight(0), Role::weight(1), Role::bias(2)]
     }
 
     fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {

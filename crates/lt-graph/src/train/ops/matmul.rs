@@ -1,6 +1,6 @@
 //! MatMul of two 2-D values, emitted as a Gemm without attributes (backward in gemm.rs).
 
-use super::gemm::GemmBackward;
+use super::gemm::{Gemm, GemmBackward};
 use super::{InitOf, OpRule, Role, unsupported};
 use crate::GraphError;
 use crate::onnx::proto::NodeProto;
@@ -10,8 +10,9 @@ use crate::train::tape::Forward;
 pub(crate) struct MatMul;
 
 impl OpRule for MatMul {
-    fn roles(&self, _node: &NodeProto, _init: InitOf<'_>) -> Vec<Role> {
-        vec![Role::weight(0), Role::weight(1)]
+    /// Gemm's: A and B are weights (a MatMul has no C).
+    fn roles(&self, node: &NodeProto, init: InitOf<'_>) -> Vec<Role> {
+        Gemm.roles(node, init)
     }
 
     fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {

@@ -46,8 +46,8 @@ rules![
     squeeze::Squeeze = "Squeeze",
     slice::Slice = "Slice",
     pad::Pad = "Pad",
-    mul::Mul = "Mul",
-    div::Div = "Div",
+    mul::MUL = "Mul",
+    div::DIV = "Div",
     max::Max = "Max",
     reduce_l2::ReduceL2 = "ReduceL2",
     clip::Clip = "Clip",
@@ -120,6 +120,16 @@ pub(crate) struct Operands {
     pub a: Value,
     pub b: Value,
     pub y: Value,
+}
+
+/// The whole rule of a broadcasting binary op without parameters or checks of its own (Mul,
+/// Div): [`binary`]'s forward, recording the backward `B` its operands make.
+pub(crate) struct Binary<B>(pub fn(Operands) -> B);
+
+impl<B: Backward + 'static> OpRule for Binary<B> {
+    fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
+        binary(f, node, self.0)
+    }
 }
 
 /// The forward rule of a broadcasting binary op: wires `node`'s op on inputs 0 and 1 and

@@ -2,21 +2,14 @@
 //! not parameters (a scale s stays s). Backward: dY·b and dY·a summed down to each operand's
 //! shape.
 
-use super::{Backward, OpRule, Operands, binary};
+use super::{Backward, Binary, Operands};
 use crate::GraphError;
-use crate::onnx::proto::NodeProto;
 use crate::train::emit::Value;
-use crate::train::tape::{Ctx, Forward};
+use crate::train::tape::Ctx;
 
-pub(crate) struct Mul;
+pub(crate) const MUL: Binary<MulBackward> = Binary(MulBackward);
 
-impl OpRule for Mul {
-    fn forward(&self, f: &mut Forward, node: &NodeProto) -> Result<Option<Value>, GraphError> {
-        binary(f, node, MulBackward)
-    }
-}
-
-struct MulBackward(Operands);
+pub(crate) struct MulBackward(Operands);
 
 impl Backward for MulBackward {
     fn backward(&self, cx: &mut Ctx, dy: Value) -> Result<(), GraphError> {
