@@ -97,9 +97,10 @@ fn attrs_of(node: &NodeProto) -> Vec<(&str, Attr)> {
         .collect()
 }
 
-/// Folds the shape subgraphs of `graph` (after Constant nodes became initializers and
-/// Identity nodes were bypassed). Nodes that cannot be folded are kept as they are.
-pub(super) fn fold(graph: &mut GraphProto) -> Result<(), GraphError> {
+/// The two worlds folding runs in: the model's input at its exported batch and at one more
+/// (so a value computed from the batch size shows as two different constants), with every
+/// initializer's shape and the values of the int64 ones.
+fn worlds_at_two_batches(graph: &GraphProto) -> Result<[World; 2], GraphError> {
     let input = graph.input.first().ok_or_else(|| GraphError::Model("the model has no input".into()))?;
     let Some(type_proto::Value::TensorType(tt)) = input.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
         return Err(GraphError::Model(format!("input `{}` is not a tensor", input.name)));
@@ -131,6 +132,13 @@ pub(super) fn fold(graph: &mut GraphProto) -> Result<(), GraphError> {
             }
         }
     }
+    Ok(worlds)
+}
+
+/// Folds the shape subgraphs of `graph` (after Constant nodes became initializers and
+/// Identity nodes were bypassed). Nodes that cannot be folded are kept as they are.
+pub(super) fn fold(graph: &mut GraphProto) -> Result<(), GraphError> {
+    let mut worlds = worlds_at_two_batches(graph)?;
     let mut folded: HashSet<String> = HashSet::new();
     let mut kept = Vec::new();
     let mut new_inits: Vec<TensorProto> = Vec::new();
@@ -291,6 +299,9 @@ fn batch_free_target(
 
 /// Evaluates a foldable node in `w`; `None` when an input is unknown or the form is not one
 /// this folder evaluates (the node then stays in the graph).
+///
+/// Long on purpose: one short arm per foldable op (the `FOLDABLE` list), so what the folder
+/// computes for each reads in one place, as `infer` does for shapes.
 fn eval(node: &NodeProto, w: &World) -> Option<Ints> {
     let get = |i: usize| -> Option<&Ints> { node.input.get(i).filter(|n| !n.is_empty()).and_then(|n| w.ints.get(n)) };
     let given = |i: usize| node.input.get(i).is_some_and(|n| !n.is_empty());
