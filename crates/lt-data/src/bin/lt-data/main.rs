@@ -325,7 +325,7 @@ fn run_weights(a: WeightsArgs) -> Result<()> {
         _ => None,
     };
     let out = serde_json::json!({
-        "scheme": lt_format::vocab::Vocab::name(a.scheme),
+        "scheme": a.scheme,
         "beta": beta,
         "normalize": normalize,
         "counts": meta.subset_counts,
